@@ -1,0 +1,148 @@
+// The dry run (see dry_run.hpp).
+#include "app/dry_run.hpp"
+
+#include "app/job_files.hpp"
+#include "core/rollout_plan.hpp"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+
+#include <sys/resource.h>
+
+namespace fleetcast::app {
+namespace {
+
+std::string bytes(std::uint64_t n) {
+  if (n < 10 * 1024) return fmt::format("{} B", n);
+  if (n < 10 * 1024 * 1024) return fmt::format("{:.1f} KiB", static_cast<double>(n) / 1024);
+  return fmt::format("{:.1f} MiB", static_cast<double>(n) / (1024 * 1024));
+}
+
+std::string_view type_name(std::int64_t t) {
+  switch (t) {
+    case 1:
+      return "passthrough";
+    case 2:
+      return "property";
+    case 3:
+      return "service";
+  }
+  return "?";
+}
+
+std::string auth_source(const auth_config& a) {
+  switch (a.kind) {
+    case auth_config::source::token_file:
+      return "token_file " + a.token_file;
+    case auth_config::source::token_env:
+      return "token_env " + a.token_env;
+    case auth_config::source::token_command:
+      return "token_command " + a.token_command.front();
+  }
+  return "";
+}
+
+std::string command_line(const command& c) {
+  std::string out = fmt::format("type {} ({})", *c.type, type_name(*c.type));
+  const auto& data = *c.data;
+  out += fmt::format(", data {}{} ({} chars)", data.substr(0, 60), data.size() > 60 ? "..." : "",
+                     data.size());
+  const auto opt = [&](const char* name, const std::optional<std::int64_t>& v) {
+    if (v) out += fmt::format(", {} {}", name, *v);
+  };
+  opt("dataFormat", c.data_format);
+  opt("qos", c.qos);
+  opt("isCache", c.is_cache);
+  opt("cacheTime", c.cache_time);
+  opt("isCover", c.is_cover);
+  return out;
+}
+
+}  // namespace
+
+int dry_run(const std::string& job_file) {
+  std::string text, error;
+  if (!read_text_file(job_file, text, error)) {
+    fmt::print(stderr, "fleetcast: {}\n", error);
+    return 2;
+  }
+  auto parsed = parse_job(text, job_file);
+  if (!parsed.job) {
+    for (const auto& e : parsed.errors) fmt::print(stderr, "fleetcast: {}\n", e.describe(job_file));
+    fmt::print(stderr, "fleetcast: the job is invalid ({} problem{}); nothing was sent\n",
+               parsed.errors.size(), parsed.errors.size() == 1 ? "" : "s");
+    return 2;
+  }
+  const job& j = *parsed.job;
+  opened_devices devices;
+  if (!open_devices(j, devices, error)) {
+    fmt::print(stderr, "fleetcast: {}: {}\n", job_file, error);
+    return 2;
+  }
+
+  const rollout_plan plan = plan_rollout(j, *devices.stream);
+  for (const auto& p : plan.problems) fmt::print(stderr, "fleetcast: {}: {}\n", devices.name, p);
+  const auto skipped = plan.invalid + plan.duplicates;
+  if (skipped > plan.problems.size()) {
+    fmt::print(stderr, "fleetcast: {}: ... and {} more skipped records\n", devices.name,
+               skipped - plan.problems.size());
+  }
+  if (!plan.fatal.empty()) {
+    fmt::print(stderr, "fleetcast: {}: {}\n", devices.name, plan.fatal);
+    fmt::print(stderr, "fleetcast: the device list cannot be read; nothing was sent\n");
+    return 2;
+  }
+  if (plan.devices == 0) {
+    fmt::print(stderr, "fleetcast: {}: no device to send (code 5311: empty device list)\n",
+               devices.name);
+    return 2;
+  }
+
+  fmt::print("fleetcast dry run: job \"{}\" ({})\n", j.name, job_file);
+  fmt::print("  endpoint     {}\n", j.endpoint.url);
+  fmt::print("  target       POST {}\n", j.endpoint.target());
+  fmt::print("  auth         {} (not read in a dry run)\n", auth_source(j.auth));
+  fmt::print("  command      {}\n", command_line(j.cmd));
+  fmt::print("  devices      {} ({}): {} records\n", devices.name, to_string(j.devices.format),
+             plan.records);
+  fmt::print("               {} to send, {} invalid, {} duplicate{}\n", plan.devices, plan.invalid,
+             plan.duplicates, plan.duplicates == 1 ? "" : "s");
+  fmt::print(
+      "  batches      {} of up to {} devices{}; the last holds {}\n", plan.batches, plan.batch_size,
+      j.batch.auto_size ? " (\"auto\": starts here, settles on what the server accepts)" : "",
+      plan.last_batch);
+  fmt::print("  bodies       {} of JSON in all, largest {}\n", bytes(plan.body_bytes),
+             bytes(plan.largest_body));
+  if (plan.canary_devices > 0) {
+    fmt::print("  canary       the first {} devices go first\n", plan.canary_devices);
+  }
+  std::string rate;
+  if (j.rate.requests_per_second > 0)
+    rate += fmt::format("{} requests/s", j.rate.requests_per_second);
+  if (j.rate.devices_per_second > 0) {
+    rate += fmt::format("{}{} devices/s", rate.empty() ? "" : ", ", j.rate.devices_per_second);
+  }
+  if (rate.empty()) {
+    fmt::print("  rate         unlimited\n");
+  } else {
+    fmt::print("  rate         {}, burst {}: at least {:.1f} s\n", rate, j.rate.burst,
+               plan.min_seconds);
+  }
+  fmt::print("  connections  {}, pipeline depth {}; timeouts: connect {} ms, request {} ms\n",
+             j.connections, j.pipeline_depth, j.timeouts.connect_ms, j.timeouts.request_ms);
+  fmt::print("  retry        up to {} attempts, backoff {}..{} ms, unknown outcome: {}\n",
+             j.retry.max_attempts, j.retry.base_delay_ms, j.retry.max_delay_ms,
+             j.retry.unknown_outcome == unknown_outcome_policy::retry ? "retry" : "fail");
+  fmt::print("  tls          {}{}\n", j.tls.verify ? "verify" : "NOT VERIFIED",
+             j.tls.ca_file ? ", CA file " + *j.tls.ca_file : "");
+  fmt::print("  output       {}\n", j.output_dir);
+  struct rusage usage {};
+  getrusage(RUSAGE_SELF, &usage);  // ru_maxrss is in KiB on Linux
+  fmt::print("  memory       peak RSS {:.1f} MiB (duplicate filter {})\n",
+             static_cast<double>(usage.ru_maxrss) / 1024, bytes(plan.filter_bytes));
+  fmt::print("dry run: nothing was sent\n");
+  return skipped > 0 ? 1 : 0;
+}
+
+}  // namespace fleetcast::app

@@ -1,0 +1,13 @@
+// `fleetcast run JOB --dry-run`: validate the job, stream its devices, print
+// the batch plan and the counts. Sends nothing.
+#pragma once
+
+#include <string>
+
+namespace fleetcast::app {
+
+// Returns the exit status: 0 every record would be sent, 1 some records
+// would be skipped, 2 the job is invalid or its devices cannot be read.
+int dry_run(const std::string& job_file);
+
+}  // namespace fleetcast::app

@@ -1,0 +1,52 @@
+// Job and device-list files (see job_files.hpp).
+#include "app/job_files.hpp"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace fleetcast::app {
+
+bool read_text_file(const std::string& path, std::string& text, std::string& error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = fmt::format("{}: cannot open: {}", path, std::strerror(errno));
+    return false;
+  }
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  if (in.bad()) {
+    error = fmt::format("{}: read error", path);
+    return false;
+  }
+  text = std::move(buf).str();
+  return true;
+}
+
+bool open_devices(const job& j, opened_devices& out, std::string& error) {
+  bool is_inline = !j.devices.file;
+  if (is_inline) {
+    out.input = std::make_unique<std::istringstream>(j.devices.inline_json);
+    out.name = "devices (inline)";
+  } else {
+    const auto& path = *j.devices.file;
+    if (std::filesystem::is_directory(path)) {
+      error = fmt::format("devices.file: {}: is a folder, not a file", path);
+      return false;
+    }
+    auto file = std::make_unique<std::ifstream>(path, std::ios::binary);
+    if (!*file) {
+      error = fmt::format("devices.file: {}: cannot open: {}", path, std::strerror(errno));
+      return false;
+    }
+    out.input = std::move(file);
+    out.name = path;
+  }
+  out.stream = std::make_unique<device_stream>(
+      make_device_reader(j.devices.format, *out.input, {}, is_inline));
+  return true;
+}
+
+}  // namespace fleetcast::app

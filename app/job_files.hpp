@@ -1,0 +1,29 @@
+// Loading what a job names from disk: the job file itself and its device
+// list, opened as a device_stream. Errors name the file and say why.
+#pragma once
+
+#include "core/device_stream.hpp"
+#include "core/job.hpp"
+#include "core/job_parser.hpp"
+
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+
+namespace fleetcast::app {
+
+// The job file's text; false with `error` set when it cannot be read.
+bool read_text_file(const std::string& path, std::string& text, std::string& error);
+
+// A device_stream over the job's devices with the input it reads from.
+struct opened_devices {
+  std::unique_ptr<std::istream> input;
+  std::unique_ptr<device_stream> stream;
+  std::string name;  // the file, or "devices (inline)"
+};
+
+// Opens the job's device list; false with `error` set when it cannot.
+bool open_devices(const job& j, opened_devices& out, std::string& error);
+
+}  // namespace fleetcast::app

@@ -1,0 +1,58 @@
+// batch storage (see batch.hpp).
+#include "core/batch.hpp"
+
+#include <cassert>
+
+namespace fleetcast {
+
+void batch::add(std::uint64_t index, const pkdk_view& d, std::uint32_t attempts, bool uncertain) {
+  const std::string_view parts[4] = {d.product_key, d.device_key, d.gateway_product_key,
+                                     d.gateway_device_key};
+  slot s{index, static_cast<std::uint32_t>(arena_.size()), {}, attempts, uncertain};
+  for (int i = 0; i < 4; ++i) {
+    assert(parts[i].size() <= 0xFFFF);
+    s.length[i] = static_cast<std::uint16_t>(parts[i].size());
+    arena_.append(parts[i]);
+  }
+  slots_.push_back(s);
+}
+
+pkdk_view batch::device(std::size_t i) const noexcept {
+  const slot& s = slots_[i];
+  const char* p = arena_.data() + s.offset;
+  pkdk_view v;
+  v.product_key = {p, s.length[0]};
+  p += s.length[0];
+  v.device_key = {p, s.length[1]};
+  p += s.length[1];
+  v.gateway_product_key = {p, s.length[2]};
+  p += s.length[2];
+  v.gateway_device_key = {p, s.length[3]};
+  return v;
+}
+
+void batch::note_attempt() noexcept {
+  for (auto& s : slots_) ++s.attempts;
+}
+
+void batch::mark_uncertain() noexcept {
+  for (auto& s : slots_) s.uncertain = true;
+}
+
+void batch::clear() noexcept {
+  arena_.clear();
+  slots_.clear();
+}
+
+std::pair<batch, batch> batch::split() const {
+  assert(size() >= 2);
+  std::pair<batch, batch> halves;
+  const std::size_t mid = size() / 2;
+  for (std::size_t i = 0; i < size(); ++i) {
+    auto& half = i < mid ? halves.first : halves.second;
+    half.add(slots_[i].index, device(i), slots_[i].attempts, slots_[i].uncertain);
+  }
+  return halves;
+}
+
+}  // namespace fleetcast

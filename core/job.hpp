@@ -1,0 +1,95 @@
+// job: one rollout as a job file describes it (PRODUCT.md), with every
+// default filled in and every path resolved against the job file's folder.
+#pragma once
+
+#include "core/command.hpp"
+#include "core/device_reader.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fleetcast {
+
+// Where requests go: scheme, host, port and an optional path prefix.
+struct endpoint_config {
+  std::string url;   // as written in the job
+  bool tls = true;   // https
+  std::string host;  // without brackets for an IPv6 literal
+  std::uint16_t port = 443;
+  std::string path_prefix;  // "" or "/prefix" (no trailing slash)
+  // The request target of the batch endpoint.
+  std::string target() const { return path_prefix + "/v2/binding/enduserapi/batchControlDevice"; }
+};
+
+// Where the token comes from; the token itself never lives in the job.
+struct auth_config {
+  enum class source { token_file, token_env, token_command };
+  source kind = source::token_file;
+  std::string token_file;                  // resolved path
+  std::string token_env;                   // environment variable name
+  std::vector<std::string> token_command;  // argv
+};
+
+struct tls_config {
+  bool verify = true;
+  std::optional<std::string> ca_file;  // resolved path; system trust store when absent
+};
+
+struct device_source {
+  std::optional<std::string> file;  // resolved path; absent for an inline array
+  device_format format = device_format::json_array;
+  std::string inline_json;  // the inline array, minified
+};
+
+struct batch_config {
+  bool auto_size = true;  // "auto": start at max_devices, settle on what the server takes
+  std::uint32_t max_devices = 500;
+};
+
+struct rate_config {
+  double requests_per_second = 20;  // 0 = unlimited
+  double devices_per_second = 0;    // 0 = unlimited
+  double burst = 5;                 // bucket depth, in requests (and in devices for devices/s)
+};
+
+struct timeout_config {
+  std::uint32_t connect_ms = 5000;
+  std::uint32_t request_ms = 30000;
+};
+
+enum class unknown_outcome_policy { retry, fail };
+
+struct retry_config {
+  std::uint32_t max_attempts = 5;
+  std::uint32_t base_delay_ms = 200;
+  std::uint32_t max_delay_ms = 30000;
+  unknown_outcome_policy unknown_outcome = unknown_outcome_policy::retry;
+};
+
+struct rollout_config {
+  std::uint64_t canary_devices = 0;
+  double abort_failure_ratio = 1.0;
+  std::uint64_t abort_min_devices = 0;
+};
+
+struct job {
+  std::string job_file;  // as given
+  std::string name;      // default: the job file's name without its extension
+  endpoint_config endpoint;
+  auth_config auth;
+  tls_config tls;
+  command cmd;
+  device_source devices;
+  batch_config batch;
+  rate_config rate;
+  std::uint32_t connections = 4;
+  std::uint32_t pipeline_depth = 1;
+  timeout_config timeouts;
+  retry_config retry;
+  rollout_config rollout;
+  std::string output_dir;  // resolved; default out/<name> beside the job file
+};
+
+}  // namespace fleetcast

@@ -1,0 +1,496 @@
+// Job file parsing with the simdjson DOM (see job_parser.hpp).
+#include "core/job_parser.hpp"
+
+#include "core/json_syntax.hpp"
+#include "core/validation.hpp"
+
+#include <fmt/format.h>
+#include <simdjson.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <initializer_list>
+#include <limits>
+
+namespace fleetcast {
+
+namespace dom = simdjson::dom;
+namespace fs = std::filesystem;
+
+std::string job_error::describe(std::string_view job_file) const {
+  std::string out(job_file);
+  if (line != 0) {
+    fmt::format_to(std::back_inserter(out), ":{}:{}", line, column);
+  }
+  out += ": ";
+  if (!field.empty()) {
+    out += field;
+    out += ": ";
+  }
+  out += message;
+  if (code) fmt::format_to(std::back_inserter(out), " (code {})", *code);
+  return out;
+}
+
+std::optional<std::string> parse_endpoint(std::string_view url, endpoint_config& out) {
+  out = {};
+  out.url = std::string(url);
+  std::string_view rest = url;
+  if (rest.starts_with("https://")) {
+    out.tls = true;
+    out.port = 443;
+    rest.remove_prefix(8);
+  } else if (rest.starts_with("http://")) {
+    out.tls = false;
+    out.port = 80;
+    rest.remove_prefix(7);
+  } else {
+    return "must start with https:// (or http:// for a loopback rehearsal)";
+  }
+  if (rest.find_first_of("?#@") != std::string_view::npos) {
+    return "must not contain a user name, a query or a fragment";
+  }
+  const std::size_t slash = rest.find('/');
+  std::string_view authority = rest.substr(0, slash);
+  if (slash != std::string_view::npos) {
+    std::string_view prefix = rest.substr(slash);
+    while (prefix.ends_with('/')) prefix.remove_suffix(1);
+    out.path_prefix = std::string(prefix);
+  }
+  std::string_view port_text;
+  if (authority.starts_with('[')) {
+    const std::size_t close = authority.find(']');
+    if (close == std::string_view::npos) return "has an unclosed '[' in the host";
+    out.host = std::string(authority.substr(1, close - 1));
+    std::string_view after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after[0] != ':') return "has text after the IPv6 address";
+      port_text = after.substr(1);
+      if (port_text.empty()) return "has an empty port";
+    }
+  } else {
+    const std::size_t colon = authority.rfind(':');
+    out.host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) {
+      port_text = authority.substr(colon + 1);
+      if (port_text.empty()) return "has an empty port";
+    }
+  }
+  if (out.host.empty()) return "has no host";
+  if (!port_text.empty()) {
+    unsigned port = 0;
+    for (char c : port_text) {
+      if (c < '0' || c > '9' || port > 65535) return "has a port that is not a number 1-65535";
+      port = port * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (port == 0 || port > 65535) return "has a port that is not a number 1-65535";
+    out.port = static_cast<std::uint16_t>(port);
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+std::string join(std::string_view parent, std::string_view key) {
+  return parent.empty() ? std::string(key) : fmt::format("{}.{}", parent, key);
+}
+
+std::string type_name(dom::element_type t) {
+  switch (t) {
+    case dom::element_type::ARRAY:
+      return "an array";
+    case dom::element_type::OBJECT:
+      return "an object";
+    case dom::element_type::INT64:
+    case dom::element_type::UINT64:
+      return "an integer";
+    case dom::element_type::DOUBLE:
+      return "a number";
+    case dom::element_type::STRING:
+      return "a string";
+    case dom::element_type::BOOL:
+      return "a boolean";
+    case dom::element_type::NULL_VALUE:
+      return "null";
+  }
+  return "a value";
+}
+
+class job_reader {
+ public:
+  job_reader(std::vector<job_error>& errors, fs::path base) : errors_(errors), base_(base) {}
+
+  void error(std::string field, std::string message, std::optional<int> code = std::nullopt) {
+    errors_.push_back({std::move(field), std::move(message), code, 0, 0});
+  }
+
+  void wrong_type(const std::string& field, dom::element e, std::string_view expected) {
+    error(field, fmt::format("must be {}, not {}", expected, type_name(e.type())));
+  }
+
+  // The object's fields, checked against `allowed` (unknown and repeated
+  // fields are errors). False when `e` is not an object.
+  bool fields(dom::element e, const std::string& field,
+              std::initializer_list<std::string_view> allowed, dom::object& out) {
+    if (e.get_object().get(out) != simdjson::SUCCESS) {
+      wrong_type(field.empty() ? "job" : field, e, "an object");
+      return false;
+    }
+    std::vector<std::string_view> seen;
+    for (auto [key, value] : out) {
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+        std::string known;
+        for (auto a : allowed) known += fmt::format("{}{}", known.empty() ? "" : ", ", a);
+        error(join(field, key), fmt::format("unknown field (known here: {})", known));
+      } else if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
+        error(join(field, key), "given more than once");
+      }
+      seen.push_back(key);
+    }
+    return true;
+  }
+
+  template <typename T>
+  void integer(dom::object obj, const std::string& parent, std::string_view key, T& out,
+               std::int64_t min, std::int64_t max) {
+    dom::element e;
+    if (obj[key].get(e) != simdjson::SUCCESS) return;
+    const auto field = join(parent, key);
+    std::int64_t v = 0;
+    if (e.get_int64().get(v) != simdjson::SUCCESS) {
+      double d = 0;
+      if (e.get_double().get(d) == simdjson::SUCCESS && std::floor(d) == d && std::abs(d) < 9e15) {
+        v = static_cast<std::int64_t>(d);
+      } else {
+        return wrong_type(field, e, "an integer");
+      }
+    }
+    if (v < min || v > max) {
+      return error(field, fmt::format("{} is outside {}..{}", v, min, max));
+    }
+    out = static_cast<T>(v);
+  }
+
+  void number(dom::object obj, const std::string& parent, std::string_view key, double& out,
+              double min, double max) {
+    dom::element e;
+    if (obj[key].get(e) != simdjson::SUCCESS) return;
+    const auto field = join(parent, key);
+    double v = 0;
+    std::int64_t i = 0;
+    if (e.get_int64().get(i) == simdjson::SUCCESS) {
+      v = static_cast<double>(i);
+    } else if (e.get_double().get(v) != simdjson::SUCCESS) {
+      return wrong_type(field, e, "a number");
+    }
+    if (!(v >= min && v <= max))
+      return error(field, fmt::format("{} is outside {}..{}", v, min, max));
+    out = v;
+  }
+
+  bool string(dom::object obj, const std::string& parent, std::string_view key, std::string& out,
+              bool allow_empty = false) {
+    dom::element e;
+    if (obj[key].get(e) != simdjson::SUCCESS) return false;
+    std::string_view v;
+    if (e.get_string().get(v) != simdjson::SUCCESS) {
+      wrong_type(join(parent, key), e, "a string");
+      return false;
+    }
+    if (v.empty() && !allow_empty) {
+      error(join(parent, key), "must not be empty");
+      return false;
+    }
+    out = std::string(v);
+    return true;
+  }
+
+  void boolean(dom::object obj, const std::string& parent, std::string_view key, bool& out) {
+    dom::element e;
+    if (obj[key].get(e) != simdjson::SUCCESS) return;
+    if (e.get_bool().get(out) != simdjson::SUCCESS)
+      wrong_type(join(parent, key), e, "true or false");
+  }
+
+  std::string path(std::string_view p) const {
+    fs::path v(p);
+    return (v.is_absolute() ? v : base_ / v).lexically_normal().string();
+  }
+
+  std::vector<job_error>& errors_;
+  fs::path base_;
+};
+
+bool is_valid_name(std::string_view name) {
+  if (name.empty() || name.size() > 128 || name == "." || name == "..") return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.';
+  });
+}
+
+void read_command(job_reader& r, dom::element e, command& cmd) {
+  dom::object obj;
+  if (!r.fields(e, "command",
+                {"type", "data", "dataFormat", "qos", "isCache", "cacheTime", "isCover"}, obj)) {
+    return;
+  }
+  const std::size_t errors_before = r.errors_.size();
+  auto opt_int = [&](std::string_view key, std::optional<std::int64_t>& out) {
+    dom::element v;
+    if (obj[key].get(v) != simdjson::SUCCESS || v.is_null()) return;
+    std::int64_t value = 0;
+    r.integer(obj, "command", key, value, std::numeric_limits<std::int32_t>::min(),
+              std::numeric_limits<std::int32_t>::max());
+    if (r.errors_.size() == errors_before) out = value;
+  };
+  opt_int("type", cmd.type);
+  opt_int("dataFormat", cmd.data_format);
+  opt_int("qos", cmd.qos);
+  opt_int("isCache", cmd.is_cache);
+  opt_int("cacheTime", cmd.cache_time);
+  opt_int("isCover", cmd.is_cover);
+  dom::element data;
+  if (obj["data"].get(data) == simdjson::SUCCESS && !data.is_null()) {
+    std::string_view text;
+    if (data.get_string().get(text) == simdjson::SUCCESS) {
+      cmd.data = std::string(text);
+    } else if (data.is_array() || data.is_object()) {
+      // Convenience for property and service commands: the JSON itself,
+      // sent as the string the API expects.
+      cmd.data = simdjson::minify(data);
+    } else {
+      r.wrong_type("command.data", data, "a string (or, for type 2 or 3, JSON)");
+    }
+  }
+  if (r.errors_.size() != errors_before) return;  // types first, then the API's rules
+  for (auto& v : validate_command(cmd)) {
+    int code = v.code.category().name() == std::string_view("fleetcast.api") ? v.code.value() : 0;
+    r.error("command." + v.field, v.message, code ? std::optional<int>(code) : std::nullopt);
+  }
+}
+
+void read_auth(job_reader& r, dom::element e, auth_config& auth) {
+  dom::object obj;
+  const std::size_t errors_before = r.errors_.size();
+  if (!r.fields(e, "auth", {"token_file", "token_env", "token_command"}, obj)) return;
+  int given = 0;
+  std::string file;
+  if (r.string(obj, "auth", "token_file", file)) {
+    ++given;
+    auth.kind = auth_config::source::token_file;
+    auth.token_file = r.path(file);
+  }
+  if (r.string(obj, "auth", "token_env", auth.token_env)) {
+    ++given;
+    auth.kind = auth_config::source::token_env;
+  }
+  dom::element cmd;
+  if (obj["token_command"].get(cmd) == simdjson::SUCCESS) {
+    dom::array argv;
+    if (cmd.get_array().get(argv) != simdjson::SUCCESS || argv.size() == 0) {
+      ++given;
+      r.error("auth.token_command", "must be a non-empty array of strings (argv)");
+    } else {
+      ++given;
+      auth.kind = auth_config::source::token_command;
+      for (dom::element a : argv) {
+        std::string_view s;
+        if (a.get_string().get(s) != simdjson::SUCCESS) {
+          r.error("auth.token_command", "must be an array of strings (argv)");
+          break;
+        }
+        auth.token_command.emplace_back(s);
+      }
+    }
+  }
+  if (given > 1) {
+    r.error("auth", "takes exactly one of token_file, token_env, token_command");
+  } else if (given == 0 && r.errors_.size() == errors_before) {
+    r.error("auth", "needs one of token_file, token_env, token_command");
+  }
+}
+
+void read_devices(job_reader& r, dom::element e, device_source& devices) {
+  if (e.is_array()) {
+    dom::array arr;
+    if (e.get_array().get(arr) != simdjson::SUCCESS || arr.size() == 0) {
+      r.error("devices", "the inline device list is empty", 5311);
+      return;
+    }
+    devices.file.reset();
+    devices.format = device_format::json_array;
+    devices.inline_json = simdjson::minify(e);
+    return;
+  }
+  dom::object obj;
+  if (!r.fields(e, "devices", {"file", "format"}, obj)) return;
+  std::string file;
+  if (!r.string(obj, "devices", "file", file)) {
+    if (obj["file"].error() == simdjson::NO_SUCH_FIELD) {
+      r.error("devices.file", "is required (or give devices as an inline array)");
+    }
+    return;
+  }
+  devices.file = r.path(file);
+  std::string format;
+  if (r.string(obj, "devices", "format", format)) {
+    if (format == "csv") {
+      devices.format = device_format::csv;
+    } else if (format == "ndjson" || format == "jsonl") {
+      devices.format = device_format::ndjson;
+    } else if (format == "json") {
+      devices.format = device_format::json_array;
+    } else {
+      r.error("devices.format", fmt::format("\"{}\" is not csv, ndjson, jsonl or json", format));
+    }
+  } else if (auto f = format_from_path(file)) {
+    devices.format = *f;
+  } else {
+    r.error("devices.file",
+            fmt::format("cannot tell the format of \"{}\" from its extension: use .csv, .ndjson, "
+                        ".jsonl or .json, or set devices.format",
+                        file));
+  }
+}
+
+}  // namespace
+
+job_parse_result parse_job(std::string_view text, std::string_view job_file) {
+  job_parse_result result;
+  auto& errors = result.errors;
+
+  dom::parser parser;
+  simdjson::padded_string padded(text);
+  dom::element root;
+  if (parser.parse(padded).get(root) != simdjson::SUCCESS) {
+    job_error e;
+    if (auto syntax = find_json_syntax_error(text)) {
+      e.line = syntax->line;
+      e.column = syntax->column;
+      e.message = "invalid JSON: " + syntax->message;
+    } else {
+      e.message = "invalid JSON";
+    }
+    errors.push_back(std::move(e));
+    return result;
+  }
+
+  const fs::path job_path(job_file);
+  job_reader r(errors, job_path.parent_path());
+  job j;
+  j.job_file = std::string(job_file);
+  dom::object top;
+  if (!r.fields(root, "",
+                {"name", "endpoint", "auth", "tls", "command", "devices", "batch", "rate",
+                 "connections", "pipeline_depth", "timeouts", "retry", "rollout", "output"},
+                top)) {
+    return result;
+  }
+  for (std::string_view required : {"endpoint", "auth", "command", "devices"}) {
+    if (top[required].error() == simdjson::NO_SUCH_FIELD) {
+      r.error(std::string(required), "is required");
+    }
+  }
+
+  if (!r.string(top, "", "name", j.name)) {
+    j.name = job_path.stem().string();
+    std::replace_if(
+        j.name.begin(), j.name.end(),
+        [](char c) {
+          return !is_valid_name({&c, 1});
+        },
+        '_');
+  } else if (!is_valid_name(j.name)) {
+    r.error("name", "may hold only letters, digits, '-', '_' and '.' (at most 128)");
+  }
+
+  std::string url;
+  if (r.string(top, "", "endpoint", url)) {
+    if (auto problem = parse_endpoint(url, j.endpoint))
+      r.error("endpoint", "\"" + url + "\" " + *problem);
+  }
+
+  dom::element e;
+  if (top["auth"].get(e) == simdjson::SUCCESS) read_auth(r, e, j.auth);
+  if (top["command"].get(e) == simdjson::SUCCESS) read_command(r, e, j.cmd);
+  if (top["devices"].get(e) == simdjson::SUCCESS) read_devices(r, e, j.devices);
+
+  dom::object obj;
+  if (top["tls"].get(e) == simdjson::SUCCESS && r.fields(e, "tls", {"verify", "ca_file"}, obj)) {
+    r.boolean(obj, "tls", "verify", j.tls.verify);
+    dom::element ca;
+    std::string ca_file;
+    if (obj["ca_file"].get(ca) == simdjson::SUCCESS && !ca.is_null() &&
+        r.string(obj, "tls", "ca_file", ca_file)) {
+      j.tls.ca_file = r.path(ca_file);
+    }
+  }
+  if (top["batch"].get(e) == simdjson::SUCCESS && r.fields(e, "batch", {"max_devices"}, obj)) {
+    dom::element m;
+    std::string_view word;
+    if (obj["max_devices"].get(m) == simdjson::SUCCESS) {
+      if (m.get_string().get(word) == simdjson::SUCCESS) {
+        if (word != "auto") r.error("batch.max_devices", "must be a number or \"auto\"");
+      } else {
+        j.batch.auto_size = false;
+        r.integer(obj, "batch", "max_devices", j.batch.max_devices, 1, 100000);
+      }
+    }
+  }
+  if (top["rate"].get(e) == simdjson::SUCCESS &&
+      r.fields(e, "rate", {"requests_per_second", "devices_per_second", "burst"}, obj)) {
+    r.number(obj, "rate", "requests_per_second", j.rate.requests_per_second, 0, 1e6);
+    r.number(obj, "rate", "devices_per_second", j.rate.devices_per_second, 0, 1e9);
+    r.number(obj, "rate", "burst", j.rate.burst, 1, 1e9);
+  }
+  r.integer(top, "", "connections", j.connections, 1, 1024);
+  r.integer(top, "", "pipeline_depth", j.pipeline_depth, 1, 64);
+  if (top["timeouts"].get(e) == simdjson::SUCCESS &&
+      r.fields(e, "timeouts", {"connect_ms", "request_ms"}, obj)) {
+    r.integer(obj, "timeouts", "connect_ms", j.timeouts.connect_ms, 1, 600000);
+    r.integer(obj, "timeouts", "request_ms", j.timeouts.request_ms, 1, 3600000);
+  }
+  if (top["retry"].get(e) == simdjson::SUCCESS &&
+      r.fields(e, "retry", {"max_attempts", "base_delay_ms", "max_delay_ms", "unknown_outcome"},
+               obj)) {
+    r.integer(obj, "retry", "max_attempts", j.retry.max_attempts, 1, 100);
+    r.integer(obj, "retry", "base_delay_ms", j.retry.base_delay_ms, 0, 3600000);
+    r.integer(obj, "retry", "max_delay_ms", j.retry.max_delay_ms, 0, 3600000);
+    if (j.retry.max_delay_ms < j.retry.base_delay_ms) {
+      r.error("retry.max_delay_ms", "must be at least retry.base_delay_ms");
+    }
+    std::string policy;
+    if (r.string(obj, "retry", "unknown_outcome", policy)) {
+      if (policy == "retry") {
+        j.retry.unknown_outcome = unknown_outcome_policy::retry;
+      } else if (policy == "fail") {
+        j.retry.unknown_outcome = unknown_outcome_policy::fail;
+      } else {
+        r.error("retry.unknown_outcome",
+                fmt::format("\"{}\" is not \"retry\" or \"fail\"", policy));
+      }
+    }
+  }
+  if (top["rollout"].get(e) == simdjson::SUCCESS &&
+      r.fields(e, "rollout", {"canary_devices", "abort_failure_ratio", "abort_min_devices"}, obj)) {
+    r.integer(obj, "rollout", "canary_devices", j.rollout.canary_devices, 0,
+              std::numeric_limits<std::int64_t>::max());
+    r.number(obj, "rollout", "abort_failure_ratio", j.rollout.abort_failure_ratio, 0, 1);
+    r.integer(obj, "rollout", "abort_min_devices", j.rollout.abort_min_devices, 0,
+              std::numeric_limits<std::int64_t>::max());
+  }
+  std::string dir;
+  if (top["output"].get(e) == simdjson::SUCCESS && r.fields(e, "output", {"dir"}, obj) &&
+      r.string(obj, "output", "dir", dir)) {
+    j.output_dir = r.path(dir);
+  } else {
+    j.output_dir = r.path("out/" + j.name);
+  }
+
+  if (errors.empty()) result.job = std::move(j);
+  return result;
+}
+
+}  // namespace fleetcast

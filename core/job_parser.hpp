@@ -1,0 +1,41 @@
+// job_parser: reads a job file (PRODUCT.md's schema) into a job. Unknown
+// fields are errors (a typo must not silently change a rollout); a command
+// that breaks a rule of the reference page is refused with that rule's code.
+// All problems are reported at once, each naming its field (and line and
+// column for malformed JSON).
+#pragma once
+
+#include "core/job.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fleetcast {
+
+struct job_error {
+  std::string field;        // e.g. "rate.burst"; empty for a syntax error
+  std::string message;      // what is wrong
+  std::optional<int> code;  // the reference page's code, for a command rule
+  std::uint64_t line = 0;   // for syntax errors
+  std::uint64_t column = 0;
+
+  // "job.json:3:15: ..." or "job.json: command.cacheTime: ... (code 5329)".
+  std::string describe(std::string_view job_file) const;
+};
+
+struct job_parse_result {
+  std::optional<fleetcast::job> job;  // set when errors is empty
+  std::vector<job_error> errors;
+};
+
+// Parses the text of a job file; `job_file` is its path (for relative paths,
+// the default name and messages). Reads nothing from disk.
+job_parse_result parse_job(std::string_view text, std::string_view job_file);
+
+// Parses an endpoint URL: http:// or https://, a host, an optional port and
+// an optional path prefix. Returns the problem, or nullopt.
+std::optional<std::string> parse_endpoint(std::string_view url, endpoint_config& out);
+
+}  // namespace fleetcast

@@ -1,0 +1,46 @@
+// line_reader: splits a stream into lines through one fixed buffer, so that
+// memory does not grow with the file. A line longer than the limit is
+// reported (too_long) and skipped, never buffered whole.
+#pragma once
+
+#include <cstdint>
+#include <istream>
+#include <string>
+#include <string_view>
+
+namespace fleetcast {
+
+class line_reader {
+ public:
+  struct line {
+    std::string_view text;     // without the '\n' (and a '\r' before it)
+    std::uint64_t number = 0;  // 1-based
+    bool too_long = false;     // text is empty then
+    std::size_t readable = 0;  // bytes readable from text.data() (>= text.size() + padding)
+  };
+
+  // `padding` extra readable bytes are kept after every line, so that a
+  // parser that reads past the end (simdjson) can parse it in place.
+  explicit line_reader(std::istream& in, std::size_t max_line = 64 * 1024,
+                       std::size_t padding = 64);
+
+  // The next line; false at the end of the stream or on a read error.
+  bool next(line& out);
+  // A read error (not the end of the stream) stopped reading.
+  bool failed() const noexcept { return failed_; }
+
+ private:
+  bool fill();  // reads more into the buffer; false when nothing more can come
+
+  std::istream& in_;
+  std::size_t max_line_;
+  std::size_t padding_;
+  std::string buf_;
+  std::size_t begin_ = 0;  // start of unconsumed data
+  std::size_t end_ = 0;    // end of valid data
+  std::uint64_t number_ = 0;
+  bool eof_ = false;
+  bool failed_ = false;
+};
+
+}  // namespace fleetcast

@@ -1,0 +1,330 @@
+// Job files: defaults, every field's checks, unknown fields, command codes,
+// syntax errors with line and column, relative paths.
+#include "core/job_parser.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+using namespace fleetcast;
+
+namespace {
+
+const char* minimal = R"({
+  "endpoint": "https://iot-api.acceleronix.io",
+  "auth": {"token_file": "secrets/token"},
+  "command": {"type": 2, "data": "[{\"switch\":true}]"},
+  "devices": {"file": "devices.csv"}
+})";
+
+// A minimal job with one top-level member replaced or added (raw JSON).
+std::string with(const std::string& key, const std::string& value) {
+  std::string base = minimal;
+  const std::string needle = "\"" + key + "\":";
+  auto pos = base.find(needle);
+  if (pos == std::string::npos) {
+    base.insert(1, "\n  " + needle + " " + value + ",");
+  } else {
+    int depth = 0;
+    auto end = pos + needle.size();
+    for (; end < base.size(); ++end) {
+      char c = base[end];
+      if (c == '{' || c == '[') ++depth;
+      if (c == '}' || c == ']') {
+        if (depth == 0) break;
+        --depth;
+      }
+      if (c == ',' && depth == 0) break;
+    }
+    base.replace(pos, end - pos, needle + " " + value);
+  }
+  return base;
+}
+
+job_parse_result parse(const std::string& text) {
+  return parse_job(text, "/jobs/eu/switch.json");
+}
+
+// The single error of a job text (fails the test if there is not exactly one).
+job_error only_error(const std::string& text) {
+  auto r = parse(text);
+  CAPTURE(text);
+  REQUIRE(r.errors.size() == 1);
+  CHECK(!r.job);
+  return r.errors[0];
+}
+
+}  // namespace
+
+TEST_CASE("a minimal job gets every documented default") {
+  auto r = parse(minimal);
+  REQUIRE(r.errors.empty());
+  REQUIRE(r.job);
+  const job& j = *r.job;
+  CHECK(j.name == "switch");
+  CHECK(j.endpoint.tls);
+  CHECK(j.endpoint.host == "iot-api.acceleronix.io");
+  CHECK(j.endpoint.port == 443);
+  CHECK(j.endpoint.target() == "/v2/binding/enduserapi/batchControlDevice");
+  CHECK(j.auth.kind == auth_config::source::token_file);
+  CHECK(j.auth.token_file == "/jobs/eu/secrets/token");
+  CHECK(j.tls.verify);
+  CHECK(!j.tls.ca_file);
+  CHECK(j.cmd.type == 2);
+  CHECK(!j.cmd.qos);
+  CHECK(j.devices.file == "/jobs/eu/devices.csv");
+  CHECK(j.devices.format == device_format::csv);
+  CHECK(j.batch.auto_size);
+  CHECK(j.batch.max_devices == 500);
+  CHECK(j.rate.requests_per_second == 20);
+  CHECK(j.rate.devices_per_second == 0);
+  CHECK(j.rate.burst == 5);
+  CHECK(j.connections == 4);
+  CHECK(j.pipeline_depth == 1);
+  CHECK(j.timeouts.connect_ms == 5000);
+  CHECK(j.timeouts.request_ms == 30000);
+  CHECK(j.retry.max_attempts == 5);
+  CHECK(j.retry.base_delay_ms == 200);
+  CHECK(j.retry.max_delay_ms == 30000);
+  CHECK(j.retry.unknown_outcome == unknown_outcome_policy::retry);
+  CHECK(j.rollout.canary_devices == 0);
+  CHECK(j.rollout.abort_failure_ratio == 1.0);
+  CHECK(j.rollout.abort_min_devices == 0);
+  CHECK(j.output_dir == "/jobs/eu/out/switch");
+}
+
+TEST_CASE("PRODUCT.md's full example parses with its values") {
+  const char* full = R"({
+    "name": "switch-on-eu",
+    "endpoint": "https://iot-api.acceleronix.io",
+    "auth": {"token_file": "secrets/token"},
+    "tls": {"verify": true, "ca_file": null},
+    "command": {"type": 2, "data": "[{\"switch\":true}]", "qos": 1,
+                "isCache": 1, "cacheTime": 3600, "isCover": 1},
+    "devices": {"file": "devices.csv"},
+    "batch": {"max_devices": "auto"},
+    "rate": {"requests_per_second": 20, "devices_per_second": 0, "burst": 5},
+    "connections": 4,
+    "pipeline_depth": 1,
+    "timeouts": {"connect_ms": 5000, "request_ms": 30000},
+    "retry": {"max_attempts": 5, "base_delay_ms": 200, "max_delay_ms": 30000,
+              "unknown_outcome": "retry"},
+    "rollout": {"canary_devices": 0, "abort_failure_ratio": 1.0, "abort_min_devices": 0},
+    "output": {"dir": "out/switch-on-eu"}
+  })";
+  auto r = parse(full);
+  REQUIRE(r.errors.empty());
+  CHECK(r.job->name == "switch-on-eu");
+  CHECK(r.job->cmd.cache_time == 3600);
+  CHECK(r.job->cmd.is_cover == 1);
+  CHECK(r.job->output_dir == "/jobs/eu/out/switch-on-eu");
+}
+
+TEST_CASE("values other than the defaults are read") {
+  auto r = parse(with("batch", R"({"max_devices": 200})"));
+  REQUIRE(r.job);
+  CHECK(!r.job->batch.auto_size);
+  CHECK(r.job->batch.max_devices == 200);
+  r = parse(
+      with("rate", R"({"requests_per_second": 2.5, "devices_per_second": 1000, "burst": 1})"));
+  REQUIRE(r.job);
+  CHECK(r.job->rate.requests_per_second == 2.5);
+  CHECK(r.job->rate.devices_per_second == 1000);
+  r = parse(with("retry", R"({"unknown_outcome": "fail", "max_attempts": 1})"));
+  REQUIRE(r.job);
+  CHECK(r.job->retry.unknown_outcome == unknown_outcome_policy::fail);
+  r = parse(with("tls", R"({"verify": false, "ca_file": "/etc/ca.pem"})"));
+  REQUIRE(r.job);
+  CHECK(!r.job->tls.verify);
+  CHECK(r.job->tls.ca_file == "/etc/ca.pem");
+  r = parse(with("output", R"({"dir": "../results"})"));
+  REQUIRE(r.job);
+  CHECK(r.job->output_dir == "/jobs/results");
+  r = parse(with("auth", R"({"token_command": ["vault", "read", "-field=token", "x"]})"));
+  REQUIRE(r.job);
+  CHECK(r.job->auth.kind == auth_config::source::token_command);
+  CHECK(r.job->auth.token_command.size() == 4);
+  r = parse(with("auth", R"({"token_env": "FLEETCAST_TOKEN"})"));
+  REQUIRE(r.job);
+  CHECK(r.job->auth.token_env == "FLEETCAST_TOKEN");
+}
+
+TEST_CASE("unknown fields are errors that name the field, at every level") {
+  auto e = only_error(with("connectoins", "4"));
+  CHECK(e.field == "connectoins");
+  CHECK(e.message.find("unknown field") != std::string::npos);
+  CHECK(e.describe("job.json").starts_with("job.json: connectoins: unknown field"));
+  CHECK(only_error(with("rate", R"({"requests_per_secnd": 5})")).field ==
+        "rate.requests_per_secnd");
+  CHECK(only_error(with("command", R"({"type": 2, "data": "[]", "iscache": 1})")).field ==
+        "command.iscache");
+  CHECK(only_error(with("devices", R"({"file": "d.csv", "fromat": "csv"})")).field ==
+        "devices.fromat");
+  CHECK(only_error(with("retry", R"({"max_attempts": 3, "jitter": true})")).field ==
+        "retry.jitter");
+}
+
+TEST_CASE("required fields") {
+  for (const char* key : {"endpoint", "auth", "command", "devices"}) {
+    std::string text = minimal;
+    auto pos = text.find(std::string("\"") + key + "\"");
+    auto end = text.find('\n', pos);
+    text.erase(pos, end - pos + 1);
+    if (std::string(key) == "devices") {  // keep the JSON valid: drop the trailing comma
+      auto comma = text.rfind(',');
+      text.erase(comma, 1);
+    }
+    auto r = parse(text);
+    CAPTURE(text);
+    REQUIRE(!r.errors.empty());
+    bool named = false;
+    for (auto& err : r.errors) named |= err.field == key && err.message == "is required";
+    CHECK(named);
+  }
+}
+
+TEST_CASE("wrong types and out-of-range values name the field") {
+  CHECK(only_error(with("connections", "\"four\"")).message == "must be an integer, not a string");
+  CHECK(only_error(with("connections", "0")).field == "connections");
+  CHECK(only_error(with("connections", "1.5")).message.find("integer") != std::string::npos);
+  CHECK(only_error(with("pipeline_depth", "65")).field == "pipeline_depth");
+  CHECK(only_error(with("batch", R"({"max_devices": 0})")).field == "batch.max_devices");
+  CHECK(only_error(with("batch", R"({"max_devices": "big"})")).field == "batch.max_devices");
+  CHECK(only_error(with("rate", R"({"requests_per_second": -1})")).field ==
+        "rate.requests_per_second");
+  CHECK(only_error(with("rate", R"({"burst": 0})")).field == "rate.burst");
+  CHECK(only_error(with("timeouts", R"({"connect_ms": 0})")).field == "timeouts.connect_ms");
+  CHECK(only_error(with("retry", R"({"base_delay_ms": 500, "max_delay_ms": 100})")).field ==
+        "retry.max_delay_ms");
+  CHECK(only_error(with("retry", R"({"unknown_outcome": "maybe"})")).field ==
+        "retry.unknown_outcome");
+  CHECK(only_error(with("rollout", R"({"abort_failure_ratio": 1.5})")).field ==
+        "rollout.abort_failure_ratio");
+  CHECK(only_error(with("tls", R"({"verify": "yes"})")).field == "tls.verify");
+  CHECK(only_error(with("name", R"("../etc")")).field == "name");
+  CHECK(only_error(with("rate", "[]")).message == "must be an object, not an array");
+  CHECK(only_error(with("connections", "4, \"connections\": 5")).message == "given more than once");
+}
+
+TEST_CASE("endpoints") {
+  endpoint_config e;
+  CHECK(!parse_endpoint("https://h.example:8443/api/", e));
+  CHECK(e.host == "h.example");
+  CHECK(e.port == 8443);
+  CHECK(e.target() == "/api/v2/binding/enduserapi/batchControlDevice");
+  CHECK(!parse_endpoint("http://127.0.0.1", e));
+  CHECK(!e.tls);
+  CHECK(e.port == 80);
+  CHECK(!parse_endpoint("https://[::1]:9000", e));
+  CHECK(e.host == "::1");
+  CHECK(e.port == 9000);
+  CHECK(parse_endpoint("ftp://x", e));
+  CHECK(parse_endpoint("https://", e));
+  CHECK(parse_endpoint("https://h:0", e));
+  CHECK(parse_endpoint("https://h:70000", e));
+  CHECK(parse_endpoint("https://h:", e));
+  CHECK(parse_endpoint("https://user@h", e));
+  CHECK(parse_endpoint("https://h/?x=1", e));
+  CHECK(parse_endpoint("https://[::1", e));
+  auto err = only_error(with("endpoint", R"("iot-api.acceleronix.io")"));
+  CHECK(err.field == "endpoint");
+  CHECK(err.message.find("https://") != std::string::npos);
+}
+
+TEST_CASE("auth takes exactly one token source") {
+  CHECK(only_error(with("auth", "{}")).message.find("needs one of") != std::string::npos);
+  CHECK(only_error(with("auth", R"({"token_file": "a", "token_env": "B"})"))
+            .message.find("exactly one") != std::string::npos);
+  CHECK(only_error(with("auth", R"({"token_command": []})")).field == "auth.token_command");
+  CHECK(only_error(with("auth", R"({"token": "Bearer abc"})")).field == "auth.token");
+}
+
+TEST_CASE("a command that breaks a rule is refused with the rule's code") {
+  struct rule {
+    const char* command;
+    const char* field;
+    int code;
+  } rules[] = {
+      {R"({"data": "x"})", "command.type", 5070},
+      {R"({"type": 4, "data": "x"})", "command.type", 5071},
+      {R"({"type": 1, "data": "AB"})", "command.dataFormat", 5072},
+      {R"({"type": 1, "data": "AB", "dataFormat": 3})", "command.dataFormat", 5073},
+      {R"({"type": 2})", "command.data", 5074},
+      {R"({"type": 2, "data": ""})", "command.data", 5074},
+      {R"({"type": 2, "data": "[]", "isCache": 1})", "command.cacheTime", 5328},
+      {R"({"type": 2, "data": "[]", "isCache": 1, "cacheTime": 0})", "command.cacheTime", 5329},
+      {R"({"type": 2, "data": "[]", "isCache": 1, "cacheTime": 7776001})", "command.cacheTime",
+       5329},
+      {R"({"type": 2, "data": "[]", "isCache": 3})", "command.isCache", 5330},
+      {R"({"type": 2, "data": "[]", "isCover": 0})", "command.isCover", 5331},
+  };
+  for (const auto& r : rules) {
+    auto e = only_error(with("command", r.command));
+    CHECK(e.field == r.field);
+    CHECK(e.code == r.code);
+    CHECK(e.describe("j.json").find("(code " + std::to_string(r.code) + ")") != std::string::npos);
+  }
+  std::string long_data(4097, 'a');
+  auto e =
+      only_error(with("command", R"({"type": 1, "dataFormat": 2, "data": ")" + long_data + "\"}"));
+  CHECK(e.code == 5075);
+  auto q = only_error(with("command", R"({"type": 2, "data": "[]", "qos": 2})"));
+  CHECK(q.field == "command.qos");
+  CHECK(!q.code);  // fleetcast's own rule: no platform code
+  CHECK(only_error(with("command", R"({"type": 2, "data": "[{"})")).field == "command.data");
+  CHECK(only_error(with("command", R"({"type": 1, "dataFormat": 1, "data": "ABC"})")).field ==
+        "command.data");
+  CHECK(only_error(with("command", R"({"type": "2", "data": "[]"})")).message ==
+        "must be an integer, not a string");
+}
+
+TEST_CASE("property data may be written as JSON; it is sent as the string the API expects") {
+  auto r = parse(with("command", R"({"type": 2, "data": [{"switch": true}, {"level": 80}]})"));
+  REQUIRE(r.job);
+  CHECK(r.job->cmd.data == R"([{"switch":true},{"level":80}])");
+}
+
+TEST_CASE("devices: file formats, an explicit format, inline arrays") {
+  auto r = parse(with("devices", R"({"file": "fleet.ndjson"})"));
+  REQUIRE(r.job);
+  CHECK(r.job->devices.format == device_format::ndjson);
+  r = parse(with("devices", R"({"file": "fleet.JSONL"})"));
+  REQUIRE(r.job);
+  CHECK(r.job->devices.format == device_format::ndjson);
+  r = parse(with("devices", R"({"file": "fleet.json"})"));
+  REQUIRE(r.job);
+  CHECK(r.job->devices.format == device_format::json_array);
+  r = parse(with("devices", R"({"file": "fleet.txt", "format": "csv"})"));
+  REQUIRE(r.job);
+  CHECK(r.job->devices.format == device_format::csv);
+  CHECK(only_error(with("devices", R"({"file": "fleet.txt"})")).field == "devices.file");
+  CHECK(only_error(with("devices", R"({"file": "f.csv", "format": "xml"})")).field ==
+        "devices.format");
+  r = parse(with("devices", R"([{"productKey": "p", "deviceKey": "d"}])"));
+  REQUIRE(r.job);
+  CHECK(!r.job->devices.file);
+  CHECK(r.job->devices.inline_json == R"([{"productKey":"p","deviceKey":"d"}])");
+  auto e = only_error(with("devices", "[]"));
+  CHECK(e.code == 5311);
+  CHECK(only_error(with("devices", "{}")).field == "devices.file");
+}
+
+TEST_CASE("all problems of a job are reported together") {
+  std::string text = with("connections", "0");
+  text.insert(1, R"("pipeline_depth": 0, "extra": 1,)");
+  auto r = parse(text);
+  REQUIRE(r.errors.size() == 3);
+  CHECK(!r.job);
+}
+
+TEST_CASE("malformed JSON is reported with line and column") {
+  auto e = only_error(
+      "{\n  \"endpoint\": \"https://x\",\n  \"auth\": {\"token_file\": \"t\"}\n  \"command\": "
+      "{}\n}");
+  CHECK(e.line == 4);
+  CHECK(e.column == 3);
+  CHECK(e.message.find("expected ',' or '}'") != std::string::npos);
+  CHECK(e.describe("job.json").starts_with("job.json:4:3: invalid JSON"));
+  CHECK(only_error("").message.find("end of input") != std::string::npos);
+  CHECK(only_error("[1,2]").message == "must be an object, not an array");
+}
