@@ -1,6 +1,7 @@
 // fleetcast: the command line. Parses arguments and hands over to the
 // library; see `fleetcast --help`.
 #include "app/dry_run.hpp"
+#include "app/emulate.hpp"
 
 #include <fmt/format.h>
 
@@ -19,6 +20,8 @@ batchControlDevice endpoint.
 commands:
   run JOB.json --dry-run   validate the job, read every device, print the
                            batch plan and the counts; sends nothing
+  emulate [options]        serve a local emulator of the endpoint (see
+                           fleetcast emulate --help)
   help                     this text
 
 exit status of run: 0 all devices would be sent (or succeeded), 1 some
@@ -66,6 +69,7 @@ int main(int argc, char** argv) {
     return args.empty() ? 2 : 0;
   }
   if (args[0] == "run") return run({args.begin() + 1, args.end()});
+  if (args[0] == "emulate") return fleetcast::app::emulate({args.begin() + 1, args.end()});
   fmt::print(stderr, "fleetcast: unknown command \"{}\"\n{}", args[0], usage);
   return 2;
 }

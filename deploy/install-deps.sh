@@ -16,6 +16,7 @@ packages="
   ninja-build
   ccache
   libboost1.81-dev
+  libssl-dev
   libsimdjson-dev
   libfmt-dev
   doctest-dev

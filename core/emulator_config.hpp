@@ -1,0 +1,58 @@
+// emulator_config: everything `fleetcast emulate` can play, read from its
+// JSON config file (snake_case keys; unknown keys are errors). Every fault is
+// deterministic under `seed`: the same requests in the same order meet the
+// same faults and the same per-device outcomes.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fleetcast {
+
+struct emulator_faults {
+  double reset_ratio = 0;      // request executed, then the connection is reset (no answer)
+  double http_502_ratio = 0;   // gateway answers 502 (nothing executed)
+  double http_503_ratio = 0;   // gateway answers 503 with Retry-After (nothing executed)
+  double code_5340_ratio = 0;  // body code 5340 (nothing executed)
+  std::uint32_t close_after_requests = 0;  // Connection: close on the Nth answer of a connection
+  double stall_ratio = 0;                  // request executed, answer delayed by stall_ms
+  std::uint32_t stall_ms = 60000;
+  std::uint32_t token_expires_after_requests = 0;  // a token is refused (5032) after N uses
+  double missing_device_ratio = 0;                 // a device named in neither list of the answer
+};
+
+struct emulator_config {
+  std::string listen = "127.0.0.1:8443";
+  bool tls = true;
+  std::string cert_file;  // PEM; empty with tls = self-signed, generated at start
+  std::string key_file;
+  std::string self_signed_out = "fleetcast-emulator-cert.pem";  // where the generated cert goes
+  unsigned threads = 0;                                         // 0 = the number of cores
+  std::uint64_t seed = 1;
+  std::vector<std::string> tokens;             // accepted tokens; empty = any non-empty token
+  std::vector<std::string> products;           // productKeys the user may command; empty = all
+  std::uint32_t max_devices = 100;             // list-size limit (5312 above it)
+  std::uint64_t max_body_bytes = 1024 * 1024;  // 413 above it
+  double device_failure_ratio = 0;
+  std::vector<std::string> failure_messages = {"device offline", "device not found"};
+  std::uint32_t latency_fixed_ms = 0;
+  std::uint32_t latency_random_ms = 0;  // plus 0..random, uniform
+  double rate_limit_rps = 0;            // 0 = none; above it HTTP 429 with Retry-After
+  emulator_faults faults;
+  std::string record;  // NDJSON of every executed device command; empty = none
+};
+
+struct emulator_config_result {
+  std::optional<emulator_config> config;
+  std::vector<std::string> errors;  // each "field: problem"
+};
+
+// Parses a config file's text over the defaults (`base`, e.g. with flags
+// applied); relative paths are resolved against `config_file`'s folder.
+emulator_config_result parse_emulator_config(std::string_view text, std::string_view config_file,
+                                             const emulator_config& base = {});
+
+}  // namespace fleetcast
