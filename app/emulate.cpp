@@ -100,15 +100,15 @@ int emulate(const std::vector<std::string_view>& args) {
       if (!(v = value())) return 2;
       bool ok;
       if (a == "--threads") {
-        unsigned n;
+        unsigned n = 0;
         ok = number(*v, n) && n <= 256;
         set.threads = n;
       } else if (a == "--seed") {
-        std::uint64_t n;
+        std::uint64_t n = 0;
         ok = number(*v, n);
         set.seed = n;
       } else {
-        std::uint32_t n;
+        std::uint32_t n = 0;
         ok = number(*v, n) && n >= 1;
         set.max_devices = n;
       }
