@@ -313,13 +313,19 @@ const emulator_reply& emulator_session::execute(std::uint64_t id, std::uint64_t 
       ++unreported;
     }
     if (dev.has_gateway()) {
-      // Count in-flight devices per gateway until the answer is written.
-      std::string key;
-      key.reserve(dev.gateway_product_key.size() + dev.gateway_device_key.size() + 1);
-      key.append(dev.gateway_product_key).append("/").append(dev.gateway_device_key);
-      auto it = std::find_if(gateways_.begin(), gateways_.end(),
-                             [&](const auto& g) { return g.first == key; });
+      // Count in-flight devices per gateway ("gpk/gdk") until the answer is
+      // written; a new string only for a gateway new to this request.
+      const auto same = [&](const auto& g) {
+        const std::string_view k = g.first;
+        return k.size() == dev.gateway_product_key.size() + 1 + dev.gateway_device_key.size() &&
+               k.starts_with(dev.gateway_product_key) && k.ends_with(dev.gateway_device_key) &&
+               k[dev.gateway_product_key.size()] == '/';
+      };
+      auto it = std::find_if(gateways_.begin(), gateways_.end(), same);
       if (it == gateways_.end()) {
+        std::string key;
+        key.reserve(dev.gateway_product_key.size() + dev.gateway_device_key.size() + 1);
+        key.append(dev.gateway_product_key).append("/").append(dev.gateway_device_key);
         gateways_.emplace_back(std::move(key), 1);
       } else {
         ++it->second;
