@@ -2,6 +2,7 @@
 // library; see `fleetcast --help`.
 #include "app/dry_run.hpp"
 #include "app/emulate.hpp"
+#include "app/run.hpp"
 
 #include <fmt/format.h>
 
@@ -18,8 +19,14 @@ Sends one control command to a fleet of devices through the platform's
 batchControlDevice endpoint.
 
 commands:
-  run JOB.json --dry-run   validate the job, read every device, print the
-                           batch plan and the counts; sends nothing
+  run JOB.json [options]   send the job's command to its devices
+      --dry-run            validate the job, read every device, print the
+                           batch plan and the counts; send nothing
+      --resume             continue a stopped run from its output folder:
+                           nothing that has a result is sent again
+      --emulate            rehearse: send to an in-process emulator on a free
+                           loopback port instead of the job's endpoint
+      --emulator-config F  that emulator's config (see fleetcast emulate --help)
   emulate [options]        serve a local emulator of the endpoint (see
                            fleetcast emulate --help)
   help                     this text
@@ -31,9 +38,22 @@ records are skipped (or failed), 2 the job is invalid, 3 aborted or cancelled
 int run(const std::vector<std::string_view>& args) {
   std::string job_file;
   bool dry = false;
-  for (auto a : args) {
+  fleetcast::app::run_flags flags;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto a = args[i];
     if (a == "--dry-run") {
       dry = true;
+    } else if (a == "--resume") {
+      flags.resume = true;
+    } else if (a == "--emulate") {
+      flags.emulate = true;
+    } else if (a == "--emulator-config") {
+      if (i + 1 >= args.size()) {
+        fmt::print(stderr, "fleetcast run: --emulator-config needs a file\n");
+        return 2;
+      }
+      flags.emulate = true;
+      flags.emulator_config = std::string(args[++i]);
     } else if (a == "--help" || a == "-h") {
       fmt::print("{}", usage);
       return 0;
@@ -51,13 +71,8 @@ int run(const std::vector<std::string_view>& args) {
     fmt::print(stderr, "fleetcast run: missing JOB.json\n{}", usage);
     return 2;
   }
-  if (!dry) {
-    fmt::print(stderr,
-               "fleetcast run: this build cannot send yet (the dispatch engine is not part of "
-               "it); use --dry-run to validate the job and see its plan\n");
-    return 2;
-  }
-  return fleetcast::app::dry_run(job_file);
+  if (dry) return fleetcast::app::dry_run(job_file);
+  return fleetcast::app::run_job(job_file, flags);
 }
 
 }  // namespace

@@ -12,8 +12,8 @@ void chunker::set_max_devices(std::size_t max_devices) noexcept {
   max_ = std::max<std::size_t>(max_devices, 1);
 }
 
-bool chunker::add(std::uint64_t index, const pkdk_view& device) {
-  current_.add(index, device);
+bool chunker::add(std::uint64_t index, const pkdk_view& device, bool uncertain) {
+  current_.add(index, device, 0, uncertain);
   return full();
 }
 

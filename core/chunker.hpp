@@ -21,7 +21,8 @@ class chunker {
   void set_max_devices(std::size_t max_devices) noexcept;
 
   // Adds a device to the batch being formed; true when that batch is full.
-  bool add(std::uint64_t index, const pkdk_view& device);
+  // `uncertain`: an earlier run may already have sent it (--resume).
+  bool add(std::uint64_t index, const pkdk_view& device, bool uncertain = false);
   bool full() const noexcept { return current_.size() >= max_; }
   bool empty() const noexcept { return current_.empty(); }
   std::size_t pending() const noexcept { return current_.size(); }

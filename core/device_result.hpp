@@ -54,6 +54,8 @@ class result_sink {
  public:
   virtual ~result_sink() = default;
   virtual void on_result(const device_result& r) = 0;
+  // A batch's results are all in: a good moment to write them out.
+  virtual void flush() {}
 };
 
 }  // namespace fleetcast

@@ -49,7 +49,7 @@ bool line_reader::next(line& out) {
         begin_ = end_;
         if (!fill()) break;
       }
-      out = {{}, ++number_, true, 0};
+      out = {{}, ++number_, true, 0, true};
       return true;
     }
     if (!nl && len == 0) return false;  // end of stream
@@ -60,6 +60,7 @@ bool line_reader::next(line& out) {
     out.number = ++number_;
     out.too_long = false;
     out.readable = buf_.size() - begin_;
+    out.terminated = nl != nullptr;
     begin_ += len + (nl ? 1 : 0);
     return true;
   }

@@ -17,6 +17,7 @@ class line_reader {
     std::uint64_t number = 0;  // 1-based
     bool too_long = false;     // text is empty then
     std::size_t readable = 0;  // bytes readable from text.data() (>= text.size() + padding)
+    bool terminated = true;    // ended by '\n' (false: the stream ended mid-line)
   };
 
   // `padding` extra readable bytes are kept after every line, so that a

@@ -194,8 +194,10 @@ struct emulator::impl {
       if (reply->retry_after_s) fmt::format_to(out, "Retry-After: {}\r\n", reply->retry_after_s);
       if (!reply->allow.empty()) fmt::format_to(out, "Allow: {}\r\n", reply->allow);
       head += close ? "Connection: close\r\n\r\n" : "\r\n";
-      const std::array<asio::const_buffer, 2> buffers = {asio::buffer(head),
-                                                         asio::buffer(session.body())};
+      // buffers_cat, not std::array<const_buffer, 2>: Asio's two-buffer write
+      // path hands Beast's ssl_stream an empty first buffer on its second
+      // round, which writes nothing and ends the write after the head.
+      const auto buffers = beast::buffers_cat(asio::buffer(head), asio::buffer(session.body()));
       beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(60));
       auto [wec, written] = co_await asio::async_write(stream, buffers, no_throw);
       session.answered();

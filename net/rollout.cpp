@@ -1,0 +1,676 @@
+// The dispatch engine (see rollout.hpp): one thread, one io_context, one
+// coroutine per connection. Every decision is core's (attempt_classifier,
+// retry_policy, token_bucket, adaptive_rate, batch_sizer, accountant); this
+// file moves bytes and keeps the queues.
+#include "net/rollout.hpp"
+
+#include "core/accountant.hpp"
+#include "core/adaptive_rate.hpp"
+#include "core/attempt_classifier.hpp"
+#include "core/batch_sizer.hpp"
+#include "core/chunker.hpp"
+#include "core/request_encoder.hpp"
+#include "core/response_decoder.hpp"
+#include "core/retry_policy.hpp"
+#include "core/token_bucket.hpp"
+#include "net/token_source.hpp"
+
+#include <fmt/format.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+namespace fleetcast::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+constexpr auto no_throw = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+// A batch on its way: its devices, how often it was tried, when it may go.
+struct pending {
+  batch devices;
+  std::uint32_t tries = 0;
+  std::int64_t ready_us = 0;
+  std::uint64_t token_generation = 0;
+  std::optional<std::int64_t> last_code;
+  std::string last_why;
+};
+using pending_ptr = std::unique_ptr<pending>;
+
+bool is_ip_address(const std::string& host) {
+  boost::system::error_code ec;
+  asio::ip::make_address(host, ec);
+  return !ec;
+}
+
+// One keep-alive connection and what it reuses from request to request.
+struct connection {
+  std::optional<beast::tcp_stream> plain;
+  std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
+  SSL_SESSION* session = nullptr;  // resumed on reconnect
+  bool session_saved = false;
+  beast::flat_buffer buffer;
+  response_decoder decoder;
+  std::string head;
+  std::string body;
+  asio::steady_timer timer;
+  std::uint32_t connect_failures = 0;
+
+  explicit connection(asio::io_context& ioc) : timer(ioc) {}
+  ~connection() {
+    if (session) SSL_SESSION_free(session);
+  }
+  bool open() const { return plain.has_value() || tls.has_value(); }
+  void close() {
+    plain.reset();
+    tls.reset();
+    buffer.clear();
+    session_saved = false;
+  }
+  beast::tcp_stream& lowest() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
+};
+
+}  // namespace
+
+struct rollout::impl {
+  const job& j;
+  device_stream& devices;
+  result_sink& sink;
+  rollout_options options;
+
+  asio::io_context ioc{1};
+  ssl::context ssl_ctx{ssl::context::tls_client};
+  request_encoder encoder;
+  batch_sizer sizer;
+  chunker chunks;
+  accountant acct;
+  token_bucket requests_bucket;
+  token_bucket devices_bucket;
+  adaptive_rate adapt;
+  retry_policy retry;
+  token_source tokens;
+  std::string token;
+  std::uint64_t token_generation = 0;
+  std::string host_header;
+
+  std::deque<pending_ptr> ready;
+  std::vector<pending_ptr> delayed;  // a min-heap on ready_us
+  std::vector<asio::steady_timer*> waiters;
+  bool input_done = false;
+  bool stopping = false;
+  job_state state = job_state::completed;
+  std::string failure;
+  std::size_t in_flight = 0;
+  std::atomic<bool> cancel_requested{false};
+  std::optional<tcp::resolver::results_type> endpoints;
+
+  run_summary summary;
+  std::uint64_t records = 0;
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  std::mt19937_64 rng{std::random_device{}()};
+  unsigned connections_running = 0;
+
+  // Counts each result and hands it on.
+  struct counting_sink final : result_sink {
+    impl& self;
+    explicit counting_sink(impl& s) : self(s) {}
+    void on_result(const device_result& r) override {
+      self.summary.count(r);
+      self.sink.on_result(r);
+    }
+    void flush() override { self.sink.flush(); }
+  } out{*this};
+
+  impl(const job& jb, device_stream& d, result_sink& s, rollout_options o)
+      : j(jb),
+        devices(d),
+        sink(s),
+        options(std::move(o)),
+        encoder(jb.cmd),
+        sizer(jb.batch.max_devices),
+        chunks(jb.batch.max_devices),
+        requests_bucket(jb.rate.requests_per_second, jb.rate.burst),
+        devices_bucket(jb.rate.devices_per_second,
+                       std::max(jb.rate.burst, static_cast<double>(jb.batch.max_devices))),
+        adapt(jb.rate.requests_per_second),
+        retry(jb.retry),
+        tokens(jb.auth) {}
+
+  std::int64_t now_us() const {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                                 start)
+        .count();
+  }
+  double unit() { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); }
+
+  void notify() {
+    for (auto* t : waiters) t->cancel();
+  }
+
+  bool finished() const {
+    return stopping
+               ? in_flight == 0
+               : input_done && ready.empty() && delayed.empty() && in_flight == 0 && chunks.empty();
+  }
+
+  // ----------------------------------------------------------------- work
+
+  pending_ptr read_batch() {
+    device_record record;
+    record_kind kind;
+    while (!chunks.full()) {
+      if (!devices.next(record, kind)) {
+        input_done = true;
+        if (!devices.fatal_error().empty() && failure.empty()) {
+          failure = "the device list cannot be read further: " + devices.fatal_error();
+          state = job_state::failed;
+        }
+        break;
+      }
+      ++records;
+      if (options.already_done && options.already_done(record.index)) continue;
+      if (kind != record_kind::device) {
+        out.on_result(skip_result(record, kind));
+        continue;
+      }
+      const bool uncertain = options.maybe_sent && options.maybe_sent(record.index);
+      chunks.add(record.index, record.device, uncertain);
+    }
+    if (chunks.empty()) {
+      out.flush();
+      return nullptr;
+    }
+    auto p = std::make_unique<pending>();
+    chunks.take(p->devices);
+    return p;
+  }
+
+  pending_ptr next_batch() {
+    if (stopping) return nullptr;
+    if (!ready.empty()) {
+      auto p = std::move(ready.front());
+      ready.pop_front();
+      return p;
+    }
+    if (!delayed.empty() && delayed.front()->ready_us <= now_us()) {
+      std::pop_heap(delayed.begin(), delayed.end(), later);
+      auto p = std::move(delayed.back());
+      delayed.pop_back();
+      return p;
+    }
+    if (!input_done) return read_batch();
+    return nullptr;
+  }
+
+  static bool later(const pending_ptr& a, const pending_ptr& b) {
+    return a->ready_us > b->ready_us;
+  }
+
+  // ----------------------------------------------------------------- outcomes
+
+  void fail(pending& p, outcome_reason reason, std::optional<std::int64_t> code,
+            std::string_view msg) {
+    accountant::account_all(p.devices, reason, code, msg, out);
+    out.flush();
+  }
+
+  void fail_job(pending& p, std::string msg) {
+    if (!stopping) {
+      stopping = true;
+      state = job_state::failed;
+      failure = std::move(msg);
+    }
+    fail(p, outcome_reason::job_failed, p.last_code, failure);
+    notify();
+  }
+
+  void retry_later(pending_ptr p, std::uint32_t retry_after_s) {
+    if (!retry.allow_retry(p->tries)) {
+      const auto msg = fmt::format("{} (gave up after {} tr{}{})", p->last_why, p->tries,
+                                   p->tries == 1 ? "y" : "ies",
+                                   retry.budget_exhausted() ? "; retry budget exhausted" : "");
+      fail(*p, outcome_reason::transport_failed, p->last_code, msg);
+      return;
+    }
+    ++summary.retries;
+    const auto delay = retry.delay_ms(p->tries + 1, unit(), retry_after_s * 1000);
+    p->ready_us = now_us() + static_cast<std::int64_t>(delay) * 1000;
+    delayed.push_back(std::move(p));
+    std::push_heap(delayed.begin(), delayed.end(), later);
+  }
+
+  void split_front(pending_ptr p) {
+    auto [first, second] = p->devices.split();
+    auto a = std::make_unique<pending>();
+    auto b = std::make_unique<pending>();
+    a->devices = std::move(first);
+    b->devices = std::move(second);
+    a->tries = b->tries = p->tries;
+    ready.push_front(std::move(b));
+    ready.push_front(std::move(a));
+  }
+
+  void refresh_token(pending_ptr p) {
+    if (p->token_generation == token_generation) {  // the token in use was refused
+      std::string fresh;
+      try {
+        fresh = tokens.fetch();
+      } catch (const std::exception& e) {
+        return fail_job(
+            *p, fmt::format("the token was refused (5032) and a fresh one cannot be had: {}",
+                            e.what()));
+      }
+      if (fresh == token) {
+        return fail_job(*p,
+                        "the token was refused (5032) and no fresh token is available: "
+                        "rotate the token at its source (auth) and resume");
+      }
+      token = std::move(fresh);
+      ++token_generation;
+    }
+    ready.push_front(std::move(p));
+  }
+
+  // What one try came to: account it, retry it, split it, or stop.
+  void settle(pending_ptr p, const attempt_result& r, const decoded_response* answer,
+              std::uint32_t retry_after_s) {
+    if (r.reached != attempt_result::stage::not_written) p->devices.note_attempt();
+    const auto v = classify_attempt(r, p->devices.size(), j.retry.unknown_outcome);
+    if (v.slow_down) {
+      const double elapsed = std::max(1e-3, static_cast<double>(now_us()) / 1e6);
+      adapt.on_throttle(now_us(), static_cast<double>(summary.requests) / elapsed);
+      requests_bucket.set_rate(adapt.rate(), now_us());
+    }
+    if (r.reached == attempt_result::stage::answered) {
+      p->last_code = r.decoded ? std::optional<std::int64_t>(r.code) : std::nullopt;
+      p->last_why = r.decoded && r.code != 200
+                        ? fmt::format("{}: {}", v.why, answer ? answer->msg : "")
+                        : fmt::format("{} (HTTP {})", v.why, r.http_status);
+    } else {
+      p->last_why = std::string(v.why);
+    }
+    switch (v.action) {
+      case attempt_action::account: {
+        acct.account_answer(p->devices, *answer, out);
+        out.flush();
+        sizer.on_accepted(p->devices.size());
+        chunks.set_max_devices(sizer.current());
+        break;
+      }
+      case attempt_action::resend:
+        retry_later(std::move(p), retry_after_s);
+        break;
+      case attempt_action::retry:
+        p->devices.mark_uncertain();
+        retry_later(std::move(p), retry_after_s);
+        break;
+      case attempt_action::fail_uncertain:
+        p->devices.mark_uncertain();
+        fail(*p, outcome_reason::transport_failed, p->last_code, p->last_why);
+        break;
+      case attempt_action::refresh_token:
+        refresh_token(std::move(p));
+        break;
+      case attempt_action::split_too_long:
+        sizer.on_too_long(p->devices.size());
+        chunks.set_max_devices(sizer.current());
+        split_front(std::move(p));
+        break;
+      case attempt_action::split_permission:
+        split_front(std::move(p));
+        break;
+      case attempt_action::fail_batch:
+        fail(*p, outcome_reason::batch_rejected, p->last_code,
+             answer && !answer->msg.empty() ? answer->msg : std::string_view(p->last_why));
+        break;
+      case attempt_action::fail_job:
+        fail_job(*p, p->last_why);
+        break;
+    }
+    notify();
+  }
+
+  // ----------------------------------------------------------------- I/O
+
+  asio::awaitable<boost::system::error_code> connect(connection& c) {
+    c.close();
+    const auto& ep = j.endpoint;
+    if (!endpoints) {
+      tcp::resolver resolver(ioc);
+      auto [ec, results] =
+          co_await resolver.async_resolve(ep.host, std::to_string(ep.port), no_throw);
+      if (ec) co_return ec;
+      endpoints = results;
+    }
+    const auto limit = std::chrono::milliseconds(j.timeouts.connect_ms);
+    if (ep.tls) {
+      c.tls.emplace(ioc, ssl_ctx);
+      SSL* ssl = c.tls->native_handle();
+      if (!is_ip_address(ep.host)) SSL_set_tlsext_host_name(ssl, ep.host.c_str());
+      if (j.tls.verify) c.tls->set_verify_callback(ssl::host_name_verification(ep.host));
+      if (c.session) SSL_set_session(ssl, c.session);
+    } else {
+      c.plain.emplace(ioc);
+    }
+    auto& low = c.lowest();
+    low.expires_after(limit);
+    auto [ec, connected] = co_await low.async_connect(*endpoints, no_throw);
+    if (!ec) low.socket().set_option(tcp::no_delay(true), ec);
+    if (!ec && c.tls) {
+      low.expires_after(limit);
+      std::tie(ec) = co_await c.tls->async_handshake(ssl::stream_base::client, no_throw);
+    }
+    if (ec) {
+      if (ec == beast::error::timeout) ec = asio::error::timed_out;
+      c.close();
+      endpoints.reset();  // resolve again next time
+    }
+    co_return ec;
+  }
+
+  template <typename Stream>
+  asio::awaitable<boost::system::error_code> write_request(Stream& s, connection& c) {
+    c.head.clear();
+    fmt::format_to(std::back_inserter(c.head),
+                   "POST {} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nContent-Type: "
+                   "application/json\r\nContent-Length: {}\r\n\r\n",
+                   j.endpoint.target(), host_header, token, c.body.size());
+    // buffers_cat, not std::array<const_buffer, 2> (see emulator.cpp).
+    const auto buffers = beast::buffers_cat(asio::buffer(c.head), asio::buffer(c.body));
+    beast::get_lowest_layer(s).expires_after(std::chrono::milliseconds(j.timeouts.request_ms));
+    auto [ec, n] = co_await asio::async_write(s, buffers, no_throw);
+    co_return ec;
+  }
+
+  struct answer_info {
+    attempt_result result;
+    bool server_closes = false;
+    std::uint32_t retry_after_s = 0;
+  };
+
+  template <typename Stream>
+  asio::awaitable<answer_info> read_answer(Stream& s, connection& c) {
+    answer_info a;
+    a.result.reached = attempt_result::stage::no_answer;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(response_decoder::default_max_body);
+    beast::get_lowest_layer(s).expires_after(std::chrono::milliseconds(j.timeouts.request_ms));
+    auto [ec, n] = co_await http::async_read(s, c.buffer, parser, no_throw);
+    if (ec) co_return a;
+    auto& res = parser.get();
+    a.result.reached = attempt_result::stage::answered;
+    a.result.http_status = static_cast<int>(res.result_int());
+    a.server_closes = !res.keep_alive();
+    if (auto it = res.find(http::field::retry_after); it != res.end()) {
+      unsigned v = 0;
+      for (char ch : it->value()) {
+        if (ch < '0' || ch > '9') {
+          v = 0;
+          break;
+        }
+        v = std::min(v * 10 + static_cast<unsigned>(ch - '0'), 3600u);
+      }
+      a.retry_after_s = v;
+    }
+    if (a.result.http_status == 200) {
+      a.result.decoded = !c.decoder.decode(res.body());
+      a.result.code = a.result.decoded ? c.decoder.response().code : 0;
+    }
+    if (c.tls && !c.session_saved) {  // after the first answer: TLS 1.3 tickets have arrived
+      if (SSL_SESSION* s2 = SSL_get1_session(c.tls->native_handle())) {
+        if (c.session) SSL_SESSION_free(c.session);
+        c.session = s2;
+      }
+      c.session_saved = true;
+    }
+    co_return a;
+  }
+
+  asio::awaitable<void> wait_until(connection& c, std::int64_t when_us, bool wake_on_notify) {
+    c.timer.expires_after(std::chrono::microseconds(std::max<std::int64_t>(0, when_us - now_us())));
+    if (wake_on_notify) waiters.push_back(&c.timer);
+    co_await c.timer.async_wait(no_throw);
+    if (wake_on_notify) std::erase(waiters, &c.timer);
+  }
+
+  // One connection: fill a window of up to pipeline_depth written requests,
+  // then read their answers in order.
+  asio::awaitable<void> connection_loop() {
+    connection c(ioc);
+    std::deque<pending_ptr> window;
+    const std::size_t depth = std::max<std::uint32_t>(1, j.pipeline_depth);
+    for (;;) {
+      // Fill the window.
+      while (window.size() < depth) {
+        pending_ptr p = next_batch();
+        if (!p) break;
+        ++in_flight;
+        const auto now = now_us();
+        const auto go =
+            std::max(requests_bucket.reserve(1, now),
+                     devices_bucket.reserve(static_cast<double>(p->devices.size()), now));
+        if (go > now) co_await wait_until(c, go, false);
+        if (stopping) {  // cancelled or failed while waiting: it will be skipped
+          ready.push_front(std::move(p));
+          --in_flight;
+          break;
+        }
+        if (!c.open()) {
+          auto ec = co_await connect(c);
+          if (ec) {
+            --in_flight;
+            ++p->tries;
+            retry.count_request();
+            p->last_why = fmt::format("cannot connect to {}: {}", j.endpoint.url, ec.message());
+            settle(std::move(p), {attempt_result::stage::not_written}, nullptr, 0);
+            ++c.connect_failures;
+            co_await wait_until(c,
+                                now_us() + 1000 * static_cast<std::int64_t>(retry.delay_ms(
+                                                      c.connect_failures + 1, unit())),
+                                false);
+            break;
+          }
+          c.connect_failures = 0;
+        }
+        c.body.clear();
+        encoder.encode(p->devices, c.body);
+        if (options.before_send) options.before_send(p->devices);
+        p->token_generation = token_generation;
+        ++p->tries;
+        ++summary.requests;
+        retry.count_request();
+        auto ec = c.tls ? co_await write_request(*c.tls, c) : co_await write_request(*c.plain, c);
+        if (ec) {
+          --in_flight;
+          c.close();
+          settle(std::move(p), {attempt_result::stage::not_written}, nullptr, 0);
+          for (auto& w : window) {  // written before, now unanswerable
+            --in_flight;
+            settle(std::move(w), {attempt_result::stage::no_answer}, nullptr, 0);
+          }
+          window.clear();
+          break;
+        }
+        window.push_back(std::move(p));
+      }
+
+      if (window.empty()) {
+        if (finished()) co_return;
+        const std::int64_t wake =
+            delayed.empty() ? now_us() + 1'000'000 : delayed.front()->ready_us;
+        co_await wait_until(c, wake, true);
+        continue;
+      }
+
+      // Read the oldest request's answer.
+      answer_info a = c.tls ? co_await read_answer(*c.tls, c) : co_await read_answer(*c.plain, c);
+      pending_ptr p = std::move(window.front());
+      window.pop_front();
+      --in_flight;
+      const bool dead = a.result.reached != attempt_result::stage::answered;
+      settle(std::move(p), a.result, a.result.decoded ? &c.decoder.response() : nullptr,
+             a.retry_after_s);
+      if (dead || a.server_closes) {
+        c.close();
+        for (auto& w : window) {
+          --in_flight;
+          // Behind a Connection: close answer nothing was processed; behind a
+          // dead connection the outcome is unknown.
+          const attempt_result r{dead ? attempt_result::stage::no_answer
+                                      : attempt_result::stage::not_written};
+          if (!dead) --w->tries;  // not a try: the server never read it
+          settle(std::move(w), r, nullptr, 0);
+        }
+        window.clear();
+      }
+    }
+  }
+
+  asio::awaitable<void> progress_loop() {
+    asio::steady_timer t(ioc);
+    while (connections_running > 0) {
+      if (cancel_requested && !stopping) {
+        stopping = true;
+        state = job_state::cancelled;
+        notify();
+      }
+      if (adapt.tick(now_us())) requests_bucket.set_rate(adapt.rate(), now_us());
+      report();
+      t.expires_after(std::chrono::milliseconds(250));
+      co_await t.async_wait(no_throw);
+    }
+  }
+
+  void report() {
+    if (!options.on_progress) return;
+    rollout_progress p;
+    p.records = records;
+    p.done = summary.records;
+    p.succeeded = summary.count_of(device_status::succeeded);
+    p.failed = summary.count_of(device_status::failed);
+    p.skipped = summary.count_of(device_status::skipped);
+    p.requests = summary.requests;
+    p.retries = summary.retries;
+    p.batch_size = sizer.current();
+    p.elapsed_s = static_cast<double>(now_us()) / 1e6;
+    p.input_complete = input_done;
+    options.on_progress(p);
+  }
+
+  // After the connections end: everything not sent is skipped, once.
+  void drain() {
+    const auto reason = state == job_state::failed    ? outcome_reason::job_failed
+                        : state == job_state::aborted ? outcome_reason::aborted
+                                                      : outcome_reason::cancelled;
+    const std::string msg = !failure.empty() ? failure : std::string(to_string(reason));
+    auto skip = [&](pending& p) {
+      accountant::account_all(p.devices, reason, p.last_code, msg, out);
+    };
+    for (auto& p : ready) skip(*p);
+    for (auto& p : delayed) skip(*p);
+    ready.clear();
+    delayed.clear();
+    for (;;) {
+      if (!chunks.empty()) {
+        pending p;
+        chunks.take(p.devices);
+        skip(p);
+      }
+      if (input_done) break;
+      read_batch();  // reads into chunks (stops at a full batch) until the input ends
+    }
+    out.flush();
+  }
+
+  void setup_tls() {
+    if (!j.endpoint.tls) return;
+    SSL_CTX_set_min_proto_version(ssl_ctx.native_handle(), TLS1_2_VERSION);
+    SSL_CTX_set_session_cache_mode(ssl_ctx.native_handle(), SSL_SESS_CACHE_CLIENT);
+    boost::system::error_code ec;
+    if (j.tls.ca_file) {
+      ssl_ctx.load_verify_file(*j.tls.ca_file, ec);
+      if (ec)
+        throw std::runtime_error(fmt::format("tls.ca_file: {}: {}", *j.tls.ca_file, ec.message()));
+    } else {
+      ssl_ctx.set_default_verify_paths(ec);
+      if (ec) throw std::runtime_error("the system trust store cannot be loaded: " + ec.message());
+    }
+    if (!options.extra_ca_pem.empty()) {
+      ssl_ctx.add_certificate_authority(asio::buffer(options.extra_ca_pem), ec);
+      if (ec) throw std::runtime_error("extra CA certificate: " + ec.message());
+    }
+    ssl_ctx.set_verify_mode(j.tls.verify ? ssl::verify_peer : ssl::verify_none);
+  }
+};
+
+rollout::rollout(const job& j, device_stream& devices, result_sink& sink, rollout_options options)
+    : impl_(std::make_unique<impl>(j, devices, sink, std::move(options))) {}
+
+rollout::~rollout() = default;
+
+void rollout::cancel() {
+  impl_->cancel_requested = true;
+}
+
+const std::string& rollout::failure() const noexcept {
+  return impl_->failure;
+}
+
+run_summary rollout::run() {
+  auto& s = *impl_;
+  s.token = s.tokens.fetch();
+  s.setup_tls();
+  const auto& ep = s.j.endpoint;
+  const bool v6 = ep.host.find(':') != std::string::npos;
+  const bool default_port = ep.port == (ep.tls ? 443 : 80);
+  s.host_header = fmt::format("{}{}{}", v6 ? "[" : "", ep.host, v6 ? "]" : "");
+  if (!default_port) s.host_header += fmt::format(":{}", ep.port);
+  s.summary.name = s.j.name;
+  s.start = std::chrono::steady_clock::now();
+
+  std::exception_ptr crashed;
+  const unsigned n = std::max<std::uint32_t>(1, s.j.connections);
+  s.connections_running = n;
+  for (unsigned i = 0; i < n; ++i) {
+    asio::co_spawn(s.ioc, s.connection_loop(), [&s, &crashed](std::exception_ptr e) {
+      if (e && !crashed) crashed = e;
+      if (--s.connections_running == 0) s.notify();
+    });
+  }
+  asio::co_spawn(s.ioc, s.progress_loop(), asio::detached);
+  s.ioc.run();
+  if (crashed) std::rethrow_exception(crashed);
+  s.drain();
+  s.summary.state = s.state;
+  s.summary.elapsed_s = static_cast<double>(s.now_us()) / 1e6;
+  s.summary.batch_size = s.sizer.current();
+  s.report();
+  return s.summary;
+}
+
+}  // namespace fleetcast::net

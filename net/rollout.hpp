@@ -1,0 +1,79 @@
+// rollout: the dispatch engine. Streams a job's devices into batches, sends
+// them over a pool of keep-alive HTTP/1.1 connections (TLS verified against
+// the system trust store or the job's CA file, SNI, host-name check, TLS 1.2
+// or newer, sessions resumed on reconnect) under the job's rate limits,
+// retries what may be retried, and reports every input record to a
+// result_sink exactly once.
+//
+// Use from C++:
+//   fleetcast::net::rollout r(job, devices, sink);   // any device_stream, any sink
+//   std::thread t([&] { summary = r.run(); });        // or run() on this thread
+//   r.cancel();                                       // from any thread, any time
+//
+// Lifetime: `job`, `devices` and `sink` must outlive run(). run() may be
+// called once. cancel() is safe from any thread and from the sink.
+#pragma once
+
+#include "core/batch.hpp"
+#include "core/device_result.hpp"
+#include "core/device_stream.hpp"
+#include "core/job.hpp"
+#include "core/run_summary.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace fleetcast::net {
+
+struct rollout_progress {
+  std::uint64_t records = 0;  // input records read so far
+  std::uint64_t done = 0;     // records with a final result
+  std::uint64_t succeeded = 0, failed = 0, skipped = 0;
+  std::uint64_t requests = 0, retries = 0;
+  std::size_t batch_size = 0;
+  double elapsed_s = 0;
+  bool input_complete = false;  // every record has been read
+};
+
+struct rollout_options {
+  // PEM certificates trusted besides the job's (e.g. a local emulator's).
+  std::string extra_ca_pem;
+  // Called on the engine's thread about every 250 ms, and once at the end.
+  std::function<void(const rollout_progress&)> on_progress;
+  // For --resume: records that already have a result are not sent (and not
+  // reported again); records an earlier run may have sent are uncertain.
+  std::function<bool(std::uint64_t index)> already_done;
+  std::function<bool(std::uint64_t index)> maybe_sent;
+  // Called before a batch is written to the network, with its indices (for
+  // a journal that makes --resume mark them uncertain after a crash).
+  std::function<void(const batch&)> before_send;
+};
+
+class rollout {
+ public:
+  rollout(const job& j, device_stream& devices, result_sink& sink, rollout_options options = {});
+  ~rollout();
+  rollout(const rollout&) = delete;
+  rollout& operator=(const rollout&) = delete;
+
+  // Runs the rollout on the calling thread until every record has a result.
+  // Throws std::runtime_error only for start-up failures (no token, a CA file
+  // that cannot be read); everything after start is reported in results and
+  // in the summary's state (completed, cancelled, failed) and failure().
+  run_summary run();
+
+  // Stops sending: requests in flight finish and are recorded, everything
+  // not yet sent is recorded skipped (cancelled). Thread-safe.
+  void cancel();
+
+  // Why the job failed (state failed), e.g. a refused token; empty otherwise.
+  const std::string& failure() const noexcept;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace fleetcast::net

@@ -1,0 +1,24 @@
+// token_source: the Authorization value for a job, from a file (re-read
+// when asked, so an outside agent can rotate it), an environment variable,
+// or a command's standard output. The token never appears in a message.
+#pragma once
+
+#include "core/job.hpp"
+
+#include <string>
+
+namespace fleetcast::net {
+
+class token_source {
+ public:
+  explicit token_source(auth_config config) : config_(std::move(config)) {}
+
+  // Reads the token (again). Throws std::runtime_error naming the source
+  // (file, variable, command) and why, never the token.
+  std::string fetch() const;
+
+ private:
+  auth_config config_;
+};
+
+}  // namespace fleetcast::net
