@@ -88,8 +88,6 @@ check no_job 2 -- run
 has 'missing JOB.json'
 check no_such_job 2 -- run "$tmp/none.json" --dry-run
 has 'none.json: cannot open'
-check not_dry 2 -- run "$src/config/examples/demo.json"
-has 'use --dry-run'
 check unknown_command 2 -- frobnicate
 has 'unknown command'
 
