@@ -73,6 +73,7 @@ answer_anomalies accountant::account_answer(const batch& devices, const decoded_
     } else {
       ++anomalies.missing_devices;
       r.reason = outcome_reason::missing_in_answer;
+      r.uncertain = true;  // the request was executed; whether for this device, nobody said
       r.msg = "device in neither the successList nor the failureList of the answer";
     }
     sink.on_result(r);

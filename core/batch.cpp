@@ -44,6 +44,14 @@ void batch::clear() noexcept {
   slots_.clear();
 }
 
+batch batch::slice(std::size_t first, std::size_t last) const {
+  batch out;
+  for (std::size_t i = first; i < last && i < size(); ++i) {
+    out.add(slots_[i].index, device(i), slots_[i].attempts, slots_[i].uncertain);
+  }
+  return out;
+}
+
 std::pair<batch, batch> batch::split() const {
   assert(size() >= 2);
   std::pair<batch, batch> halves;

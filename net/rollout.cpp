@@ -264,15 +264,18 @@ struct rollout::impl {
     std::push_heap(delayed.begin(), delayed.end(), later);
   }
 
-  void split_front(pending_ptr p) {
-    auto [first, second] = p->devices.split();
-    auto a = std::make_unique<pending>();
-    auto b = std::make_unique<pending>();
-    a->devices = std::move(first);
-    b->devices = std::move(second);
-    a->tries = b->tries = p->tries;
-    ready.push_front(std::move(b));
-    ready.push_front(std::move(a));
+  // Re-slices a batch into pieces of at most `size` devices, first in line.
+  void split_front(pending_ptr p, std::size_t size) {
+    const std::size_t n = p->devices.size();
+    size = std::clamp<std::size_t>(size, 1, (n + 1) / 2);
+    std::vector<pending_ptr> pieces;
+    for (std::size_t first = 0; first < n; first += size) {
+      auto piece = std::make_unique<pending>();
+      piece->devices = p->devices.slice(first, first + size);
+      piece->tries = p->tries;
+      pieces.push_back(std::move(piece));
+    }
+    for (auto it = pieces.rbegin(); it != pieces.rend(); ++it) ready.push_front(std::move(*it));
   }
 
   void refresh_token(pending_ptr p) {
@@ -298,7 +301,7 @@ struct rollout::impl {
 
   // What one try came to: account it, retry it, split it, or stop.
   void settle(pending_ptr p, const attempt_result& r, const decoded_response* answer,
-              std::uint32_t retry_after_s) {
+              std::uint32_t retry_after_s, std::string_view detail = {}) {
     if (r.reached != attempt_result::stage::not_written) p->devices.note_attempt();
     const auto v = classify_attempt(r, p->devices.size(), j.retry.unknown_outcome);
     if (v.slow_down) {
@@ -312,7 +315,7 @@ struct rollout::impl {
                         ? fmt::format("{}: {}", v.why, answer ? answer->msg : "")
                         : fmt::format("{} (HTTP {})", v.why, r.http_status);
     } else {
-      p->last_why = std::string(v.why);
+      p->last_why = detail.empty() ? std::string(v.why) : std::string(detail);
     }
     switch (v.action) {
       case attempt_action::account: {
@@ -337,13 +340,17 @@ struct rollout::impl {
         refresh_token(std::move(p));
         break;
       case attempt_action::split_too_long:
+        // Nothing was executed. Pieces of the size the search tries next: one
+        // refusal teaches every piece.
         sizer.on_too_long(p->devices.size());
         chunks.set_max_devices(sizer.current());
-        split_front(std::move(p));
+        split_front(std::move(p), sizer.current());
         break;
-      case attempt_action::split_permission:
-        split_front(std::move(p));
+      case attempt_action::split_permission: {
+        const std::size_t half = (p->devices.size() + 1) / 2;  // halves isolate the refused
+        split_front(std::move(p), half);
         break;
+      }
       case attempt_action::fail_batch:
         fail(*p, outcome_reason::batch_rejected, p->last_code,
              answer && !answer->msg.empty() ? answer->msg : std::string_view(p->last_why));
@@ -486,8 +493,8 @@ struct rollout::impl {
             --in_flight;
             ++p->tries;
             retry.count_request();
-            p->last_why = fmt::format("cannot connect to {}: {}", j.endpoint.url, ec.message());
-            settle(std::move(p), {attempt_result::stage::not_written}, nullptr, 0);
+            const auto why = fmt::format("cannot connect to {}: {}", j.endpoint.url, ec.message());
+            settle(std::move(p), {attempt_result::stage::not_written}, nullptr, 0, why);
             ++c.connect_failures;
             co_await wait_until(c,
                                 now_us() + 1000 * static_cast<std::int64_t>(retry.delay_ms(
@@ -602,7 +609,7 @@ struct rollout::impl {
         skip(p);
       }
       if (input_done) break;
-      read_batch();  // reads into chunks (stops at a full batch) until the input ends
+      if (auto p = read_batch()) skip(*p);  // the next batch's worth of records
     }
     out.flush();
   }
@@ -668,7 +675,10 @@ run_summary rollout::run() {
   s.drain();
   s.summary.state = s.state;
   s.summary.elapsed_s = static_cast<double>(s.now_us()) / 1e6;
-  s.summary.batch_size = s.sizer.current();
+  // The size settled on: the largest the server accepted (the search's next
+  // probe may never have been sent).
+  s.summary.batch_size =
+      s.sizer.largest_accepted() ? s.sizer.largest_accepted() : s.sizer.current();
   s.report();
   return s.summary;
 }

@@ -98,6 +98,7 @@ TEST_CASE("devices in neither list fail with a clear reason; strangers and repea
   CHECK(m[0].ticket == "a");  // first mention wins
   CHECK(m[1].reason == outcome_reason::missing_in_answer);
   CHECK(m[1].msg.find("neither") != std::string::npos);
+  CHECK(m[1].uncertain);  // the request ran; whether for this device, nobody said
   CHECK(m[2].reason == outcome_reason::device_failed);
   CHECK(m[3].reason == outcome_reason::missing_in_answer);
   for (auto& [i, r] : m) CHECK(r.uncertain);

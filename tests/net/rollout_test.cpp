@@ -1,0 +1,473 @@
+// The engine against the real emulator over TLS on loopback, under every
+// fault the emulator plays, with pipelining off and on. Each case checks,
+// device by device, from the engine's results and the emulator's record:
+// every input record has exactly one result; a device was commanded more
+// than once only when its result is uncertain; a device commanded without
+// the engine knowing is uncertain too; a success carries a ticket the
+// emulator issued for that device.
+#include "net/rollout.hpp"
+#include "core/device_stream.hpp"
+#include "core/job_parser.hpp"
+#include "net/emulator.hpp"
+
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+#include <simdjson.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+using namespace fleetcast;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct owned_result {
+  std::uint64_t index;
+  std::string product_key, device_key, ticket, msg;
+  outcome_reason reason;
+  std::optional<std::int64_t> code;
+  std::uint32_t attempts;
+  bool uncertain;
+};
+
+struct collecting_sink : result_sink {
+  std::vector<owned_result> results;
+  void on_result(const device_result& r) override {
+    results.push_back({r.index, std::string(r.device.product_key), std::string(r.device.device_key),
+                       std::string(r.ticket), std::string(r.msg), r.reason, r.code, r.attempts,
+                       r.uncertain});
+  }
+};
+
+struct executed {
+  int times = 0;
+  std::set<std::string> tickets;
+  std::vector<std::uint64_t> requests;
+};
+
+struct run_outcome {
+  run_summary summary;
+  std::string failure;
+  std::vector<owned_result> results;
+  std::map<std::string, executed> record;  // by productKey/deviceKey
+  std::map<std::uint64_t, std::uint64_t> request_at_ms;
+  std::uint64_t counter(emulator_counter c) const {
+    return counters.at(static_cast<std::size_t>(c));
+  }
+  std::vector<std::uint64_t> counters;
+};
+
+class temp_dir {
+ public:
+  temp_dir() {
+    static std::atomic<int> n{0};
+    path_ = fs::temp_directory_path() / fmt::format("fleetcast-rollout-{}-{}", ::getpid(), n++);
+    fs::create_directories(path_);
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+std::string csv_devices(int n, const std::vector<std::string>& products = {"p1"}) {
+  std::string s = "productKey,deviceKey\n";
+  for (int i = 0; i < n; ++i) s += fmt::format("{},86{:013}\n", products[i % products.size()], i);
+  return s;
+}
+
+// Runs a job (JSON members given, endpoint and auth filled in) against an
+// emulator, and gathers results, record and counters.
+run_outcome run_against(emulator_config ecfg, const std::string& job_members,
+                        const std::string& csv,
+                        const std::function<void(net::emulator&, const fs::path&)>& during = {},
+                        std::string token_setup = "") {
+  temp_dir dir;
+  ecfg.listen = "127.0.0.1:0";
+  ecfg.tls = true;
+  ecfg.threads = 1;
+  ecfg.record = (dir.path() / "record.ndjson").string();
+  run_outcome out;
+  {
+    net::emulator emu(ecfg);
+    const auto token_file = dir.path() / "token";
+    std::ofstream(token_file) << "Bearer first\n";
+    const std::string auth = token_setup.empty()
+                                 ? fmt::format(R"({{"token_file":"{}"}})", token_file.string())
+                                 : token_setup;
+    const std::string text = fmt::format(
+        R"({{"endpoint":"{}","auth":{},"command":{{"type":2,"data":"[{{\"switch\":true}}]"}},
+             "devices":{{"file":"devices.csv"}}{}}})",
+        emu.url(), auth, job_members.empty() ? "" : "," + job_members);
+    auto parsed = parse_job(text, (dir.path() / "job.json").string());
+    REQUIRE_MESSAGE(parsed.job, (parsed.errors.empty() ? "" : parsed.errors[0].describe("job")));
+    std::istringstream in(csv);
+    device_stream devices(make_device_reader(device_format::csv, in));
+    collecting_sink sink;
+    net::rollout_options options;
+    options.extra_ca_pem = emu.certificate_pem();
+    net::rollout r(*parsed.job, devices, sink, options);
+    std::thread helper;
+    std::atomic<bool> stop{false};
+    if (during) helper = std::thread([&] { during(emu, token_file); });
+    out.summary = r.run();
+    out.failure = r.failure();
+    if (helper.joinable()) helper.join();
+    out.results = std::move(sink.results);
+    for (std::size_t i = 0; i < static_cast<std::size_t>(emulator_counter::count_); ++i) {
+      out.counters.push_back(emu.state().counter(static_cast<emulator_counter>(i)));
+    }
+  }
+  simdjson::dom::parser p;
+  simdjson::padded_string text;
+  REQUIRE(simdjson::padded_string::load(ecfg.record).get(text) == simdjson::SUCCESS);
+  for (auto doc : p.parse_many(text)) {
+    simdjson::dom::element e;
+    REQUIRE(doc.get(e) == simdjson::SUCCESS);
+    const auto key =
+        fmt::format("{}/{}", std::string_view(e["productKey"]), std::string_view(e["deviceKey"]));
+    auto& x = out.record[key];
+    ++x.times;
+    std::string_view ticket;
+    if (e["ticket"].get_string().get(ticket) == simdjson::SUCCESS) x.tickets.emplace(ticket);
+    const auto request = std::uint64_t(e["request"]);
+    x.requests.push_back(request);
+    out.request_at_ms[request] = std::uint64_t(e["at_ms"]);
+  }
+  return out;
+}
+
+// The product's first promise, and the meaning of `uncertain`, device by device.
+void check_accounting(const run_outcome& o, int devices) {
+  std::vector<int> seen(devices, 0);
+  for (const auto& r : o.results) {
+    REQUIRE(r.index < static_cast<std::uint64_t>(devices));
+    ++seen[r.index];
+  }
+  int missing = 0, twice = 0;
+  for (int s : seen) {
+    missing += s == 0;
+    twice += s > 1;
+  }
+  CHECK(missing == 0);
+  CHECK(twice == 0);
+  CHECK(o.summary.records == static_cast<std::uint64_t>(devices));
+  std::uint64_t by_status = 0;
+  for (auto n : o.summary.by_status) by_status += n;
+  CHECK(by_status == static_cast<std::uint64_t>(devices));
+
+  int violations = 0;
+  for (const auto& r : o.results) {
+    const auto it = o.record.find(r.product_key + "/" + r.device_key);
+    const int times = it == o.record.end() ? 0 : it->second.times;
+    const bool ok_status =
+        r.reason == outcome_reason::accepted || r.reason == outcome_reason::device_failed;
+    bool fine = true;
+    if (times > 1 && !r.uncertain) fine = false;  // sent twice without saying so
+    if (ok_status && times == 0) fine = false;    // a result for something never executed
+    if (!ok_status && times > 0 && !r.uncertain) fine = false;  // executed behind our back
+    if (r.reason == outcome_reason::accepted &&
+        (it == o.record.end() || !it->second.tickets.count(r.ticket))) {
+      fine = false;  // a ticket the emulator never issued for this device
+    }
+    if (r.attempts < static_cast<std::uint32_t>(std::min(times, 1))) fine = false;
+    if (!fine) {
+      if (++violations <= 5) {
+        MESSAGE(fmt::format(
+            "device {} ({}): executed {} times, reason {}, uncertain {}, attempts {}", r.index,
+            r.device_key, times, to_string(r.reason), r.uncertain, r.attempts));
+      }
+    }
+  }
+  CHECK(violations == 0);
+}
+
+std::string fast_retry(int attempts = 8) {
+  return fmt::format(
+      R"("retry":{{"max_attempts":{},"base_delay_ms":5,"max_delay_ms":50}},"rate":{{"requests_per_second":0}},"timeouts":{{"connect_ms":2000,"request_ms":2000}})",
+      attempts);
+}
+
+}  // namespace
+
+TEST_CASE("a clean run: every device succeeds once, over TLS, pipelined or not") {
+  for (int depth : {1, 4}) {
+    CAPTURE(depth);
+    emulator_config e;
+    e.device_failure_ratio = 0.1;
+    const int n = 2000;
+    auto o = run_against(
+        e,
+        fmt::format(R"("batch":{{"max_devices":100}},"connections":3,"pipeline_depth":{},{})",
+                    depth, fast_retry()),
+        csv_devices(n));
+    check_accounting(o, n);
+    CHECK(o.summary.state == job_state::completed);
+    CHECK(o.summary.count_of(outcome_reason::accepted) +
+              o.summary.count_of(outcome_reason::device_failed) ==
+          n);
+    CHECK(o.summary.count_of(outcome_reason::device_failed) > 100);
+    CHECK(o.summary.requests == 20);
+    CHECK(o.summary.retries == 0);
+    for (const auto& [k, x] : o.record) CHECK(x.times == 1);
+  }
+}
+
+TEST_CASE("faults: resets, 502, 503, 5340 and stalls, with pipelining off and on") {
+  struct fault_case {
+    const char* name;
+    std::function<void(emulator_faults&)> set;
+    std::string extra;
+  };
+  const std::vector<fault_case> cases = {
+      {"reset", [](emulator_faults& f) { f.reset_ratio = 0.15; }, ""},
+      {"502", [](emulator_faults& f) { f.http_502_ratio = 0.15; }, ""},
+      {"503", [](emulator_faults& f) { f.http_503_ratio = 0.15; }, ""},
+      {"5340", [](emulator_faults& f) { f.code_5340_ratio = 0.15; }, ""},
+      {"stall",
+       [](emulator_faults& f) {
+         f.stall_ratio = 0.1;
+         f.stall_ms = 1500;
+       },
+       R"("timeouts":{"connect_ms":2000,"request_ms":300},)"},
+      {"close after 3", [](emulator_faults& f) { f.close_after_requests = 3; }, ""},
+      {"missing devices", [](emulator_faults& f) { f.missing_device_ratio = 0.05; }, ""},
+  };
+  for (const auto& fc : cases) {
+    for (int depth : {1, 4}) {
+      CAPTURE(fc.name);
+      CAPTURE(depth);
+      emulator_config e;
+      e.device_failure_ratio = 0.05;
+      e.seed = 11;
+      fc.set(e.faults);
+      const int n = 1500;
+      std::string members =
+          fmt::format(R"({}"batch":{{"max_devices":50}},"connections":2,"pipeline_depth":{},{})",
+                      fc.extra, depth, fast_retry(10));
+      if (!fc.extra.empty()) {  // the case sets its own timeouts
+        members = fmt::format(
+            R"({}"batch":{{"max_devices":50}},"connections":2,"pipeline_depth":{},"retry":{{"max_attempts":10,"base_delay_ms":5,"max_delay_ms":50}},"rate":{{"requests_per_second":0}})",
+            fc.extra, depth);
+      }
+      auto o = run_against(e, members, csv_devices(n));
+      check_accounting(o, n);
+      CHECK(o.summary.state == job_state::completed);
+      const auto faults =
+          o.counter(emulator_counter::resets) + o.counter(emulator_counter::http_502) +
+          o.counter(emulator_counter::http_503) + o.counter(emulator_counter::code_5340) +
+          o.counter(emulator_counter::stalls) + o.counter(emulator_counter::closes) +
+          o.counter(emulator_counter::unreported);
+      CHECK(faults > 0);  // the fault really happened
+      if (std::string(fc.name) != "missing devices") {
+        // Retried until done: nothing lost to a transient fault.
+        CHECK(o.summary.count_of(outcome_reason::accepted) +
+                  o.summary.count_of(outcome_reason::device_failed) +
+                  o.summary.count_of(outcome_reason::transport_failed) ==
+              n);
+        const bool retried = o.summary.retries > 0 || std::string(fc.name) == "close after 3";
+        CHECK(retried);
+      } else {
+        CHECK(o.summary.count_of(outcome_reason::missing_in_answer) > 0);
+      }
+    }
+  }
+}
+
+TEST_CASE("429 with Retry-After: the engine slows down and still delivers every device once") {
+  emulator_config e;
+  e.rate_limit_rps = 40;
+  const int n = 600;
+  auto o = run_against(
+      e,
+      R"("batch":{"max_devices":10},"connections":4,"retry":{"max_attempts":20,"base_delay_ms":10,"max_delay_ms":200},"rate":{"requests_per_second":0})",
+      csv_devices(n));
+  check_accounting(o, n);
+  CHECK(o.counter(emulator_counter::http_429) > 0);
+  CHECK(o.summary.count_of(outcome_reason::accepted) == n);
+  for (const auto& [k, x] : o.record) CHECK(x.times == 1);  // a 429 executes nothing
+}
+
+TEST_CASE("5312 with batch size auto: splits, then settles on the server's limit") {
+  emulator_config e;
+  e.max_devices = 37;
+  const int n = 5000;
+  auto o = run_against(
+      e,
+      R"("batch":{"max_devices":"auto"},"connections":2,"rate":{"requests_per_second":0},"retry":{"max_attempts":3,"base_delay_ms":5,"max_delay_ms":50})",
+      csv_devices(n));
+  check_accounting(o, n);
+  CHECK(o.summary.count_of(outcome_reason::accepted) == n);
+  CHECK(o.counter(emulator_counter::code_5312) > 0);
+  CHECK(o.summary.batch_size == 37);
+  for (const auto& [k, x] : o.record) CHECK(x.times == 1);
+}
+
+TEST_CASE("5041: the devices the user may not command are isolated; the others get the command") {
+  emulator_config e;
+  e.products = {"p1", "p2"};
+  const int n = 600;
+  auto o = run_against(e, R"("batch":{"max_devices":100},"connections":2)",
+                       csv_devices(n, {"p1", "p2", "p1", "p3"}));
+  check_accounting(o, n);
+  int refused = 0;
+  for (const auto& r : o.results) {
+    if (r.product_key == "p3") {
+      CHECK(r.reason == outcome_reason::batch_rejected);
+      CHECK(r.code == 5041);
+      ++refused;
+    } else {
+      CHECK(r.reason == outcome_reason::accepted);
+    }
+  }
+  CHECK(refused == n / 4);
+  for (const auto& [k, x] : o.record) CHECK(!k.starts_with("p3/"));
+}
+
+TEST_CASE("a token that expires mid-run is rotated in the token file and the run goes on") {
+  emulator_config e;
+  e.faults.token_expires_after_requests = 15;
+  const int n = 250;
+  auto o = run_against(
+      e, R"("batch":{"max_devices":10},"connections":1)", csv_devices(n),
+      [](net::emulator& emu, const fs::path& token_file) {
+        // Rotate once the first token is in use (long before it expires).
+        for (int i = 0; i < 2000 && emu.state().counter(emulator_counter::api_requests) < 2; ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        std::ofstream(token_file.string() + ".new") << "Bearer second\n";
+        fs::rename(token_file.string() + ".new", token_file);
+      });
+  check_accounting(o, n);
+  CHECK(o.counter(emulator_counter::tokens_expired) == 1);
+  CHECK(o.summary.count_of(outcome_reason::accepted) == n);
+  CHECK(o.summary.state == job_state::completed);
+}
+
+TEST_CASE("a refused token with no fresh one fails the job; the rest is skipped, never lost") {
+  emulator_config e;
+  e.tokens = {"Bearer other"};
+  const int n = 300;
+  auto o = run_against(e, R"("batch":{"max_devices":10},"connections":2)", csv_devices(n));
+  check_accounting(o, n);
+  CHECK(o.summary.state == job_state::failed);
+  CHECK(o.failure.find("5032") != std::string::npos);
+  CHECK(o.failure.find("Bearer") == std::string::npos);  // the token never shows
+  CHECK(o.summary.count_of(outcome_reason::job_failed) == n);
+  CHECK(o.record.empty());
+}
+
+TEST_CASE("token_command is run again for a fresh token") {
+  emulator_config e;
+  e.faults.token_expires_after_requests = 4;
+  const int n = 200;
+  auto o = run_against(e, R"("batch":{"max_devices":10},"connections":1)", csv_devices(n), {},
+                       R"x({"token_command":["sh","-c","echo Bearer $(date +%s%N)"]})x");
+  check_accounting(o, n);
+  CHECK(o.counter(emulator_counter::tokens_expired) >= 3);
+  CHECK(o.summary.count_of(outcome_reason::accepted) == n);
+}
+
+TEST_CASE("the configured request rate is never exceeded in any one-second window") {
+  emulator_config e;
+  const int n = 500;
+  auto o = run_against(
+      e,
+      R"("batch":{"max_devices":10},"connections":4,"rate":{"requests_per_second":20,"burst":1})",
+      csv_devices(n));
+  check_accounting(o, n);
+  std::vector<std::uint64_t> at;
+  for (const auto& [id, ms] : o.request_at_ms) at.push_back(ms);
+  std::sort(at.begin(), at.end());
+  REQUIRE(at.size() == 50);
+  std::size_t worst = 0;
+  for (std::size_t i = 0, j = 0; j < at.size(); ++j) {
+    while (at[j] - at[i] >= 1000) ++i;
+    worst = std::max(worst, j - i + 1);
+  }
+  MESSAGE("most requests in any 1 s window: " << worst);
+  CHECK(worst <= 21);                     // rate 20/s plus a burst of 1
+  CHECK(at.back() - at.front() >= 2000);  // 50 requests at 20/s take at least 2.45 s
+}
+
+TEST_CASE("the devices/s limit holds across batches") {
+  emulator_config e;
+  const int n = 300;
+  auto o = run_against(
+      e,
+      R"("batch":{"max_devices":50},"connections":2,"rate":{"requests_per_second":0,"devices_per_second":200,"burst":1})",
+      csv_devices(n));
+  check_accounting(o, n);
+  std::vector<std::uint64_t> at;
+  for (const auto& [id, ms] : o.request_at_ms) at.push_back(ms);
+  std::sort(at.begin(), at.end());
+  REQUIRE(at.size() == 6);
+  CHECK(at.back() - at.front() >= 1000);  // 300 devices at 200/s, the first batch free
+}
+
+TEST_CASE(
+    "cancel: in-flight requests finish, the rest is skipped as cancelled, every device once") {
+  emulator_config e;
+  e.latency_fixed_ms = 20;
+  const int n = 5000;
+  temp_dir dir;
+  e.listen = "127.0.0.1:0";
+  e.tls = false;
+  e.threads = 1;
+  net::emulator emu(e);
+  const std::string text = fmt::format(
+      R"({{"endpoint":"{}","auth":{{"token_env":"HOME"}},"command":{{"type":2,"data":"[]"}},"devices":{{"file":"d.csv"}},"batch":{{"max_devices":20}},"connections":2,"rate":{{"requests_per_second":0}}}})",
+      emu.url());
+  auto parsed = parse_job(text, (dir.path() / "job.json").string());
+  REQUIRE(parsed.job);
+  std::istringstream in(csv_devices(n));
+  device_stream devices(make_device_reader(device_format::csv, in));
+  struct cancelling_sink : collecting_sink {
+    net::rollout* r = nullptr;
+    void on_result(const device_result& x) override {
+      collecting_sink::on_result(x);
+      if (results.size() == 200 && r) r->cancel();
+    }
+  } sink;
+  net::rollout r(*parsed.job, devices, sink);
+  sink.r = &r;
+  const auto summary = r.run();
+  CHECK(summary.state == job_state::cancelled);
+  CHECK(summary.exit_code() == 3);
+  std::set<std::uint64_t> seen;
+  for (const auto& x : sink.results) CHECK(seen.insert(x.index).second);
+  CHECK(seen.size() == static_cast<std::size_t>(n));
+  CHECK(summary.count_of(outcome_reason::cancelled) > 4000);
+  CHECK(summary.count_of(outcome_reason::accepted) >= 200);
+  CHECK(summary.count_of(outcome_reason::accepted) ==
+        emu.state().counter(emulator_counter::devices));
+}
+
+TEST_CASE("an endpoint that is not there: every device fails after its tries, none lost") {
+  temp_dir dir;
+  const std::string text =
+      R"({"endpoint":"http://127.0.0.1:9","auth":{"token_env":"HOME"},"command":{"type":2,"data":"[]"},"devices":{"file":"d.csv"},"batch":{"max_devices":10},"connections":2,"retry":{"max_attempts":2,"base_delay_ms":1,"max_delay_ms":5}})";
+  auto parsed = parse_job(text, (dir.path() / "job.json").string());
+  REQUIRE(parsed.job);
+  std::istringstream in(csv_devices(55));
+  device_stream devices(make_device_reader(device_format::csv, in));
+  collecting_sink sink;
+  net::rollout r(*parsed.job, devices, sink);
+  const auto summary = r.run();
+  CHECK(summary.count_of(outcome_reason::transport_failed) == 55);
+  CHECK(sink.results.size() == 55);
+  CHECK(sink.results[0].msg.find("cannot connect") != std::string::npos);
+  CHECK(!sink.results[0].uncertain);  // never written: nothing can have reached a device
+}
