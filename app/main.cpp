@@ -2,6 +2,7 @@
 // library; see `fleetcast --help`.
 #include "app/dry_run.hpp"
 #include "app/emulate.hpp"
+#include "app/generate.hpp"
 #include "app/run.hpp"
 
 #include <fmt/format.h>
@@ -29,6 +30,7 @@ commands:
       --emulator-config F  that emulator's config (see fleetcast emulate --help)
   emulate [options]        serve a local emulator of the endpoint (see
                            fleetcast emulate --help)
+  generate-devices N FILE  write a synthetic fleet of N devices (CSV)
   help                     this text
 
 exit status of run: 0 all devices would be sent (or succeeded), 1 some
@@ -85,6 +87,9 @@ int main(int argc, char** argv) {
   }
   if (args[0] == "run") return run({args.begin() + 1, args.end()});
   if (args[0] == "emulate") return fleetcast::app::emulate({args.begin() + 1, args.end()});
+  if (args[0] == "generate-devices") {
+    return fleetcast::app::generate_devices({args.begin() + 1, args.end()});
+  }
   fmt::print(stderr, "fleetcast: unknown command \"{}\"\n{}", args[0], usage);
   return 2;
 }

@@ -213,20 +213,41 @@ int run_job(const std::string& job_file, const run_flags& flags) {
     return 2;
   }
   if (flags.resume && fs::exists(results_path)) {
-    std::ifstream in(results_path, std::ios::binary);
-    result_log_reader reader(in);
-    device_result r;
-    while (reader.next(r)) {
-      if (!done.contains(r.index)) before.count(r);
-      done.insert(r.index);
+    // Final results stay; devices skipped because the run stopped (cancelled)
+    // or the job failed (e.g. a refused token) are sent again, so their lines
+    // go: results.ndjson keeps one line per device.
+    const auto kept_path = results_path + ".resume";
+    {
+      std::ifstream in(results_path, std::ios::binary);
+      std::ofstream kept(kept_path, std::ios::binary | std::ios::trunc);
+      result_log_reader reader(in);
+      device_result r;
+      std::string line;
+      while (reader.next(r)) {
+        if (r.reason == outcome_reason::cancelled || r.reason == outcome_reason::job_failed)
+          continue;
+        if (done.contains(r.index)) continue;
+        before.count(r);
+        done.insert(r.index);
+        line.clear();
+        append_result_line(line, r);
+        kept << line;
+      }
+      if (!reader.error().empty()) {
+        fmt::print(stderr, "fleetcast: {}: {}; cannot resume from it\n", results_path,
+                   reader.error());
+        return 2;
+      }
+      if (!kept) {
+        fmt::print(stderr, "fleetcast: {}: cannot write\n", kept_path);
+        return 2;
+      }
     }
-    if (!reader.error().empty()) {
-      fmt::print(stderr, "fleetcast: {}: {}; cannot resume from it\n", results_path,
-                 reader.error());
+    fs::rename(kept_path, results_path, fec);
+    if (fec) {
+      fmt::print(stderr, "fleetcast: {}: {}\n", results_path, fec.message());
       return 2;
     }
-    in.close();
-    fs::resize_file(results_path, reader.complete_bytes(), fec);  // drop a line cut short
     std::ifstream journal(journal_path);
     std::string line;
     while (std::getline(journal, line)) {

@@ -52,10 +52,16 @@ lacks() {
   fi
 }
 
-check demo 0 -- run "$src/config/examples/demo.json" --dry-run
+# The demo job, over a generated list of 2000 devices.
+mkdir -p "$tmp/demo"
+"$bin" generate-devices 2000 "$tmp/demo/devices.csv" 2>/dev/null
+sed 's|"../../out/demo-devices.csv"|"devices.csv"|' "$src/config/examples/demo.json" >"$tmp/demo/demo.json"
+cp "$src/config/examples/demo-token" "$tmp/demo/"
+check demo 0 -- run "$tmp/demo/demo.json" --dry-run
 has '2000 records'
 has '2000 to send, 0 invalid, 0 duplicates'
 has 'batches +4 of up to 500 devices'
+has 'devices.csv \(csv\)'
 has 'dry run: nothing was sent'
 lacks 'demo-token-for-the-local-emulator'
 

@@ -1,0 +1,134 @@
+#!/bin/bash
+# End-to-end checks of `fleetcast run` against `fleetcast emulate` on
+# loopback: a run killed with SIGKILL and resumed, a run stopped by SIGINT
+# (exit 3) and resumed, exit codes, and the token in no output. Devices are
+# checked one by one against the emulator's record (awk only).
+# usage: run_test.sh FLEETCAST SOURCE_DIR
+set -u
+bin=$1
+src=$2
+tmp=$(mktemp -d)
+emu_pid=
+trap '[ -n "$emu_pid" ] && kill "$emu_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); }
+fail() { echo "FAIL $*"; failed=$((failed + 1)); }
+n=20000
+secret="Bearer SECRET-$$-do-not-print"
+
+emulator_config() {  # JSON -> a config file's path
+  local f="$tmp/emu-$RANDOM.json"
+  printf '%s\n' "$1" >"$f"
+  echo "$f"
+}
+start_emulator() {  # extra flags...
+  "$bin" emulate --plain --listen 127.0.0.1:0 --threads 1 "$@" 2>"$tmp/emu.err" &
+  emu_pid=$!
+  for _ in $(seq 100); do grep -q serving "$tmp/emu.err" && break; sleep 0.1; done
+  port=$(sed -n 's|.*serving http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$tmp/emu.err")
+  [ -n "$port" ] || { echo "emulator did not start: $(cat "$tmp/emu.err")"; exit 1; }
+}
+stop_emulator() {
+  kill -TERM "$emu_pid"
+  wait "$emu_pid" 2>/dev/null
+  emu_pid=
+}
+write_job() {  # NAME [extra members]
+  cat >"$tmp/$1.json" <<JOB
+{"name": "$1", "endpoint": "http://127.0.0.1:$port",
+ "auth": {"token_file": "token"},
+ "command": {"type": 2, "data": "[{\"switch\":true}]", "isCache": 1, "cacheTime": 600, "isCover": 1},
+ "devices": {"file": "devices.csv"}, "batch": {"max_devices": 100},
+ "rate": {"requests_per_second": 0}, "connections": 2,
+ "retry": {"max_attempts": 5, "base_delay_ms": 10, "max_delay_ms": 100}${2:+, $2}}
+JOB
+}
+# Every index once; each device commanded once, or more only if uncertain.
+check_exactly_once() {  # NAME RECORD
+  local results="$tmp/out/$1/results.ndjson"
+  local lines unique
+  lines=$(wc -l <"$results")
+  unique=$(sed -n 's/^{"index":\([0-9]*\),.*/\1/p' "$results" | sort -un | wc -l)
+  [ "$lines" -eq "$n" ] && [ "$unique" -eq "$n" ] && ok || fail "$1: $lines result lines, $unique distinct indices, want $n"
+  awk -v want=succeeded '
+    FNR == NR { if (match($0, /"deviceKey":"[^"]*"/)) sent[substr($0, RSTART + 13, RLENGTH - 14)]++; next }
+    match($0, /"deviceKey":"[^"]*"/) {
+      k = substr($0, RSTART + 13, RLENGTH - 14)
+      if (sent[k] > 1 && $0 !~ /"uncertain":true/) bad++
+      if ($0 ~ /"status":"succeeded"/ && sent[k] < 1) bad++
+    }
+    END { exit bad > 0 }' "$2" "$results" && ok || fail "$1: a device was commanded more often than its result admits"
+}
+
+"$bin" generate-devices "$n" "$tmp/devices.csv" --gateway-every 0 2>/dev/null
+printf '%s\n' "$secret" >"$tmp/token"
+
+# 1. SIGKILL mid-run, then --resume.
+start_emulator --record "$tmp/record1.ndjson" --config "$(emulator_config '{"latency_ms": 15}')"
+write_job killed
+"$bin" run "$tmp/killed.json" >"$tmp/kill.out" 2>&1 &
+run_pid=$!
+for _ in $(seq 200); do
+  [ -f "$tmp/out/killed/results.ndjson" ] && [ "$(wc -l <"$tmp/out/killed/results.ndjson")" -ge 3000 ] && break
+  sleep 0.02
+done
+kill -KILL "$run_pid"
+wait "$run_pid" 2>/dev/null
+before=$(wc -l <"$tmp/out/killed/results.ndjson")
+[ "$before" -gt 0 ] && [ "$before" -lt "$n" ] && ok || fail "kill: $before results before the kill (want some, not all)"
+"$bin" run "$tmp/killed.json" >"$tmp/kill2.out" 2>&1
+[ $? -eq 2 ] && grep -q 'already holds results' "$tmp/kill2.out" && ok || fail "a second run without --resume must refuse: $(cat "$tmp/kill2.out")"
+"$bin" run "$tmp/killed.json" --resume >"$tmp/resume.out" 2>&1
+rc=$?
+[ "$rc" -eq 0 ] && ok || fail "resume exit $rc: $(tail -3 "$tmp/resume.out")"
+grep -q "resuming: $before records already have a result" "$tmp/resume.out" && ok || fail "resume message: $(head -3 "$tmp/resume.out")"
+stop_emulator
+check_exactly_once killed "$tmp/record1.ndjson"
+grep -q '"succeeded":20000' "$tmp/out/killed/summary.json" && ok || fail "summary after resume: $(cat "$tmp/out/killed/summary.json")"
+# A device with a result before the kill was not sent again.
+awk 'FNR == NR { if (NR <= '"$before"' && match($0, /"deviceKey":"[^"]*"/)) had[substr($0, RSTART + 13, RLENGTH - 14)] = 1; next }
+     match($0, /"deviceKey":"[^"]*"/) { k = substr($0, RSTART + 13, RLENGTH - 14); if (had[k]) c[k]++ }
+     END { for (k in c) if (c[k] > 1) bad++; exit bad > 0 }' "$tmp/out/killed/results.ndjson" "$tmp/record1.ndjson" &&
+  ok || fail "a device that had a result before the kill was sent again"
+
+# 2. SIGINT: graceful stop, exit 3, resumable; the token in no output.
+start_emulator --record "$tmp/record2.ndjson" --config "$(emulator_config '{"latency_ms": 15, "device_failure_ratio": 0.01}')"
+write_job stopped
+"$bin" run "$tmp/stopped.json" >"$tmp/int.out" 2>&1 &
+run_pid=$!
+for _ in $(seq 200); do
+  [ -f "$tmp/out/stopped/results.ndjson" ] && [ "$(wc -l <"$tmp/out/stopped/results.ndjson")" -ge 2000 ] && break
+  sleep 0.02
+done
+kill -INT "$run_pid"
+wait "$run_pid"
+rc=$?
+[ "$rc" -eq 3 ] && ok || fail "SIGINT exit $rc, want 3: $(tail -3 "$tmp/int.out")"
+grep -q '"state":"cancelled"' "$tmp/out/stopped/summary.json" && ok || fail "state after SIGINT: $(cat "$tmp/out/stopped/summary.json")"
+grep -q 'stopped by SIGINT; continue with' "$tmp/int.out" && ok || fail "SIGINT message: $(tail -2 "$tmp/int.out")"
+[ "$(wc -l <"$tmp/out/stopped/results.ndjson")" -eq "$n" ] && ok || fail "after SIGINT every device has a line"
+"$bin" run "$tmp/stopped.json" --resume >"$tmp/int2.out" 2>&1
+rc=$?
+[ "$rc" -eq 1 ] && ok || fail "resume after SIGINT exit $rc, want 1 (1% of devices fail): $(tail -2 "$tmp/int2.out")"
+stop_emulator
+check_exactly_once stopped "$tmp/record2.ndjson"
+grep -q '"cancelled":0' "$tmp/out/stopped/summary.json" && ok || fail "cancelled devices were not sent on resume"
+# result.json: the API's own schema, every device once.
+[ "$(grep -o '"deviceKey"' "$tmp/out/stopped/result.json" | wc -l)" -eq "$n" ] && ok || fail "result.json does not name every device once"
+grep -q '^{"code":200,"msg":"merged by fleetcast","extMsg":null,"data":{"successList":\[' "$tmp/out/stopped/result.json" && ok || fail "result.json schema"
+
+# 3. A refused token: the job fails, nothing is lost, the token shows nowhere.
+start_emulator --config "$(emulator_config '{"tokens": ["Bearer the-right-one"]}')"
+write_job refused
+"$bin" run "$tmp/refused.json" >"$tmp/ref.out" 2>&1
+rc=$?
+[ "$rc" -eq 1 ] && ok || fail "refused token exit $rc, want 1"
+grep -q 'the job failed: the token was refused (5032)' "$tmp/ref.out" && ok || fail "refused message: $(tail -3 "$tmp/ref.out")"
+grep -q '"state":"failed"' "$tmp/out/refused/summary.json" && ok || fail "state after a refused token"
+[ "$(wc -l <"$tmp/out/refused/results.ndjson")" -eq "$n" ] && ok || fail "a failed job still accounts for every device"
+stop_emulator
+if grep -rqF "SECRET-$$" "$tmp/out" "$tmp"/*.out "$tmp/emu.err"; then fail "the token appears in an output or log"; else ok; fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
