@@ -62,19 +62,10 @@ std::string command_line(const command& c) {
 }  // namespace
 
 int dry_run(const std::string& job_file) {
-  std::string text, error;
-  if (!read_text_file(job_file, text, error)) {
-    fmt::print(stderr, "fleetcast: {}\n", error);
-    return 2;
-  }
-  auto parsed = parse_job(text, job_file);
-  if (!parsed.job) {
-    for (const auto& e : parsed.errors) fmt::print(stderr, "fleetcast: {}\n", e.describe(job_file));
-    fmt::print(stderr, "fleetcast: the job is invalid ({} problem{}); nothing was sent\n",
-               parsed.errors.size(), parsed.errors.size() == 1 ? "" : "s");
-    return 2;
-  }
-  const job& j = *parsed.job;
+  auto loaded = load_job(job_file);
+  if (!loaded) return 2;
+  const job& j = *loaded;
+  std::string error;
   opened_devices devices;
   if (!open_devices(j, devices, error)) {
     fmt::print(stderr, "fleetcast: {}: {}\n", job_file, error);

@@ -25,6 +25,21 @@ bool read_text_file(const std::string& path, std::string& text, std::string& err
   return true;
 }
 
+std::optional<job> load_job(const std::string& job_file) {
+  std::string text, error;
+  if (!read_text_file(job_file, text, error)) {
+    fmt::print(stderr, "fleetcast: {}\n", error);
+    return std::nullopt;
+  }
+  auto parsed = parse_job(text, job_file);
+  if (!parsed.job) {
+    for (const auto& e : parsed.errors) fmt::print(stderr, "fleetcast: {}\n", e.describe(job_file));
+    fmt::print(stderr, "fleetcast: the job is invalid ({} problem{}); nothing was sent\n",
+               parsed.errors.size(), parsed.errors.size() == 1 ? "" : "s");
+  }
+  return std::move(parsed.job);
+}
+
 bool open_devices(const job& j, opened_devices& out, std::string& error) {
   bool is_inline = !j.devices.file;
   if (is_inline) {

@@ -8,6 +8,7 @@
 
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -15,6 +16,10 @@ namespace fleetcast::app {
 
 // The job file's text; false with `error` set when it cannot be read.
 bool read_text_file(const std::string& path, std::string& text, std::string& error);
+
+// Reads and parses a job file; on failure prints every problem (file, line,
+// field, code) to stderr and returns nullopt.
+std::optional<job> load_job(const std::string& job_file);
 
 // A device_stream over the job's devices with the input it reads from.
 struct opened_devices {

@@ -136,18 +136,10 @@ std::string rate_text(double per_s) {
 }  // namespace
 
 int run_job(const std::string& job_file, const run_flags& flags) {
-  std::string text, error;
-  if (!read_text_file(job_file, text, error)) {
-    fmt::print(stderr, "fleetcast: {}\n", error);
-    return 2;
-  }
-  auto parsed = parse_job(text, job_file);
-  if (!parsed.job) {
-    for (const auto& e : parsed.errors) fmt::print(stderr, "fleetcast: {}\n", e.describe(job_file));
-    fmt::print(stderr, "fleetcast: the job is invalid; nothing was sent\n");
-    return 2;
-  }
-  job j = std::move(*parsed.job);
+  auto loaded = load_job(job_file);
+  if (!loaded) return 2;
+  job j = std::move(*loaded);
+  std::string error;
 
   stop_signals signals;  // before any thread starts (the emulator's included)
   std::optional<net::emulator> emulator;
