@@ -20,6 +20,7 @@ packages="
   libsimdjson-dev
   libfmt-dev
   doctest-dev
+  libbenchmark-dev
 "
 
 export DEBIAN_FRONTEND=noninteractive
