@@ -1,5 +1,6 @@
 // fleetcast: the command line. Parses arguments and hands over to the
 // library; see `fleetcast --help`.
+#include "app/bench.hpp"
 #include "app/dry_run.hpp"
 #include "app/emulate.hpp"
 #include "app/generate.hpp"
@@ -31,6 +32,7 @@ commands:
   emulate [options]        serve a local emulator of the endpoint (see
                            fleetcast emulate --help)
   generate-devices N FILE  write a synthetic fleet of N devices (CSV)
+  bench [options]          a fleet-wide rollout benchmark (fleetcast bench --help)
   help                     this text
 
 exit status of run: 0 all devices would be sent (or succeeded), 1 some
@@ -87,6 +89,7 @@ int main(int argc, char** argv) {
   }
   if (args[0] == "run") return run({args.begin() + 1, args.end()});
   if (args[0] == "emulate") return fleetcast::app::emulate({args.begin() + 1, args.end()});
+  if (args[0] == "bench") return fleetcast::app::bench({args.begin() + 1, args.end()});
   if (args[0] == "generate-devices") {
     return fleetcast::app::generate_devices({args.begin() + 1, args.end()});
   }

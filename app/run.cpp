@@ -293,9 +293,8 @@ int run_job(const std::string& job_file, const run_flags& flags) {
     const auto line = fmt::format(
         "{} of {} devices done, {} devices/s, {} failed, {} skipped, {} requests, {} retries, "
         "batch {}{}",
-        before.records + p.done, before.records + (p.input_complete ? p.records : p.records),
-        rate_text(rate), p.failed, p.skipped, p.requests, p.retries, p.batch_size, eta);
-    (void)total;
+        before.records + p.done, total, rate_text(rate), p.failed, p.skipped, p.requests, p.retries,
+        p.batch_size, eta);
     if (terminal) {
       fmt::print(stderr, "\r\033[K{}", line);
     } else if (p.elapsed_s - last_line_s >= 5) {

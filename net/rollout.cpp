@@ -523,6 +523,7 @@ struct rollout::impl {
           window.clear();
           break;
         }
+        p->ready_us = now_us();  // reused from here on as the time it was written
         window.push_back(std::move(p));
       }
 
@@ -540,6 +541,7 @@ struct rollout::impl {
       window.pop_front();
       --in_flight;
       const bool dead = a.result.reached != attempt_result::stage::answered;
+      if (!dead && options.on_answer) options.on_answer(now_us() - p->ready_us);
       settle(std::move(p), a.result, a.result.decoded ? &c.decoder.response() : nullptr,
              a.retry_after_s);
       if (dead || a.server_closes) {

@@ -49,6 +49,9 @@ struct rollout_options {
   // Called before a batch is written to the network, with its indices (for
   // a journal that makes --resume mark them uncertain after a crash).
   std::function<void(const batch&)> before_send;
+  // Called on the engine's thread for each answered request, with the time
+  // from its write to its answer (for latency histograms).
+  std::function<void(std::int64_t micros)> on_answer;
 };
 
 class rollout {

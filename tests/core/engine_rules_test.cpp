@@ -161,3 +161,25 @@ TEST_CASE("every kind of try leads to its documented action") {
   CHECK(classify_attempt(code(9999), 10, retry).action == act::fail_batch);
   CHECK(!is_validation_code(5312));
 }
+
+#include "core/latency_histogram.hpp"
+
+TEST_CASE("latency histogram: percentiles within the bucket error") {
+  latency_histogram h;
+  CHECK(h.percentile(0.5) == 0);
+  for (std::uint64_t v = 1; v <= 100000; ++v) h.record(v);
+  CHECK(h.count() == 100000);
+  CHECK(h.max() == 100000);
+  const auto near = [](std::uint64_t got, double want) { return std::abs(static_cast<double>(got) - want) <= want * 0.035; };
+  CHECK(near(h.percentile(0.5), 50000));
+  CHECK(near(h.percentile(0.9), 90000));
+  CHECK(near(h.percentile(0.99), 99000));
+  CHECK(near(h.percentile(0.999), 99900));
+  CHECK(h.percentile(1.0) == 100000);
+  latency_histogram small;
+  for (int i = 0; i < 99; ++i) small.record(3);
+  small.record(1'000'000);
+  CHECK(small.percentile(0.5) == 3);
+  CHECK(small.percentile(0.99) == 3);
+  CHECK(small.percentile(0.999) == 1'000'000);
+}

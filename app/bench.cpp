@@ -1,0 +1,224 @@
+// The bench command (see bench.hpp): a synthetic fleet, generated as it is
+// read, rolled out by the real engine against the in-process emulator (on
+// its own threads) or another server; devices/s, requests/s, latency
+// percentiles, the engine's CPU time per million devices, peak RSS.
+#include "app/bench.hpp"
+
+#include "core/device_stream.hpp"
+#include "core/job_parser.hpp"
+#include "core/latency_histogram.hpp"
+#include "net/emulator.hpp"
+#include "net/rollout.hpp"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+
+#include <sys/resource.h>
+
+namespace fleetcast::app {
+namespace {
+
+constexpr std::string_view usage = R"(usage: fleetcast bench [options]
+
+Rolls a command out to a synthetic fleet with the real engine and reports
+devices/s, requests/s, request latency p50/p90/p99/p99.9, the engine's CPU
+seconds per million devices, and peak RSS.
+
+options:
+  --devices N           fleet size (default 1000000)
+  --batch N             devices per request (default 100)
+  --connections N       keep-alive connections (default 8)
+  --pipeline N          HTTP/1.1 pipeline depth (default 1)
+  --plain               plain HTTP instead of TLS (in-process emulator only)
+  --latency-ms N        the emulator's added latency per request (default 0)
+  --emulator-threads N  the in-process emulator's threads (default 1)
+  --target URL          another server instead of the in-process emulator
+  --ca-file FILE        the CA to trust for --target
+  --json                one JSON object on stdout instead of text
+)";
+
+// Devices made up as they are read: constant memory at any fleet size.
+class synthetic_fleet final : public device_reader {
+ public:
+  explicit synthetic_fleet(std::uint64_t n) : n_(n) {}
+  bool next(device_record& out) override {
+    if (i_ == n_) return false;
+    const auto end = fmt::format_to_n(key_, sizeof key_, "86{:013}", i_).out;
+    out.index = i_;
+    out.line = i_ + 1;
+    out.device = {"p1a2b3c4", {key_, static_cast<std::size_t>(end - key_)}, {}, {}};
+    out.problem.clear();
+    ++i_;
+    return true;
+  }
+
+ private:
+  std::uint64_t n_, i_ = 0;
+  char key_[24];
+};
+
+struct counting_sink final : result_sink {
+  std::uint64_t results = 0;
+  void on_result(const device_result&) override { ++results; }
+};
+
+bool number(std::string_view s, std::uint64_t& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+double thread_cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_THREAD, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+}  // namespace
+
+int bench(const std::vector<std::string_view>& args) {
+  std::uint64_t devices = 1'000'000, batch_size = 100, connections = 8, pipeline = 1, latency = 0,
+                emulator_threads = 1;
+  bool tls = true, json = false;
+  std::string target, ca_file;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto a = args[i];
+    const auto num = [&](std::uint64_t& out) {
+      if (i + 1 >= args.size() || !number(args[i + 1], out)) return false;
+      ++i;
+      return true;
+    };
+    const auto text = [&](std::string& out) {
+      if (i + 1 >= args.size()) return false;
+      out = std::string(args[++i]);
+      return true;
+    };
+    bool ok = true;
+    if (a == "--help" || a == "-h") {
+      fmt::print("{}", usage);
+      return 0;
+    } else if (a == "--devices") {
+      ok = num(devices) && devices > 0;
+    } else if (a == "--batch") {
+      ok = num(batch_size) && batch_size > 0 && batch_size <= 100000;
+    } else if (a == "--connections") {
+      ok = num(connections) && connections > 0 && connections <= 1024;
+    } else if (a == "--pipeline") {
+      ok = num(pipeline) && pipeline > 0 && pipeline <= 64;
+    } else if (a == "--latency-ms") {
+      ok = num(latency);
+    } else if (a == "--emulator-threads") {
+      ok = num(emulator_threads) && emulator_threads > 0;
+    } else if (a == "--plain") {
+      tls = false;
+    } else if (a == "--json") {
+      json = true;
+    } else if (a == "--target") {
+      ok = text(target);
+    } else if (a == "--ca-file") {
+      ok = text(ca_file);
+    } else {
+      fmt::print(stderr, "fleetcast bench: unknown option {}\n{}", a, usage);
+      return 2;
+    }
+    if (!ok) {
+      fmt::print(stderr, "fleetcast bench: {} needs a valid value\n", a);
+      return 2;
+    }
+  }
+
+  std::optional<net::emulator> emulator;
+  net::rollout_options options;
+  if (target.empty()) {
+    emulator_config ec;
+    ec.listen = "127.0.0.1:0";
+    ec.tls = tls;
+    ec.threads = static_cast<unsigned>(emulator_threads);
+    ec.max_devices = static_cast<std::uint32_t>(batch_size);
+    ec.latency_fixed_ms = static_cast<std::uint32_t>(latency);
+    emulator.emplace(ec);
+    target = emulator->url();
+    options.extra_ca_pem = emulator->certificate_pem();
+  }
+  const std::string text = fmt::format(
+      R"({{"name":"bench","endpoint":"{}","auth":{{"token_env":"FLEETCAST_BENCH_TOKEN"}},
+          "command":{{"type":2,"data":"[{{\"switch\":true}}]","qos":1,"isCache":1,"cacheTime":3600,"isCover":1}},
+          "devices":{{"file":"synthetic.csv"}},"batch":{{"max_devices":{}}},
+          "rate":{{"requests_per_second":0}},"connections":{},"pipeline_depth":{}{}}})",
+      target, batch_size, connections, pipeline,
+      ca_file.empty() ? "" : fmt::format(R"(,"tls":{{"ca_file":"{}"}})", ca_file));
+  auto parsed = parse_job(text, "bench.json");
+  if (!parsed.job) {
+    for (const auto& e : parsed.errors)
+      fmt::print(stderr, "fleetcast bench: {}\n", e.describe("bench"));
+    return 2;
+  }
+  if (!std::getenv("FLEETCAST_BENCH_TOKEN")) setenv("FLEETCAST_BENCH_TOKEN", "Bearer bench", 0);
+
+  device_stream fleet(std::make_unique<synthetic_fleet>(devices));
+  counting_sink sink;
+  latency_histogram latencies;
+  options.on_answer = [&](std::int64_t micros) {
+    latencies.record(static_cast<std::uint64_t>(micros));
+  };
+  net::rollout rollout(*parsed.job, fleet, sink, options);
+  const double cpu_before = thread_cpu_seconds();
+  const auto start = std::chrono::steady_clock::now();
+  run_summary summary;
+  try {
+    summary = rollout.run();
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "fleetcast bench: {}\n", e.what());
+    return 2;
+  }
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double cpu = thread_cpu_seconds() - cpu_before;
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const double rss_mib = static_cast<double>(usage.ru_maxrss) / 1024;
+  const double ms = 1e-3;
+  const auto p = [&](double q) { return static_cast<double>(latencies.percentile(q)) * ms; };
+  const auto succeeded = summary.count_of(device_status::succeeded);
+
+  if (json) {
+    fmt::print(
+        "{{\"devices\":{},\"succeeded\":{},\"batch\":{},\"connections\":{},\"pipeline\":{},\"tls\":"
+        "{},"
+        "\"target\":\"{}\",\"elapsed_s\":{:.3f},\"devices_per_s\":{:.0f},\"requests\":{},"
+        "\"requests_per_s\":{:.0f},\"latency_ms\":{{\"p50\":{:.3f},\"p90\":{:.3f},\"p99\":{:.3f},"
+        "\"p99_9\":{:.3f},\"max\":{:.3f}}},\"client_cpu_s_per_million_devices\":{:.3f},"
+        "\"peak_rss_mib\":{:.1f}}}\n",
+        devices, succeeded, batch_size, connections, pipeline, target.starts_with("https"),
+        emulator ? "in-process emulator" : target, elapsed, static_cast<double>(devices) / elapsed,
+        summary.requests, static_cast<double>(summary.requests) / elapsed, p(0.5), p(0.9), p(0.99),
+        p(0.999), static_cast<double>(latencies.max()) * ms,
+        cpu / static_cast<double>(devices) * 1e6, rss_mib);
+  } else {
+    fmt::print("fleetcast bench: {} devices, {} per request, {} connections, pipeline {}, {}, {}\n",
+               devices, batch_size, connections, pipeline,
+               target.starts_with("https") ? "TLS" : "plain HTTP",
+               emulator ? fmt::format("in-process emulator ({} threads, latency {} ms)",
+                                      emulator->threads(), latency)
+                        : target);
+    fmt::print("  {} succeeded in {:.3f} s: {:.0f} devices/s, {:.0f} requests/s ({} requests)\n",
+               succeeded, elapsed, static_cast<double>(devices) / elapsed,
+               static_cast<double>(summary.requests) / elapsed, summary.requests);
+    fmt::print(
+        "  request latency: p50 {:.3f} ms, p90 {:.3f} ms, p99 {:.3f} ms, p99.9 {:.3f} ms, max "
+        "{:.3f} ms\n",
+        p(0.5), p(0.9), p(0.99), p(0.999), static_cast<double>(latencies.max()) * ms);
+    fmt::print("  engine CPU: {:.3f} s per million devices; peak RSS {:.1f} MiB (process)\n",
+               cpu / static_cast<double>(devices) * 1e6, rss_mib);
+  }
+  return succeeded == devices ? 0 : 1;
+}
+
+}  // namespace fleetcast::app
