@@ -560,8 +560,10 @@ struct rollout::impl {
     }
   }
 
+  asio::steady_timer progress_timer{ioc};
+
   asio::awaitable<void> progress_loop() {
-    asio::steady_timer t(ioc);
+    auto& t = progress_timer;
     while (connections_running > 0) {
       if (cancel_requested && !stopping) {
         stopping = true;
@@ -668,7 +670,10 @@ run_summary rollout::run() {
   for (unsigned i = 0; i < n; ++i) {
     asio::co_spawn(s.ioc, s.connection_loop(), [&s, &crashed](std::exception_ptr e) {
       if (e && !crashed) crashed = e;
-      if (--s.connections_running == 0) s.notify();
+      if (--s.connections_running == 0) {
+        s.notify();
+        s.progress_timer.cancel();  // the run is over: do not wait out the progress tick
+      }
     });
   }
   asio::co_spawn(s.ioc, s.progress_loop(), asio::detached);

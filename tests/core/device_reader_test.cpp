@@ -304,8 +304,8 @@ TEST_CASE("a large list streams with every record once and a duplicate filter of
   CHECK(stream.fatal_error().empty());
   CHECK(devices == n);
   CHECK(index_sum_ok == n);
-  // At most 22 bytes of filter per device (load factor 3/8 .. 3/4, 8-byte slots).
-  CHECK(stream.memory_bytes() <= n * 22);
+  // At most 16 bytes of filter per device (8-byte slots, load 0.57 .. 0.85).
+  CHECK(stream.memory_bytes() <= n * 16);
 }
 
 TEST_CASE("fingerprint_set finds every repeat and nothing else") {
