@@ -29,7 +29,10 @@ std::size_t utf8_length(std::string_view s) noexcept {
 }
 
 bool is_valid_utf8(std::string_view s) noexcept {
-  return simdjson::validate_utf8(s.data(), s.size());
+  // Keys are short and nearly always ASCII: settle those without a call.
+  unsigned char high = 0;
+  for (unsigned char c : s) high |= c;
+  return high < 0x80 || simdjson::validate_utf8(s.data(), s.size());
 }
 
 std::vector<validation_error> validate_command(const command& cmd) {

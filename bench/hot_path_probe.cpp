@@ -1,0 +1,76 @@
+// A fixed amount of hot-path work (encode, decode, account 2,000 batches of
+// 100 devices) for bench/instruction_guard.sh to count under callgrind:
+// instruction counts are repeatable where timings on a shared machine are not.
+#include "core/accountant.hpp"
+#include "core/request_encoder.hpp"
+#include "core/response_decoder.hpp"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace fleetcast;
+
+constexpr int batches = 2000;
+constexpr int per_batch = 100;
+
+// Kept out of line so that callgrind can count each phase by name.
+[[gnu::noinline]] void encode_phase(const request_encoder& e, const batch& b, std::string& out) {
+  for (int i = 0; i < batches; ++i) {
+    out.clear();
+    e.encode(b, out);
+  }
+}
+
+[[gnu::noinline]] std::size_t decode_phase(response_decoder& d, const std::string& padded, std::size_t size) {
+  std::size_t n = 0;
+  for (int i = 0; i < batches; ++i) {
+    if (!d.decode({padded.data(), size}, padded.size())) n += d.response().successes.size();
+  }
+  return n;
+}
+
+[[gnu::noinline]] std::uint64_t account_phase(accountant& a, const batch& b, const decoded_response& r) {
+  struct count_sink : result_sink {
+    std::uint64_t n = 0;
+    void on_result(const device_result& x) override { n += x.reason == outcome_reason::accepted; }
+  } sink;
+  for (int i = 0; i < batches; ++i) a.account_answer(b, r, sink);
+  return sink.n;
+}
+
+}  // namespace
+
+int main() {
+  std::vector<std::string> keys;
+  batch b;
+  for (int i = 0; i < per_batch; ++i) keys.push_back(fmt::format("86{:013}", i * 7919));
+  for (int i = 0; i < per_batch; ++i) b.add(static_cast<std::uint64_t>(i), {"p1a2b3c4", keys[i], "", ""});
+  command c;
+  c.type = 2;
+  c.data = R"([{"switch":true}])";
+  c.qos = 1;
+  const request_encoder encoder(c);
+  std::string body;
+  encode_phase(encoder, b, body);
+
+  std::string answer = R"({"code":200,"msg":"success","extMsg":null,"data":{"successList":[)";
+  for (int i = 0; i < per_batch; ++i) {
+    answer += fmt::format(R"({}{{"data":{{"productKey":"p1a2b3c4","deviceKey":"{}","gatewayProductKey":"","gatewayDeviceKey":""}},"ticket":"{}"}})",
+                          i ? "," : "", keys[i], 1700000000000000000ULL + static_cast<unsigned>(i));
+  }
+  answer += R"(],"failureList":[]}})";
+  const std::size_t size = answer.size();
+  answer.append(response_decoder::padding, ' ');
+  response_decoder decoder;
+  const auto decoded = decode_phase(decoder, answer, size);
+  accountant acct;
+  const auto accounted = account_phase(acct, b, decoder.response());
+  std::printf("%d devices encoded (%zu bytes each batch), %zu decoded, %llu accounted\n", batches * per_batch,
+              body.size(), decoded, static_cast<unsigned long long>(accounted));
+  return decoded == static_cast<std::size_t>(batches * per_batch) && accounted == decoded ? 0 : 1;
+}
