@@ -205,9 +205,9 @@ int run_job(const std::string& job_file, const run_flags& flags) {
     return 2;
   }
   if (flags.resume && fs::exists(results_path)) {
-    // Final results stay; devices skipped because the run stopped (cancelled)
-    // or the job failed (e.g. a refused token) are sent again, so their lines
-    // go: results.ndjson keeps one line per device.
+    // Final results stay; devices skipped because the run stopped (cancelled,
+    // aborted) or the job failed (e.g. a refused token) are sent again, so
+    // their lines go: results.ndjson keeps one line per device.
     const auto kept_path = results_path + ".resume";
     {
       std::ifstream in(results_path, std::ios::binary);

@@ -70,6 +70,7 @@ struct retry_config {
 
 struct rollout_config {
   std::uint64_t canary_devices = 0;
+  double canary_wait_s = 0;  // after a good canary verdict, before the rest
   double abort_failure_ratio = 1.0;
   std::uint64_t abort_min_devices = 0;
 };

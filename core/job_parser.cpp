@@ -474,7 +474,10 @@ job_parse_result parse_job(std::string_view text, std::string_view job_file) {
     }
   }
   if (top["rollout"].get(e) == simdjson::SUCCESS &&
-      r.fields(e, "rollout", {"canary_devices", "abort_failure_ratio", "abort_min_devices"}, obj)) {
+      r.fields(e, "rollout",
+               {"canary_devices", "canary_wait_s", "abort_failure_ratio", "abort_min_devices"},
+               obj)) {
+    r.number(obj, "rollout", "canary_wait_s", j.rollout.canary_wait_s, 0, 86400);
     r.integer(obj, "rollout", "canary_devices", j.rollout.canary_devices, 0,
               std::numeric_limits<std::int64_t>::max());
     r.number(obj, "rollout", "abort_failure_ratio", j.rollout.abort_failure_ratio, 0, 1);

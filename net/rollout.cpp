@@ -12,6 +12,7 @@
 #include "core/request_encoder.hpp"
 #include "core/response_decoder.hpp"
 #include "core/retry_policy.hpp"
+#include "core/rollout_guard.hpp"
 #include "core/token_bucket.hpp"
 #include "net/token_source.hpp"
 
@@ -113,6 +114,7 @@ struct rollout::impl {
   token_bucket devices_bucket;
   adaptive_rate adapt;
   retry_policy retry;
+  rollout_guard guard;
   token_source tokens;
   std::string token;
   std::uint64_t token_generation = 0;
@@ -142,6 +144,15 @@ struct rollout::impl {
     void on_result(const device_result& r) override {
       self.summary.count(r);
       self.sink.on_result(r);
+      if (r.reason == outcome_reason::invalid_record || r.reason == outcome_reason::duplicate)
+        return;
+      self.guard.on_result(r.reason, self.now_us());
+      if (self.guard.aborted() && !self.stopping) {  // stop sending at once
+        self.stopping = true;
+        self.state = job_state::aborted;
+        self.failure = self.guard.verdict();
+        self.notify();
+      }
     }
     void flush() override { self.sink.flush(); }
   } out{*this};
@@ -159,6 +170,7 @@ struct rollout::impl {
                        std::max(jb.rate.burst, static_cast<double>(jb.batch.max_devices))),
         adapt(jb.rate.requests_per_second),
         retry(jb.retry),
+        guard(jb.rollout),
         tokens(jb.auth) {}
 
   std::int64_t now_us() const {
@@ -180,12 +192,15 @@ struct rollout::impl {
 
   // ----------------------------------------------------------------- work
 
-  pending_ptr read_batch() {
+  // The next batch from the input, as far as the guard admits devices
+  // (`draining`: all of them, to be recorded skipped after a stop).
+  pending_ptr read_batch(bool draining = false) {
     device_record record;
     record_kind kind;
-    while (!chunks.full()) {
+    while (!chunks.full() && (draining || guard.admit_limit() > 0)) {
       if (!devices.next(record, kind)) {
         input_done = true;
+        guard.on_input_end();
         if (!devices.fatal_error().empty() && failure.empty()) {
           failure = "the device list cannot be read further: " + devices.fatal_error();
           state = job_state::failed;
@@ -200,6 +215,7 @@ struct rollout::impl {
       }
       const bool uncertain = options.maybe_sent && options.maybe_sent(record.index);
       chunks.add(record.index, record.device, uncertain);
+      guard.on_admitted(1);
     }
     if (chunks.empty()) {
       out.flush();
@@ -212,6 +228,7 @@ struct rollout::impl {
 
   pending_ptr next_batch() {
     if (stopping) return nullptr;
+    guard.tick(now_us());
     if (!ready.empty()) {
       auto p = std::move(ready.front());
       ready.pop_front();
@@ -529,8 +546,8 @@ struct rollout::impl {
 
       if (window.empty()) {
         if (finished()) co_return;
-        const std::int64_t wake =
-            delayed.empty() ? now_us() + 1'000'000 : delayed.front()->ready_us;
+        std::int64_t wake = delayed.empty() ? now_us() + 1'000'000 : delayed.front()->ready_us;
+        wake = std::min(wake, guard.next_change_us());  // the end of a canary wait
         co_await wait_until(c, wake, true);
         continue;
       }
@@ -613,7 +630,7 @@ struct rollout::impl {
         skip(p);
       }
       if (input_done) break;
-      if (auto p = read_batch()) skip(*p);  // the next batch's worth of records
+      if (auto p = read_batch(true)) skip(*p);  // the next batch's worth of records
     }
     out.flush();
   }

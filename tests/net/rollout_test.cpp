@@ -471,3 +471,74 @@ TEST_CASE("an endpoint that is not there: every device fails after its tries, no
   CHECK(sink.results[0].msg.find("cannot connect") != std::string::npos);
   CHECK(!sink.results[0].uncertain);  // never written: nothing can have reached a device
 }
+
+TEST_CASE("abort: failures above the threshold stop the rollout; nothing sent after the verdict") {
+  emulator_config e;
+  e.device_failure_ratio = 0.5;
+  const int n = 3000;
+  auto o = run_against(
+      e,
+      R"("batch":{"max_devices":50},"connections":1,"rate":{"requests_per_second":0},"rollout":{"abort_failure_ratio":0.2,"abort_min_devices":300})",
+      csv_devices(n));
+  check_accounting(o, n);
+  CHECK(o.summary.state == job_state::aborted);
+  CHECK(o.summary.exit_code() == 3);
+  CHECK(o.failure.find("aborted") != std::string::npos);
+  const auto sent = o.summary.count_of(outcome_reason::accepted) +
+                    o.summary.count_of(outcome_reason::device_failed);
+  CHECK(sent >= 300);  // not before abort_min_devices
+  CHECK(sent <=
+        350);  // one connection, no pipelining: the verdict came with the batch that crossed 300
+  CHECK(o.summary.count_of(outcome_reason::aborted) == n - sent);
+  std::size_t executed = 0;
+  for (const auto& [k, x] : o.record) executed += static_cast<std::size_t>(x.times);
+  CHECK(executed == sent);  // no request started after the verdict
+}
+
+TEST_CASE("canary: nothing outside it is sent before its verdict; a bad canary stops the job") {
+  const int n = 2000;
+  {
+    emulator_config e;
+    e.device_failure_ratio = 0.5;
+    auto o = run_against(
+        e,
+        R"("batch":{"max_devices":50},"connections":3,"rate":{"requests_per_second":0},"rollout":{"canary_devices":120,"abort_failure_ratio":0.2})",
+        csv_devices(n));
+    check_accounting(o, n);
+    CHECK(o.summary.state == job_state::aborted);
+    CHECK(o.failure.find("canary") != std::string::npos);
+    CHECK(o.record.size() == 120);  // only the canary was ever sent
+    for (const auto& r : o.results) {
+      if (r.index < 120) {
+        CHECK(r.reason != outcome_reason::aborted);
+      } else {
+        CHECK(r.reason == outcome_reason::aborted);
+      }
+    }
+  }
+  {
+    emulator_config e;
+    e.device_failure_ratio = 0.02;
+    auto o = run_against(
+        e,
+        R"("batch":{"max_devices":50},"connections":3,"rate":{"requests_per_second":0},"rollout":{"canary_devices":120,"canary_wait_s":0.2,"abort_failure_ratio":0.2})",
+        csv_devices(n));
+    check_accounting(o, n);
+    CHECK(o.summary.state == job_state::completed);
+    // Every canary request came before every other request (request ids are in arrival order).
+    std::uint64_t last_canary = 0, first_other = UINT64_MAX;
+    for (const auto& r : o.results) {
+      const auto& x = o.record.at(r.product_key + "/" + r.device_key);
+      for (auto id : x.requests) {
+        if (r.index < 120) {
+          last_canary = std::max(last_canary, id);
+        } else {
+          first_other = std::min(first_other, id);
+        }
+      }
+    }
+    CHECK(last_canary < first_other);
+    CHECK(o.request_at_ms.at(first_other) >=
+          o.request_at_ms.at(last_canary) + 200);  // canary_wait_s
+  }
+}

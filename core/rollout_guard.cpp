@@ -1,0 +1,85 @@
+// Canary and abort decisions (see rollout_guard.hpp).
+#include "core/rollout_guard.hpp"
+
+#include <fmt/format.h>
+
+namespace fleetcast {
+
+namespace {
+bool is_failure(outcome_reason r) noexcept {
+  return status_of(r) == device_status::failed;
+}
+}  // namespace
+
+rollout_guard::rollout_guard(const rollout_config& config) noexcept
+    : config_(config),
+      phase_(config.canary_devices > 0 ? phase::canary_sending : phase::running),
+      canary_size_(config.canary_devices) {}
+
+std::uint64_t rollout_guard::admit_limit() const noexcept {
+  switch (phase_) {
+    case phase::canary_sending:
+      return canary_size_ - admitted_;
+    case phase::running:
+      return std::numeric_limits<std::uint64_t>::max();
+    default:
+      return 0;
+  }
+}
+
+void rollout_guard::on_admitted(std::uint64_t devices) noexcept {
+  admitted_ += devices;
+  if (phase_ == phase::canary_sending && admitted_ >= canary_size_) phase_ = phase::canary_waiting;
+}
+
+void rollout_guard::on_input_end() noexcept {
+  if (phase_ == phase::canary_sending) {
+    canary_size_ = admitted_;
+    phase_ = phase::canary_waiting;
+  }
+}
+
+void rollout_guard::on_result(outcome_reason reason, std::int64_t now_us) {
+  if (status_of(reason) == device_status::skipped || phase_ == phase::aborted) return;
+  ++done_;
+  if (is_failure(reason)) ++failed_;
+  if (phase_ == phase::canary_waiting && done_ >= canary_size_) {
+    judge_canary(now_us);
+    return;
+  }
+  if (in_canary()) return;  // the canary is judged as a whole
+  const auto ratio = static_cast<double>(failed_) / static_cast<double>(done_);
+  if (done_ >= config_.abort_min_devices && ratio > config_.abort_failure_ratio) {
+    phase_ = phase::aborted;
+    verdict_ = fmt::format(
+        "aborted: {} of {} devices failed ({:.1f}%), above abort_failure_ratio {} (after at least "
+        "{})",
+        failed_, done_, 100 * ratio, config_.abort_failure_ratio, config_.abort_min_devices);
+  }
+}
+
+void rollout_guard::judge_canary(std::int64_t now_us) {
+  const auto ratio = canary_size_ ? static_cast<double>(failed_) / static_cast<double>(done_) : 0.0;
+  if (ratio > config_.abort_failure_ratio) {
+    phase_ = phase::aborted;
+    verdict_ = fmt::format(
+        "aborted by the canary: {} of its {} devices failed ({:.1f}%), above "
+        "abort_failure_ratio {}",
+        failed_, done_, 100 * ratio, config_.abort_failure_ratio);
+    return;
+  }
+  cooldown_until_us_ = now_us + static_cast<std::int64_t>(config_.canary_wait_s * 1e6);
+  phase_ = phase::canary_cooldown;
+  tick(now_us);
+}
+
+void rollout_guard::tick(std::int64_t now_us) noexcept {
+  if (phase_ == phase::canary_cooldown && now_us >= cooldown_until_us_) phase_ = phase::running;
+}
+
+std::int64_t rollout_guard::next_change_us() const noexcept {
+  return phase_ == phase::canary_cooldown ? cooldown_until_us_
+                                          : std::numeric_limits<std::int64_t>::max();
+}
+
+}  // namespace fleetcast

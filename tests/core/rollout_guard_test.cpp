@@ -1,0 +1,88 @@
+// Canary gating and abort verdicts, with time passed in.
+#include "core/rollout_guard.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace fleetcast;
+
+namespace {
+rollout_config config(std::uint64_t canary, double ratio, std::uint64_t min, double wait = 0) {
+  rollout_config c;
+  c.canary_devices = canary;
+  c.abort_failure_ratio = ratio;
+  c.abort_min_devices = min;
+  c.canary_wait_s = wait;
+  return c;
+}
+}  // namespace
+
+TEST_CASE("the defaults change nothing: no canary, never an abort") {
+  rollout_guard g(rollout_config{});
+  CHECK(g.admit_limit() > 1'000'000'000);
+  for (int i = 0; i < 1000; ++i) g.on_result(outcome_reason::transport_failed, i);
+  CHECK(!g.aborted());  // 100% failed is not above a ratio of 1.0
+}
+
+TEST_CASE("abort once at least abort_min_devices are done and the failed ratio exceeds the limit") {
+  rollout_guard g(config(0, 0.2, 100));
+  for (int i = 0; i < 50; ++i) g.on_result(outcome_reason::device_failed, 0);
+  CHECK(!g.aborted());  // 100% failed, but only 50 done
+  for (int i = 0; i < 49; ++i) g.on_result(outcome_reason::accepted, 0);
+  CHECK(!g.aborted());  // 99 done
+  g.on_result(outcome_reason::accepted, 0);
+  CHECK(g.aborted());  // 100 done, 50% failed
+  CHECK(g.verdict().find("50 of 100 devices failed") != std::string::npos);
+  CHECK(g.admit_limit() == 0);
+  // Skips (aborted, cancelled) are not outcomes of the rollout.
+  rollout_guard h(config(0, 0.2, 10));
+  for (int i = 0; i < 100; ++i) h.on_result(outcome_reason::cancelled, 0);
+  CHECK(h.done() == 0);
+  for (int i = 0; i < 8; ++i) h.on_result(outcome_reason::accepted, 0);
+  h.on_result(outcome_reason::batch_rejected, 0);
+  h.on_result(outcome_reason::missing_in_answer, 0);
+  CHECK(!h.aborted());  // exactly 20%: not above
+  h.on_result(outcome_reason::transport_failed, 0);
+  CHECK(h.aborted());
+}
+
+TEST_CASE("a canary goes alone, then a good verdict opens the rollout after the wait") {
+  rollout_guard g(config(10, 0.2, 0, 2.0));
+  CHECK(g.in_canary());
+  CHECK(g.admit_limit() == 10);
+  g.on_admitted(6);
+  CHECK(g.admit_limit() == 4);
+  g.on_admitted(4);
+  CHECK(g.admit_limit() == 0);  // nothing more until the canary is judged
+  for (int i = 0; i < 9; ++i)
+    g.on_result(i == 0 ? outcome_reason::device_failed : outcome_reason::accepted, 1'000'000);
+  CHECK(g.admit_limit() == 0);
+  g.on_result(outcome_reason::accepted, 1'000'000);  // the last canary outcome: 10% failed
+  CHECK(!g.aborted());
+  CHECK(g.admit_limit() == 0);  // waiting canary_wait_s
+  CHECK(g.next_change_us() == 3'000'000);
+  g.tick(2'999'999);
+  CHECK(g.admit_limit() == 0);
+  g.tick(3'000'000);
+  CHECK(g.admit_limit() > 1'000'000);
+  CHECK(!g.in_canary());
+}
+
+TEST_CASE("a bad canary aborts; a canary larger than the fleet is the whole fleet") {
+  rollout_guard g(config(4, 0.2, 1000));
+  g.on_admitted(4);
+  g.on_result(outcome_reason::accepted, 0);
+  g.on_result(outcome_reason::device_failed, 0);
+  g.on_result(outcome_reason::accepted, 0);
+  CHECK(!g.aborted());  // judged only as a whole
+  g.on_result(outcome_reason::accepted, 0);
+  CHECK(g.aborted());  // 25% > 20%, whatever abort_min_devices says
+  CHECK(g.verdict().find("canary") != std::string::npos);
+
+  rollout_guard small(config(100, 0.5, 0));
+  small.on_admitted(3);
+  small.on_input_end();
+  CHECK(small.admit_limit() == 0);
+  for (int i = 0; i < 3; ++i) small.on_result(outcome_reason::accepted, 0);
+  CHECK(!small.aborted());
+  CHECK(!small.in_canary());
+}
