@@ -56,7 +56,8 @@ namespace {
 struct pending {
   batch devices;
   std::uint32_t tries = 0;
-  std::int64_t ready_us = 0;
+  std::int64_t ready_us = 0;    // not before this time (a retry's backoff)
+  std::int64_t written_us = 0;  // when its last request was written (latency)
   std::uint64_t token_generation = 0;
   std::optional<std::int64_t> last_code;
   std::string last_why;
@@ -540,7 +541,7 @@ struct rollout::impl {
           window.clear();
           break;
         }
-        p->ready_us = now_us();  // reused from here on as the time it was written
+        p->written_us = now_us();
         window.push_back(std::move(p));
       }
 
@@ -558,7 +559,7 @@ struct rollout::impl {
       window.pop_front();
       --in_flight;
       const bool dead = a.result.reached != attempt_result::stage::answered;
-      if (!dead && options.on_answer) options.on_answer(now_us() - p->ready_us);
+      if (!dead && options.on_answer) options.on_answer(now_us() - p->written_us);
       settle(std::move(p), a.result, a.result.decoded ? &c.decoder.response() : nullptr,
              a.retry_after_s);
       if (dead || a.server_closes) {
