@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <ctime>
 
 #include <sys/resource.h>
 
@@ -105,8 +106,33 @@ int dry_run(const std::string& job_file) {
       plan.last_batch);
   fmt::print("  bodies       {} of JSON in all, largest {}\n", bytes(plan.body_bytes),
              bytes(plan.largest_body));
+  const auto& ro = j.rollout;
   if (plan.canary_devices > 0) {
-    fmt::print("  canary       the first {} devices go first\n", plan.canary_devices);
+    fmt::print(
+        "  canary       the first {} devices go alone; the rest {} after a verdict of at most "
+        "{:.1f}% failed\n",
+        plan.canary_devices, ro.canary_wait_s > 0 ? fmt::format("{} s", ro.canary_wait_s) : "right",
+        100 * ro.abort_failure_ratio);
+  }
+  if (ro.abort_failure_ratio < 1.0) {
+    fmt::print("  abort        above {:.1f}% failed, once {} devices are done\n",
+               100 * ro.abort_failure_ratio, ro.abort_min_devices);
+  }
+  if (ro.ramp.start_rps > 0) {
+    fmt::print("  ramp         from {} requests/s, x{} every {} successful devices, up to {}\n",
+               ro.ramp.start_rps, ro.ramp.factor, ro.ramp.every_devices,
+               j.rate.requests_per_second);
+  }
+  const auto utc = [](std::int64_t t) {
+    const std::time_t tt = static_cast<std::time_t>(t);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                       tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  };
+  if (ro.not_before || ro.not_after) {
+    fmt::print("  window       {} to {}\n", ro.not_before ? utc(*ro.not_before) : "now",
+               ro.not_after ? utc(*ro.not_after) : "open");
   }
   std::string rate;
   if (j.rate.requests_per_second > 0)

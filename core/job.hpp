@@ -68,11 +68,25 @@ struct retry_config {
   unknown_outcome_policy unknown_outcome = unknown_outcome_policy::retry;
 };
 
+struct ramp_config {
+  double start_rps = 0;  // 0 = no ramp
+  double factor = 2;
+  std::uint64_t every_devices = 1000;  // successful devices between steps
+};
+
 struct rollout_config {
   std::uint64_t canary_devices = 0;
   double canary_wait_s = 0;  // after a good canary verdict, before the rest
   double abort_failure_ratio = 1.0;
   std::uint64_t abort_min_devices = 0;
+  // Which failures count toward abort_failure_ratio (bit per outcome_reason);
+  // all failures by default.
+  std::uint32_t abort_on = ~0u;
+  ramp_config ramp;
+  // The window in which requests may be sent, in seconds since the Unix
+  // epoch (ISO 8601 with an offset in the job file); absent = no bound.
+  std::optional<std::int64_t> not_before;
+  std::optional<std::int64_t> not_after;
 };
 
 struct job {

@@ -1,6 +1,7 @@
 // Job file parsing with the simdjson DOM (see job_parser.hpp).
 #include "core/job_parser.hpp"
 
+#include "core/device_result.hpp"
 #include "core/json_syntax.hpp"
 #include "core/validation.hpp"
 
@@ -88,6 +89,56 @@ std::optional<std::string> parse_endpoint(std::string_view url, endpoint_config&
     out.port = static_cast<std::uint16_t>(port);
   }
   return std::nullopt;
+}
+
+std::optional<std::int64_t> parse_iso8601(std::string_view t) {
+  // YYYY-MM-DDTHH:MM:SS[.fff](Z|+HH:MM|-HH:MM)
+  auto digits = [&](std::size_t pos, std::size_t n, int& out) {
+    if (pos + n > t.size()) return false;
+    out = 0;
+    for (std::size_t i = pos; i < pos + n; ++i) {
+      if (t[i] < '0' || t[i] > '9') return false;
+      out = out * 10 + (t[i] - '0');
+    }
+    return true;
+  };
+  int y, mo, d, h, mi, sec;
+  if (t.size() < 20 || !digits(0, 4, y) || t[4] != '-' || !digits(5, 2, mo) || t[7] != '-' ||
+      !digits(8, 2, d) || (t[10] != 'T' && t[10] != 't' && t[10] != ' ') || !digits(11, 2, h) ||
+      t[13] != ':' || !digits(14, 2, mi) || t[16] != ':' || !digits(17, 2, sec)) {
+    return std::nullopt;
+  }
+  std::size_t pos = 19;
+  if (pos < t.size() && t[pos] == '.') {
+    ++pos;
+    while (pos < t.size() && t[pos] >= '0' && t[pos] <= '9') ++pos;
+  }
+  int offset = 0;
+  if (pos < t.size() && (t[pos] == 'Z' || t[pos] == 'z') && pos + 1 == t.size()) {
+    offset = 0;
+  } else if (pos + 6 == t.size() && (t[pos] == '+' || t[pos] == '-') && t[pos + 3] == ':') {
+    int oh, om;
+    if (!digits(pos + 1, 2, oh) || !digits(pos + 4, 2, om) || oh > 23 || om > 59)
+      return std::nullopt;
+    offset = (t[pos] == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+  } else {
+    return std::nullopt;  // an offset is required: a bare local time is ambiguous
+  }
+  static constexpr int days_in[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (mo < 1 || mo > 12 || d < 1 || d > days_in[mo - 1] || h > 23 || mi > 59 || sec > 60) {
+    return std::nullopt;
+  }
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  if (mo == 2 && d == 29 && !leap) return std::nullopt;
+  // Days from the civil date (Howard Hinnant's days_from_civil).
+  const int yy = y - (mo <= 2);
+  const int era = (yy >= 0 ? yy : yy - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(yy - era * 400);
+  const unsigned doy = static_cast<unsigned>((153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1);
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  const std::int64_t days =
+      static_cast<std::int64_t>(era) * 146097 + static_cast<std::int64_t>(doe) - 719468;
+  return days * 86400 + h * 3600 + mi * 60 + sec - offset;
 }
 
 namespace {
@@ -475,14 +526,73 @@ job_parse_result parse_job(std::string_view text, std::string_view job_file) {
   }
   if (top["rollout"].get(e) == simdjson::SUCCESS &&
       r.fields(e, "rollout",
-               {"canary_devices", "canary_wait_s", "abort_failure_ratio", "abort_min_devices"},
+               {"canary_devices", "canary_wait_s", "abort_failure_ratio", "abort_min_devices",
+                "abort_on", "ramp", "not_before", "not_after"},
                obj)) {
     r.number(obj, "rollout", "canary_wait_s", j.rollout.canary_wait_s, 0, 86400);
+    dom::element x;
+    if (obj["abort_on"].get(x) == simdjson::SUCCESS) {
+      dom::array kinds;
+      if (x.get_array().get(kinds) != simdjson::SUCCESS || kinds.size() == 0) {
+        r.error("rollout.abort_on", "must be a non-empty array of failure kinds");
+      } else {
+        j.rollout.abort_on = 0;
+        for (dom::element k : kinds) {
+          std::string_view name;
+          bool known = false;
+          if (k.get_string().get(name) == simdjson::SUCCESS) {
+            for (std::size_t i = 0; i < outcome_reason_count; ++i) {
+              const auto reason = static_cast<outcome_reason>(i);
+              if (status_of(reason) == device_status::failed && to_string(reason) == name) {
+                j.rollout.abort_on |= 1u << i;
+                known = true;
+              }
+            }
+          }
+          if (!known) {
+            r.error("rollout.abort_on",
+                    "kinds are device_failed, missing_in_answer, batch_rejected, transport_failed");
+            break;
+          }
+        }
+      }
+    }
+    dom::object ramp;
+    if (obj["ramp"].get(x) == simdjson::SUCCESS &&
+        r.fields(x, "rollout.ramp", {"start_rps", "factor", "every_devices"}, ramp)) {
+      r.number(ramp, "rollout.ramp", "start_rps", j.rollout.ramp.start_rps, 0.01, 1e6);
+      r.number(ramp, "rollout.ramp", "factor", j.rollout.ramp.factor, 1, 1000);
+      r.integer(ramp, "rollout.ramp", "every_devices", j.rollout.ramp.every_devices, 1,
+                std::numeric_limits<std::int64_t>::max());
+      if (ramp["start_rps"].error() == simdjson::NO_SUCH_FIELD) {
+        r.error("rollout.ramp.start_rps", "is required");
+      }
+    }
+    for (const char* key : {"not_before", "not_after"}) {
+      std::string when;
+      if (!r.string(obj, "rollout", key, when)) continue;
+      auto t = parse_iso8601(when);
+      if (!t) {
+        r.error(join("rollout", key),
+                fmt::format("\"{}\" is not an ISO 8601 time with an offset, e.g. "
+                            "2026-11-26T22:00:00+01:00",
+                            when));
+      } else {
+        (std::string_view(key) == "not_before" ? j.rollout.not_before : j.rollout.not_after) = *t;
+      }
+    }
     r.integer(obj, "rollout", "canary_devices", j.rollout.canary_devices, 0,
               std::numeric_limits<std::int64_t>::max());
     r.number(obj, "rollout", "abort_failure_ratio", j.rollout.abort_failure_ratio, 0, 1);
     r.integer(obj, "rollout", "abort_min_devices", j.rollout.abort_min_devices, 0,
               std::numeric_limits<std::int64_t>::max());
+  }
+  if (j.rollout.ramp.start_rps > 0 && j.rate.requests_per_second <= 0) {
+    r.error("rollout.ramp", "needs rate.requests_per_second, the rate it ramps up to");
+  }
+  if (j.rollout.not_before && j.rollout.not_after &&
+      *j.rollout.not_after <= *j.rollout.not_before) {
+    r.error("rollout.not_after", "must be later than rollout.not_before");
   }
   std::string dir;
   if (top["output"].get(e) == simdjson::SUCCESS && r.fields(e, "output", {"dir"}, obj) &&

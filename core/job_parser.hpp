@@ -34,6 +34,11 @@ struct job_parse_result {
 // the default name and messages). Reads nothing from disk.
 job_parse_result parse_job(std::string_view text, std::string_view job_file);
 
+// Seconds since the Unix epoch of an ISO 8601 time with an offset
+// ("2026-11-26T12:00:00+01:00", "...Z", fractions of a second allowed);
+// nullopt when it is not one.
+std::optional<std::int64_t> parse_iso8601(std::string_view text);
+
 // Parses an endpoint URL: http:// or https://, a host, an optional port and
 // an optional path prefix. Returns the problem, or nullopt.
 std::optional<std::string> parse_endpoint(std::string_view url, endpoint_config& out);

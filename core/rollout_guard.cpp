@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 namespace fleetcast {
 
 namespace {
@@ -11,10 +13,24 @@ bool is_failure(outcome_reason r) noexcept {
 }
 }  // namespace
 
-rollout_guard::rollout_guard(const rollout_config& config) noexcept
+rollout_guard::rollout_guard(const rollout_config& config, double rate_ceiling) noexcept
     : config_(config),
       phase_(config.canary_devices > 0 ? phase::canary_sending : phase::running),
-      canary_size_(config.canary_devices) {}
+      canary_size_(config.canary_devices),
+      rate_ceiling_(rate_ceiling) {}
+
+double rollout_guard::ramp_rate() const noexcept {
+  const auto& r = config_.ramp;
+  if (r.start_rps <= 0) return 0;
+  double rate = r.start_rps;
+  for (std::uint64_t steps = succeeded_ / std::max<std::uint64_t>(1, r.every_devices); steps > 0;
+       --steps) {
+    rate *= r.factor;
+    if (rate_ceiling_ > 0 && rate >= rate_ceiling_) return rate_ceiling_;
+    if (r.factor <= 1) break;
+  }
+  return rate_ceiling_ > 0 ? std::min(rate, rate_ceiling_) : rate;
+}
 
 std::uint64_t rollout_guard::admit_limit() const noexcept {
   switch (phase_) {
@@ -42,7 +58,8 @@ void rollout_guard::on_input_end() noexcept {
 void rollout_guard::on_result(outcome_reason reason, std::int64_t now_us) {
   if (status_of(reason) == device_status::skipped || phase_ == phase::aborted) return;
   ++done_;
-  if (is_failure(reason)) ++failed_;
+  if (reason == outcome_reason::accepted) ++succeeded_;
+  if (is_failure(reason) && (config_.abort_on >> static_cast<unsigned>(reason) & 1)) ++failed_;
   if (phase_ == phase::canary_waiting && done_ >= canary_size_) {
     judge_canary(now_us);
     return;

@@ -5,8 +5,12 @@
 // canary failure ratio above `abort_failure_ratio` aborts the rollout;
 // otherwise it goes on after `canary_wait_s`.
 // Abort: once at least `abort_min_devices` devices have an outcome, a ratio
-// of failed to done above `abort_failure_ratio` aborts at once. With the
-// defaults (no canary, ratio 1.0) nothing changes: a ratio never exceeds 1.
+// of failed (of the kinds in `abort_on`) to done above `abort_failure_ratio`
+// aborts at once. With the defaults (no canary, ratio 1.0) nothing changes:
+// a ratio never exceeds 1.
+// Ramp: the request rate starts at ramp.start_rps and is multiplied by
+// ramp.factor after every ramp.every_devices successful devices, up to the
+// configured rate (AWS IoT Jobs' exponential rollout).
 #pragma once
 
 #include "core/device_result.hpp"
@@ -20,7 +24,8 @@ namespace fleetcast {
 
 class rollout_guard {
  public:
-  explicit rollout_guard(const rollout_config& config) noexcept;
+  // `rate_ceiling`: the job's requests/s, the ramp's end (0 = no limit).
+  explicit rollout_guard(const rollout_config& config, double rate_ceiling = 0) noexcept;
 
   // How many more devices may be admitted into batches now.
   std::uint64_t admit_limit() const noexcept;
@@ -41,6 +46,8 @@ class rollout_guard {
   }
   const std::string& verdict() const noexcept { return verdict_; }
   std::uint64_t done() const noexcept { return done_; }
+  // The ramp's request rate now; 0 when there is no ramp.
+  double ramp_rate() const noexcept;
   std::uint64_t failed() const noexcept { return failed_; }
 
  private:
@@ -53,6 +60,8 @@ class rollout_guard {
   std::uint64_t canary_size_ = 0;
   std::uint64_t done_ = 0;
   std::uint64_t failed_ = 0;
+  std::uint64_t succeeded_ = 0;
+  double rate_ceiling_;
   std::int64_t cooldown_until_us_ = 0;
   std::string verdict_;
 };

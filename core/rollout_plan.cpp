@@ -44,12 +44,29 @@ rollout_plan plan_rollout(const job& j, device_stream& devices, std::size_t max_
   plan.canary_devices = std::min(j.rollout.canary_devices, plan.devices);
 
   double seconds = 0;
-  if (j.rate.requests_per_second > 0) {
+  const auto& ramp = j.rollout.ramp;
+  if (ramp.start_rps > 0 && j.rate.requests_per_second > 0 && plan.batches > 0) {
+    // Step by step: every_devices devices at each rate, up to the configured one.
+    const double per_request =
+        static_cast<double>(plan.devices) / static_cast<double>(plan.batches);
+    double left = static_cast<double>(plan.devices);
+    double rate = std::min(ramp.start_rps, j.rate.requests_per_second);
+    while (left > 0) {
+      const double step = rate >= j.rate.requests_per_second
+                              ? left
+                              : std::min(left, static_cast<double>(ramp.every_devices));
+      seconds += step / per_request / rate;
+      left -= step;
+      rate = std::min(rate * ramp.factor, j.rate.requests_per_second);
+    }
+  } else if (j.rate.requests_per_second > 0) {
     seconds = std::max(seconds, static_cast<double>(plan.batches) / j.rate.requests_per_second);
   }
   if (j.rate.devices_per_second > 0) {
     seconds = std::max(seconds, static_cast<double>(plan.devices) / j.rate.devices_per_second);
   }
+  if (plan.canary_devices > 0 && plan.devices > plan.canary_devices)
+    seconds += j.rollout.canary_wait_s;
   plan.min_seconds = seconds;
   return plan;
 }

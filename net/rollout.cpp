@@ -171,7 +171,7 @@ struct rollout::impl {
                        std::max(jb.rate.burst, static_cast<double>(jb.batch.max_devices))),
         adapt(jb.rate.requests_per_second),
         retry(jb.retry),
-        guard(jb.rollout),
+        guard(jb.rollout, jb.rate.requests_per_second),
         tokens(jb.auth) {}
 
   std::int64_t now_us() const {
@@ -189,6 +189,27 @@ struct rollout::impl {
     return stopping
                ? in_flight == 0
                : input_done && ready.empty() && delayed.empty() && in_flight == 0 && chunks.empty();
+  }
+
+  // The time window, on the engine's steady clock (set by run()).
+  std::optional<std::int64_t> window_start_us, window_end_us;
+
+  // The request rate in force: the configured one as AIMD has it, under the
+  // ramp's while a ramp is on (0 = no limit).
+  void update_rate() {
+    const double aimd = adapt.rate();
+    const double ramp = guard.ramp_rate();
+    const double rate = ramp <= 0 ? aimd : aimd <= 0 ? ramp : std::min(aimd, ramp);
+    if (rate != requests_bucket.rate()) requests_bucket.set_rate(rate, now_us());
+  }
+
+  // The window closed: stop as a cancel does (the rest is resumable).
+  void close_window() {
+    if (stopping) return;
+    stopping = true;
+    state = job_state::cancelled;
+    failure = "the time window ended (rollout.not_after)";
+    notify();
   }
 
   // ----------------------------------------------------------------- work
@@ -229,7 +250,13 @@ struct rollout::impl {
 
   pending_ptr next_batch() {
     if (stopping) return nullptr;
-    guard.tick(now_us());
+    const auto now = now_us();
+    if (window_end_us && now >= *window_end_us) {
+      close_window();
+      return nullptr;
+    }
+    if (window_start_us && now < *window_start_us) return nullptr;  // not yet
+    guard.tick(now);
     if (!ready.empty()) {
       auto p = std::move(ready.front());
       ready.pop_front();
@@ -325,7 +352,7 @@ struct rollout::impl {
     if (v.slow_down) {
       const double elapsed = std::max(1e-3, static_cast<double>(now_us()) / 1e6);
       adapt.on_throttle(now_us(), static_cast<double>(summary.requests) / elapsed);
-      requests_bucket.set_rate(adapt.rate(), now_us());
+      update_rate();
     }
     if (r.reached == attempt_result::stage::answered) {
       p->last_code = r.decoded ? std::optional<std::int64_t>(r.code) : std::nullopt;
@@ -339,6 +366,7 @@ struct rollout::impl {
       case attempt_action::account: {
         acct.account_answer(p->devices, *answer, out);
         out.flush();
+        update_rate();  // a ramp steps up with successes
         sizer.on_accepted(p->devices.size());
         chunks.set_max_devices(sizer.current());
         break;
@@ -549,6 +577,7 @@ struct rollout::impl {
         if (finished()) co_return;
         std::int64_t wake = delayed.empty() ? now_us() + 1'000'000 : delayed.front()->ready_us;
         wake = std::min(wake, guard.next_change_us());  // the end of a canary wait
+        if (window_start_us && *window_start_us > now_us()) wake = std::min(wake, *window_start_us);
         co_await wait_until(c, wake, true);
         continue;
       }
@@ -588,7 +617,8 @@ struct rollout::impl {
         state = job_state::cancelled;
         notify();
       }
-      if (adapt.tick(now_us())) requests_bucket.set_rate(adapt.rate(), now_us());
+      if (adapt.tick(now_us())) update_rate();
+      if (window_end_us && now_us() >= *window_end_us) close_window();
       report();
       t.expires_after(std::chrono::milliseconds(250));
       co_await t.async_wait(no_throw);
@@ -681,6 +711,13 @@ run_summary rollout::run() {
   if (!default_port) s.host_header += fmt::format(":{}", ep.port);
   s.summary.name = s.j.name;
   s.start = std::chrono::steady_clock::now();
+  // The window's wall-clock bounds on the steady clock of this run.
+  const auto wall_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
+  if (s.j.rollout.not_before) s.window_start_us = *s.j.rollout.not_before * 1'000'000 - wall_us;
+  if (s.j.rollout.not_after) s.window_end_us = *s.j.rollout.not_after * 1'000'000 - wall_us;
+  s.update_rate();
 
   std::exception_ptr crashed;
   const unsigned n = std::max<std::uint32_t>(1, s.j.connections);

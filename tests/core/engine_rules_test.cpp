@@ -170,7 +170,9 @@ TEST_CASE("latency histogram: percentiles within the bucket error") {
   for (std::uint64_t v = 1; v <= 100000; ++v) h.record(v);
   CHECK(h.count() == 100000);
   CHECK(h.max() == 100000);
-  const auto near = [](std::uint64_t got, double want) { return std::abs(static_cast<double>(got) - want) <= want * 0.035; };
+  const auto near = [](std::uint64_t got, double want) {
+    return std::abs(static_cast<double>(got) - want) <= want * 0.035;
+  };
   CHECK(near(h.percentile(0.5), 50000));
   CHECK(near(h.percentile(0.9), 90000));
   CHECK(near(h.percentile(0.99), 99000));

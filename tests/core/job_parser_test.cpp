@@ -1,6 +1,7 @@
 // Job files: defaults, every field's checks, unknown fields, command codes,
 // syntax errors with line and column, relative paths.
 #include "core/job_parser.hpp"
+#include "core/device_result.hpp"
 
 #include <doctest/doctest.h>
 
@@ -327,4 +328,46 @@ TEST_CASE("malformed JSON is reported with line and column") {
   CHECK(e.describe("job.json").starts_with("job.json:4:3: invalid JSON"));
   CHECK(only_error("").message.find("end of input") != std::string::npos);
   CHECK(only_error("[1,2]").message == "must be an object, not an array");
+}
+
+TEST_CASE("ISO 8601 times with an offset") {
+  CHECK(parse_iso8601("1970-01-01T00:00:00Z") == 0);
+  CHECK(parse_iso8601("2026-11-26T12:00:00Z") == 1795694400);
+  CHECK(parse_iso8601("2026-11-26T13:00:00+01:00") == 1795694400);
+  CHECK(parse_iso8601("2026-11-26T07:30:00-04:30") == 1795694400);
+  CHECK(parse_iso8601("2026-11-26T12:00:00.250Z") == 1795694400);
+  CHECK(parse_iso8601("2024-02-29T00:00:00Z") == 1709164800);
+  CHECK(!parse_iso8601("2026-11-26T12:00:00"));  // no offset: ambiguous
+  CHECK(!parse_iso8601("2025-02-29T00:00:00Z"));
+  CHECK(!parse_iso8601("2026-13-01T00:00:00Z"));
+  CHECK(!parse_iso8601("2026-11-26 12:00Z"));
+  CHECK(!parse_iso8601("tomorrow"));
+}
+
+TEST_CASE("rollout safety fields: ramp, abort_on, time window") {
+  auto r =
+      parse(with("rollout", R"({"canary_devices":100,"canary_wait_s":30,"abort_failure_ratio":0.05,
+      "abort_min_devices":1000,"abort_on":["device_failed","transport_failed"],
+      "ramp":{"start_rps":2,"factor":1.5,"every_devices":500},
+      "not_before":"2026-11-26T22:00:00+01:00","not_after":"2026-11-27T06:00:00+01:00"})"));
+  REQUIRE(r.job);
+  const auto& ro = r.job->rollout;
+  CHECK(ro.canary_wait_s == 30);
+  CHECK(ro.abort_on == ((1u << static_cast<unsigned>(outcome_reason::device_failed)) |
+                        (1u << static_cast<unsigned>(outcome_reason::transport_failed))));
+  CHECK(ro.ramp.start_rps == 2);
+  CHECK(ro.ramp.every_devices == 500);
+  CHECK(*ro.not_after - *ro.not_before == 8 * 3600);
+  CHECK(only_error(with("rollout", R"({"abort_on":["device_failed","accepted"]})")).field ==
+        "rollout.abort_on");
+  CHECK(only_error(with("rollout", R"({"ramp":{"factor":2}})")).field == "rollout.ramp.start_rps");
+  CHECK(only_error(with("rollout", R"({"not_before":"22:00"})")).field == "rollout.not_before");
+  CHECK(only_error(
+            with("rollout",
+                 R"({"not_before":"2026-11-27T00:00:00Z","not_after":"2026-11-26T00:00:00Z"})"))
+            .field == "rollout.not_after");
+  std::string unlimited = with("rate", R"({"requests_per_second":0})");
+  auto pos = unlimited.find("\"endpoint\"");
+  unlimited.insert(pos, R"("rollout":{"ramp":{"start_rps":1}}, )");
+  CHECK(only_error(unlimited).field == "rollout.ramp");
 }

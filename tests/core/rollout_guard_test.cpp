@@ -86,3 +86,33 @@ TEST_CASE("a bad canary aborts; a canary larger than the fleet is the whole flee
   CHECK(!small.aborted());
   CHECK(!small.in_canary());
 }
+
+TEST_CASE("abort_on: only the listed kinds of failure count") {
+  rollout_config c = config(0, 0.2, 10);
+  c.abort_on = 1u << static_cast<unsigned>(outcome_reason::device_failed);
+  rollout_guard g(c);
+  for (int i = 0; i < 50; ++i) g.on_result(outcome_reason::transport_failed, 0);
+  CHECK(!g.aborted());  // transport failures are not counted here
+  for (int i = 0; i < 20; ++i) g.on_result(outcome_reason::device_failed, 0);
+  CHECK(g.aborted());  // 20 of 70 = 28.6% > 20%
+}
+
+TEST_CASE("ramp: start, multiply after every N successes, stop at the configured rate") {
+  rollout_config c;
+  c.ramp.start_rps = 5;
+  c.ramp.factor = 2;
+  c.ramp.every_devices = 100;
+  rollout_guard g(c, 30);
+  CHECK(g.ramp_rate() == 5);
+  for (int i = 0; i < 99; ++i) g.on_result(outcome_reason::accepted, 0);
+  CHECK(g.ramp_rate() == 5);
+  g.on_result(outcome_reason::accepted, 0);
+  CHECK(g.ramp_rate() == 10);
+  for (int i = 0; i < 50; ++i) g.on_result(outcome_reason::device_failed, 0);
+  CHECK(g.ramp_rate() == 10);  // failures do not step the ramp
+  for (int i = 0; i < 100; ++i) g.on_result(outcome_reason::accepted, 0);
+  CHECK(g.ramp_rate() == 20);
+  for (int i = 0; i < 1000; ++i) g.on_result(outcome_reason::accepted, 0);
+  CHECK(g.ramp_rate() == 30);                                   // capped
+  CHECK(rollout_guard(rollout_config{}, 30).ramp_rate() == 0);  // no ramp
+}

@@ -542,3 +542,66 @@ TEST_CASE("canary: nothing outside it is sent before its verdict; a bad canary s
           o.request_at_ms.at(last_canary) + 200);  // canary_wait_s
   }
 }
+
+TEST_CASE("ramp: the request rate counted at the emulator follows the ramp") {
+  emulator_config e;
+  const int n = 500;  // 50 requests of 10 devices
+  auto o = run_against(
+      e,
+      R"("batch":{"max_devices":10},"connections":4,"rate":{"requests_per_second":80,"burst":1},"rollout":{"ramp":{"start_rps":10,"factor":2,"every_devices":50}})",
+      csv_devices(n));
+  check_accounting(o, n);
+  std::vector<std::uint64_t> at;
+  for (const auto& [id, ms] : o.request_at_ms) at.push_back(ms);
+  std::sort(at.begin(), at.end());
+  REQUIRE(at.size() == 50);
+  // The first 5 requests go at 10/s (4 gaps of 100 ms); the last 20 at 80/s.
+  CHECK(at[4] - at[0] >= 350);
+  CHECK(at[49] - at[30] < 600);  // at 10/s these 19 gaps would take 1.9 s
+  MESSAGE("first 5 requests over " << at[4] - at[0] << " ms, last 20 over " << at[49] - at[30]
+                                   << " ms");
+}
+
+TEST_CASE("time window: nothing is sent after not_after; nothing before not_before") {
+  const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  const auto iso = [](long long t) {
+    const std::time_t tt = static_cast<std::time_t>(t);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                       tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  };
+  {
+    emulator_config e;
+    const int n = 300;
+    auto o =
+        run_against(e,
+                    fmt::format(R"("batch":{{"max_devices":10}},"rollout":{{"not_after":"{}"}})",
+                                iso(now_s - 60)),
+                    csv_devices(n));
+    check_accounting(o, n);
+    CHECK(o.summary.state == job_state::cancelled);
+    CHECK(o.summary.count_of(outcome_reason::cancelled) == n);
+    CHECK(o.record.empty());
+    CHECK(o.failure.find("not_after") != std::string::npos);
+  }
+  {
+    emulator_config e;
+    const int n = 100;
+    const auto start = std::chrono::system_clock::now();
+    auto o = run_against(
+        e,
+        fmt::format(
+            R"("batch":{{"max_devices":10}},"rate":{{"requests_per_second":0}},"rollout":{{"not_before":"{}"}})",
+            iso(now_s + 2)),
+        csv_devices(n));
+    const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now() - start)
+                            .count();
+    check_accounting(o, n);
+    CHECK(o.summary.count_of(outcome_reason::accepted) == n);
+    CHECK(waited >= 1000);  // not_before is a whole second at least one second ahead
+  }
+}
