@@ -118,6 +118,10 @@ int dry_run(const std::string& job_file) {
     fmt::print("  abort        above {:.1f}% failed, once {} devices are done\n",
                100 * ro.abort_failure_ratio, ro.abort_min_devices);
   }
+  if (ro.max_per_gateway > 0) {
+    fmt::print("  gateways     at most {} devices behind one gateway in flight\n",
+               ro.max_per_gateway);
+  }
   if (ro.ramp.start_rps > 0) {
     fmt::print("  ramp         from {} requests/s, x{} every {} successful devices, up to {}\n",
                ro.ramp.start_rps, ro.ramp.factor, ro.ramp.every_devices,

@@ -83,6 +83,8 @@ struct rollout_config {
   // all failures by default.
   std::uint32_t abort_on = ~0u;
   ramp_config ramp;
+  // At most this many devices behind one gateway in flight at once (0 = no cap).
+  std::uint64_t max_per_gateway = 0;
   // The window in which requests may be sent, in seconds since the Unix
   // epoch (ISO 8601 with an offset in the job file); absent = no bound.
   std::optional<std::int64_t> not_before;

@@ -527,9 +527,10 @@ job_parse_result parse_job(std::string_view text, std::string_view job_file) {
   if (top["rollout"].get(e) == simdjson::SUCCESS &&
       r.fields(e, "rollout",
                {"canary_devices", "canary_wait_s", "abort_failure_ratio", "abort_min_devices",
-                "abort_on", "ramp", "not_before", "not_after"},
+                "abort_on", "ramp", "max_per_gateway", "not_before", "not_after"},
                obj)) {
     r.number(obj, "rollout", "canary_wait_s", j.rollout.canary_wait_s, 0, 86400);
+    r.integer(obj, "rollout", "max_per_gateway", j.rollout.max_per_gateway, 0, 1'000'000);
     dom::element x;
     if (obj["abort_on"].get(x) == simdjson::SUCCESS) {
       dom::array kinds;

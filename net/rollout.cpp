@@ -39,6 +39,7 @@
 #include <optional>
 #include <random>
 #include <stdexcept>
+#include <unordered_map>
 #include <vector>
 
 namespace fleetcast::net {
@@ -191,6 +192,68 @@ struct rollout::impl {
                : input_done && ready.empty() && delayed.empty() && in_flight == 0 && chunks.empty();
   }
 
+  // The gateway cap: devices reserved per gateway (from batch forming to a
+  // final outcome), and devices waiting for room behind a full gateway.
+  struct waiting_device {
+    std::uint64_t index;
+    pkdk device;
+    bool uncertain;
+  };
+  struct gateway_state {
+    std::uint64_t reserved = 0;
+    std::deque<waiting_device> waiting;
+    bool has_room_queued = false;
+  };
+  std::unordered_map<std::string, gateway_state> gateways;
+  std::deque<std::string> gateways_with_room;  // gateways with waiting devices and room
+  std::uint64_t waiting_devices = 0;
+  static constexpr std::uint64_t max_waiting_devices = 100'000;  // bounds memory
+
+  static std::string gateway_key(const pkdk_view& d) {
+    std::string key;
+    key.reserve(d.gateway_product_key.size() + d.gateway_device_key.size() + 1);
+    key.append(d.gateway_product_key).append("/").append(d.gateway_device_key);
+    return key;
+  }
+  bool capped(const pkdk_view& d) const { return j.rollout.max_per_gateway > 0 && d.has_gateway(); }
+
+  // A waiting device whose gateway has room now, into the batch being formed.
+  bool admit_waiting() {
+    while (!gateways_with_room.empty()) {
+      auto& g = gateways[gateways_with_room.front()];
+      if (g.waiting.empty() || g.reserved >= j.rollout.max_per_gateway) {
+        g.has_room_queued = false;
+        gateways_with_room.pop_front();
+        continue;
+      }
+      const auto w = std::move(g.waiting.front());
+      g.waiting.pop_front();
+      --waiting_devices;
+      ++g.reserved;
+      chunks.add(w.index, w.device.view(), w.uncertain);
+      guard.on_admitted(1);
+      return true;
+    }
+    return false;
+  }
+
+  // A batch's devices have their final outcome: their gateways have room again.
+  void release(const batch& b) {
+    if (j.rollout.max_per_gateway == 0) return;
+    for (std::size_t i = 0; i < b.size(); ++i) {
+      const auto d = b.device(i);
+      if (!d.has_gateway()) continue;
+      auto it = gateways.find(gateway_key(d));
+      if (it == gateways.end()) continue;
+      auto& g = it->second;
+      if (g.reserved > 0) --g.reserved;
+      if (!g.waiting.empty() && !g.has_room_queued && g.reserved < j.rollout.max_per_gateway) {
+        g.has_room_queued = true;
+        gateways_with_room.push_back(it->first);
+      }
+    }
+  }
+
   // The time window, on the engine's steady clock (set by run()).
   std::optional<std::int64_t> window_start_us, window_end_us;
 
@@ -220,6 +283,9 @@ struct rollout::impl {
     device_record record;
     record_kind kind;
     while (!chunks.full() && (draining || guard.admit_limit() > 0)) {
+      if (!draining && admit_waiting()) continue;
+      if (input_done) break;  // only waiting devices are left
+      if (!draining && waiting_devices >= max_waiting_devices) break;  // wait for room
       if (!devices.next(record, kind)) {
         input_done = true;
         guard.on_input_end();
@@ -236,6 +302,15 @@ struct rollout::impl {
         continue;
       }
       const bool uncertain = options.maybe_sent && options.maybe_sent(record.index);
+      if (!draining && capped(record.device)) {
+        auto& g = gateways[gateway_key(record.device)];
+        if (g.reserved >= j.rollout.max_per_gateway) {  // full: wait, let others pass
+          g.waiting.push_back({record.index, pkdk::from(record.device), uncertain});
+          ++waiting_devices;
+          continue;
+        }
+        ++g.reserved;
+      }
       chunks.add(record.index, record.device, uncertain);
       guard.on_admitted(1);
     }
@@ -268,7 +343,7 @@ struct rollout::impl {
       delayed.pop_back();
       return p;
     }
-    if (!input_done) return read_batch();
+    if (!input_done || waiting_devices > 0) return read_batch();
     return nullptr;
   }
 
@@ -282,6 +357,7 @@ struct rollout::impl {
             std::string_view msg) {
     accountant::account_all(p.devices, reason, code, msg, out);
     out.flush();
+    release(p.devices);
   }
 
   void fail_job(pending& p, std::string msg) {
@@ -366,6 +442,7 @@ struct rollout::impl {
       case attempt_action::account: {
         acct.account_answer(p->devices, *answer, out);
         out.flush();
+        release(p->devices);
         update_rate();  // a ramp steps up with successes
         sizer.on_accepted(p->devices.size());
         chunks.set_max_devices(sizer.current());
@@ -654,6 +731,15 @@ struct rollout::impl {
     for (auto& p : delayed) skip(*p);
     ready.clear();
     delayed.clear();
+    for (auto& [key, g] : gateways) {  // waiting behind a full gateway
+      for (auto& w : g.waiting) {
+        pending p;
+        p.devices.add(w.index, w.device.view(), 0, w.uncertain);
+        skip(p);
+      }
+      g.waiting.clear();
+    }
+    waiting_devices = 0;
     for (;;) {
       if (!chunks.empty()) {
         pending p;

@@ -59,6 +59,7 @@ struct run_outcome {
   std::vector<owned_result> results;
   std::map<std::string, executed> record;  // by productKey/deviceKey
   std::map<std::uint64_t, std::uint64_t> request_at_ms;
+  std::uint64_t peak_per_gateway = 0;
   std::uint64_t counter(emulator_counter c) const {
     return counters.at(static_cast<std::size_t>(c));
   }
@@ -126,6 +127,7 @@ run_outcome run_against(emulator_config ecfg, const std::string& job_members,
     out.failure = r.failure();
     if (helper.joinable()) helper.join();
     out.results = std::move(sink.results);
+    out.peak_per_gateway = emu.state().peak_in_flight_per_gateway();
     for (std::size_t i = 0; i < static_cast<std::size_t>(emulator_counter::count_); ++i) {
       out.counters.push_back(emu.state().counter(static_cast<emulator_counter>(i)));
     }
@@ -603,5 +605,41 @@ TEST_CASE("time window: nothing is sent after not_after; nothing before not_befo
     check_accounting(o, n);
     CHECK(o.summary.count_of(outcome_reason::accepted) == n);
     CHECK(waited >= 1000);  // not_before is a whole second at least one second ahead
+  }
+}
+
+TEST_CASE("gateway cap: never more in flight behind one gateway; other devices are not held up") {
+  // 600 sub-devices behind 3 gateways, then 300 devices reached directly.
+  std::string csv = "productKey,deviceKey,gatewayProductKey,gatewayDeviceKey\n";
+  for (int i = 0; i < 900; ++i) {
+    csv += i < 600 ? fmt::format("p1,86{:013},pgw,gw{}\n", i, i % 3)
+                   : fmt::format("p1,86{:013},,\n", i);
+  }
+  for (int cap : {0, 20}) {
+    CAPTURE(cap);
+    emulator_config e;
+    e.latency_fixed_ms = 30;
+    auto o = run_against(
+        e,
+        fmt::format(
+            R"("batch":{{"max_devices":50}},"connections":4,"pipeline_depth":2,"rate":{{"requests_per_second":0}},"rollout":{{"max_per_gateway":{}}})",
+            cap),
+        csv);
+    check_accounting(o, 900);
+    CHECK(o.summary.count_of(outcome_reason::accepted) == 900);
+    MESSAGE("cap " << cap << ": peak in-flight devices per gateway " << o.peak_per_gateway);
+    if (cap == 0) {
+      CHECK(o.peak_per_gateway > 20);  // without a cap the load on a gateway is not held back
+      continue;
+    }
+    CHECK(o.peak_per_gateway <= 20);
+    CHECK(o.peak_per_gateway > 0);
+    std::uint64_t last_direct = 0, last_behind = 0;
+    for (const auto& r : o.results) {
+      const auto id = o.record.at(r.product_key + "/" + r.device_key).requests.back();
+      (r.index >= 600 ? last_direct : last_behind) =
+          std::max(r.index >= 600 ? last_direct : last_behind, id);
+    }
+    CHECK(last_direct < last_behind);  // the direct devices, last in the input, were done first
   }
 }
