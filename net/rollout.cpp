@@ -9,6 +9,7 @@
 #include "core/attempt_classifier.hpp"
 #include "core/batch_sizer.hpp"
 #include "core/chunker.hpp"
+#include "core/gateway_cap.hpp"
 #include "core/request_encoder.hpp"
 #include "core/response_decoder.hpp"
 #include "core/retry_policy.hpp"
@@ -192,66 +193,20 @@ struct rollout::impl {
                : input_done && ready.empty() && delayed.empty() && in_flight == 0 && chunks.empty();
   }
 
-  // The gateway cap: devices reserved per gateway (from batch forming to a
-  // final outcome), and devices waiting for room behind a full gateway.
-  struct waiting_device {
-    std::uint64_t index;
-    pkdk device;
-    bool uncertain;
-  };
-  struct gateway_state {
-    std::uint64_t reserved = 0;
-    std::deque<waiting_device> waiting;
-    bool has_room_queued = false;
-  };
-  std::unordered_map<std::string, gateway_state> gateways;
-  std::deque<std::string> gateways_with_room;  // gateways with waiting devices and room
-  std::uint64_t waiting_devices = 0;
-  static constexpr std::uint64_t max_waiting_devices = 100'000;  // bounds memory
+  // The gateway cap (core/gateway_cap.hpp): a device that waits there goes
+  // into a later batch, once its gateway has room.
+  gateway_cap gateways{j.rollout.max_per_gateway};
 
-  static std::string gateway_key(const pkdk_view& d) {
-    std::string key;
-    key.reserve(d.gateway_product_key.size() + d.gateway_device_key.size() + 1);
-    key.append(d.gateway_product_key).append("/").append(d.gateway_device_key);
-    return key;
-  }
-  bool capped(const pkdk_view& d) const { return j.rollout.max_per_gateway > 0 && d.has_gateway(); }
-
-  // A waiting device whose gateway has room now, into the batch being formed.
   bool admit_waiting() {
-    while (!gateways_with_room.empty()) {
-      auto& g = gateways[gateways_with_room.front()];
-      if (g.waiting.empty() || g.reserved >= j.rollout.max_per_gateway) {
-        g.has_room_queued = false;
-        gateways_with_room.pop_front();
-        continue;
-      }
-      const auto w = std::move(g.waiting.front());
-      g.waiting.pop_front();
-      --waiting_devices;
-      ++g.reserved;
-      chunks.add(w.index, w.device.view(), w.uncertain);
-      guard.on_admitted(1);
-      return true;
-    }
-    return false;
+    gateway_cap::waiting_device w;
+    if (!gateways.next_ready(w)) return false;
+    chunks.add(w.index, w.device.view(), w.uncertain);
+    guard.on_admitted(1);
+    return true;
   }
 
-  // A batch's devices have their final outcome: their gateways have room again.
   void release(const batch& b) {
-    if (j.rollout.max_per_gateway == 0) return;
-    for (std::size_t i = 0; i < b.size(); ++i) {
-      const auto d = b.device(i);
-      if (!d.has_gateway()) continue;
-      auto it = gateways.find(gateway_key(d));
-      if (it == gateways.end()) continue;
-      auto& g = it->second;
-      if (g.reserved > 0) --g.reserved;
-      if (!g.waiting.empty() && !g.has_room_queued && g.reserved < j.rollout.max_per_gateway) {
-        g.has_room_queued = true;
-        gateways_with_room.push_back(it->first);
-      }
-    }
+    for (std::size_t i = 0; i < b.size(); ++i) gateways.release(b.device(i));
   }
 
   // The time window, on the engine's steady clock (set by run()).
@@ -284,8 +239,8 @@ struct rollout::impl {
     record_kind kind;
     while (!chunks.full() && (draining || guard.admit_limit() > 0)) {
       if (!draining && admit_waiting()) continue;
-      if (input_done) break;  // only waiting devices are left
-      if (!draining && waiting_devices >= max_waiting_devices) break;  // wait for room
+      if (input_done) break;                    // only waiting devices are left
+      if (!draining && gateways.full()) break;  // wait for room before reading on
       if (!devices.next(record, kind)) {
         input_done = true;
         guard.on_input_end();
@@ -302,15 +257,7 @@ struct rollout::impl {
         continue;
       }
       const bool uncertain = options.maybe_sent && options.maybe_sent(record.index);
-      if (!draining && capped(record.device)) {
-        auto& g = gateways[gateway_key(record.device)];
-        if (g.reserved >= j.rollout.max_per_gateway) {  // full: wait, let others pass
-          g.waiting.push_back({record.index, pkdk::from(record.device), uncertain});
-          ++waiting_devices;
-          continue;
-        }
-        ++g.reserved;
-      }
+      if (!draining && !gateways.admit(record.index, record.device, uncertain)) continue;
       chunks.add(record.index, record.device, uncertain);
       guard.on_admitted(1);
     }
@@ -343,7 +290,7 @@ struct rollout::impl {
       delayed.pop_back();
       return p;
     }
-    if (!input_done || waiting_devices > 0) return read_batch();
+    if (!input_done || gateways.waiting() > 0) return read_batch();
     return nullptr;
   }
 
@@ -731,15 +678,11 @@ struct rollout::impl {
     for (auto& p : delayed) skip(*p);
     ready.clear();
     delayed.clear();
-    for (auto& [key, g] : gateways) {  // waiting behind a full gateway
-      for (auto& w : g.waiting) {
-        pending p;
-        p.devices.add(w.index, w.device.view(), 0, w.uncertain);
-        skip(p);
-      }
-      g.waiting.clear();
-    }
-    waiting_devices = 0;
+    gateways.drain([&](const gateway_cap::waiting_device& w) {  // behind a full gateway
+      pending p;
+      p.devices.add(w.index, w.device.view(), 0, w.uncertain);
+      skip(p);
+    });
     for (;;) {
       if (!chunks.empty()) {
         pending p;
