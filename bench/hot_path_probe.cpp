@@ -26,7 +26,8 @@ constexpr int per_batch = 100;
   }
 }
 
-[[gnu::noinline]] std::size_t decode_phase(response_decoder& d, const std::string& padded, std::size_t size) {
+[[gnu::noinline]] std::size_t decode_phase(response_decoder& d, const std::string& padded,
+                                           std::size_t size) {
   std::size_t n = 0;
   for (int i = 0; i < batches; ++i) {
     if (!d.decode({padded.data(), size}, padded.size())) n += d.response().successes.size();
@@ -34,7 +35,8 @@ constexpr int per_batch = 100;
   return n;
 }
 
-[[gnu::noinline]] std::uint64_t account_phase(accountant& a, const batch& b, const decoded_response& r) {
+[[gnu::noinline]] std::uint64_t account_phase(accountant& a, const batch& b,
+                                              const decoded_response& r) {
   struct count_sink : result_sink {
     std::uint64_t n = 0;
     void on_result(const device_result& x) override { n += x.reason == outcome_reason::accepted; }
@@ -49,7 +51,8 @@ int main() {
   std::vector<std::string> keys;
   batch b;
   for (int i = 0; i < per_batch; ++i) keys.push_back(fmt::format("86{:013}", i * 7919));
-  for (int i = 0; i < per_batch; ++i) b.add(static_cast<std::uint64_t>(i), {"p1a2b3c4", keys[i], "", ""});
+  for (int i = 0; i < per_batch; ++i)
+    b.add(static_cast<std::uint64_t>(i), {"p1a2b3c4", keys[i], "", ""});
   command c;
   c.type = 2;
   c.data = R"([{"switch":true}])";
@@ -60,8 +63,9 @@ int main() {
 
   std::string answer = R"({"code":200,"msg":"success","extMsg":null,"data":{"successList":[)";
   for (int i = 0; i < per_batch; ++i) {
-    answer += fmt::format(R"({}{{"data":{{"productKey":"p1a2b3c4","deviceKey":"{}","gatewayProductKey":"","gatewayDeviceKey":""}},"ticket":"{}"}})",
-                          i ? "," : "", keys[i], 1700000000000000000ULL + static_cast<unsigned>(i));
+    answer += fmt::format(
+        R"({}{{"data":{{"productKey":"p1a2b3c4","deviceKey":"{}","gatewayProductKey":"","gatewayDeviceKey":""}},"ticket":"{}"}})",
+        i ? "," : "", keys[i], 1700000000000000000ULL + static_cast<unsigned>(i));
   }
   answer += R"(],"failureList":[]}})";
   const std::size_t size = answer.size();
@@ -70,7 +74,8 @@ int main() {
   const auto decoded = decode_phase(decoder, answer, size);
   accountant acct;
   const auto accounted = account_phase(acct, b, decoder.response());
-  std::printf("%d devices encoded (%zu bytes each batch), %zu decoded, %llu accounted\n", batches * per_batch,
-              body.size(), decoded, static_cast<unsigned long long>(accounted));
+  std::printf("%d devices encoded (%zu bytes each batch), %zu decoded, %llu accounted\n",
+              batches * per_batch, body.size(), decoded,
+              static_cast<unsigned long long>(accounted));
   return decoded == static_cast<std::size_t>(batches * per_batch) && accounted == decoded ? 0 : 1;
 }
