@@ -9,6 +9,7 @@
 # Needs wrk, openssl, curl (installed with apt-get when missing, as root).
 # Traffic stays on 127.0.0.1.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 build=${1:-build/release}
 seconds=${2:-10}
 max_devices=${3:-10000000}
@@ -24,26 +25,9 @@ emu_pid=
 trap '[ -n "$emu_pid" ] && kill "$emu_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
 path=/v2/binding/enduserapi/batchControlDevice
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-  -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-  -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
-# The same body fleetcast sends for 100 devices of its synthetic fleet.
-{
-  printf '{"type":2,"data":"[{\\"switch\\":true}]","qos":1,"isCache":1,"cacheTime":3600,"isCover":1,"deviceList":['
-  for i in $(seq 0 99); do
-    [ "$i" -gt 0 ] && printf ','
-    printf '{"productKey":"p1a2b3c4","deviceKey":"86%013d"}' "$i"
-  done
-  printf ']}'
-} >"$tmp/body.json"
-cat >"$tmp/post.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer bench"
-local f = io.open("$tmp/body.json", "rb")
-wrk.body = f:read("*a")
-f:close()
-LUA
+bench_certificate "$tmp"
+bench_body "$tmp" 1
+bench_wrk_script "$tmp"
 
 # One emulator thread serves both; the client (wrk or fleetcast) has the other core.
 cat >"$tmp/emu.json" <<JSON

@@ -10,6 +10,7 @@
 # Needs (installed with apt-get when missing, as root): nginx-light, wrk,
 # openssl, curl. Traffic stays on 127.0.0.1.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 build=${1:-build/release}
 seconds=${2:-10}
 rounds=${3:-3}
@@ -36,20 +37,9 @@ cleanup() {
 trap cleanup EXIT
 path=/v2/binding/enduserapi/batchControlDevice
 
-# One P-256 key and certificate for both servers.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
-  -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-  -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
+bench_certificate "$tmp"
 
-# The request: 100 devices with realistic keys.
-{
-  printf '{"type":2,"data":"[{\\"switch\\":true}]","qos":1,"isCache":1,"cacheTime":3600,"isCover":1,"deviceList":['
-  for i in $(seq 0 99); do
-    [ "$i" -gt 0 ] && printf ','
-    printf '{"productKey":"p1a2b3c4","deviceKey":"86%013d"}' "$((i * 7919))"
-  done
-  printf ']}'
-} >"$tmp/body.json"
+bench_body "$tmp" 7919
 
 cat >"$tmp/emu.json" <<JSON
 {"listen": "127.0.0.1:0", "tls": {"cert": "$tmp/cert.pem", "key": "$tmp/key.pem"},
@@ -100,14 +90,7 @@ sleep 0.5
 ng_size=$(curl -sS -o "$tmp/ng_answer" -w "%{size_download}" --cacert "$tmp/cert.pem" --data-binary @"$tmp/body.json" "https://localhost:$ng_port$path")
 [ "$ng_size" -eq "$answer_size" ] || { echo "nginx answered $ng_size bytes, expected $answer_size:" >&2; head -c 300 "$tmp/ng_answer" >&2; cat "$tmp/nginx.err" >&2; exit 1; }
 
-cat >"$tmp/post.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer bench"
-local f = io.open("$tmp/body.json", "rb")
-wrk.body = f:read("*a")
-f:close()
-LUA
+bench_wrk_script "$tmp"
 
 measure() {  # PORT -> requests/s (fails on any non-2xx answer or socket error)
   wrk -t2 -c8 -d"${seconds}s" -s "$tmp/post.lua" "https://127.0.0.1:$1$path" >"$tmp/wrk.out"
