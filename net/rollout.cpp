@@ -221,6 +221,19 @@ struct rollout::impl {
     if (rate != requests_bucket.rate()) requests_bucket.set_rate(rate, now_us());
   }
 
+  // The token file changed (an outside agent rotated it): use the new token
+  // from the next request on. An unreadable file keeps the current token.
+  void pick_up_new_token() {
+    try {
+      std::string fresh = tokens.fetch();
+      if (fresh != token) {
+        token = std::move(fresh);
+        ++token_generation;
+      }
+    } catch (const std::exception&) {
+    }
+  }
+
   // The window closed: stop as a cancel does (the rest is resumable).
   void close_window() {
     if (stopping) return;
@@ -642,6 +655,7 @@ struct rollout::impl {
         notify();
       }
       if (adapt.tick(now_us())) update_rate();
+      if (tokens.file_changed()) pick_up_new_token();
       if (window_end_us && now_us() >= *window_end_us) close_window();
       report();
       t.expires_after(std::chrono::milliseconds(250));

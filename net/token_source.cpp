@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -70,10 +71,22 @@ std::string run_command(const std::vector<std::string>& argv) {
 
 }  // namespace
 
-std::string token_source::fetch() const {
+token_source::file_identity token_source::identity() const {
+  struct stat st {};
+  if (::stat(config_.token_file.c_str(), &st) != 0) return {};
+  return {static_cast<long long>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
+          static_cast<long long>(st.st_size), static_cast<long long>(st.st_ino)};
+}
+
+bool token_source::file_changed() const {
+  return config_.kind == auth_config::source::token_file && identity() != seen_;
+}
+
+std::string token_source::fetch() {
   std::string token;
   switch (config_.kind) {
     case auth_config::source::token_file: {
+      seen_ = identity();
       std::ifstream in(config_.token_file, std::ios::binary);
       if (!in) {
         throw std::runtime_error(fmt::format("auth.token_file: {}: cannot open: {}",

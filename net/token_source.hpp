@@ -15,10 +15,21 @@ class token_source {
 
   // Reads the token (again). Throws std::runtime_error naming the source
   // (file, variable, command) and why, never the token.
-  std::string fetch() const;
+  std::string fetch();
+
+  // For a token file: whether it changed (modified, replaced) since the last
+  // fetch(); always false for the other sources.
+  bool file_changed() const;
 
  private:
+  struct file_identity {
+    long long mtime_ns = 0, size = 0, inode = 0;
+    friend bool operator==(const file_identity&, const file_identity&) = default;
+  };
+  file_identity identity() const;
+
   auth_config config_;
+  file_identity seen_;
 };
 
 }  // namespace fleetcast::net

@@ -338,19 +338,22 @@ TEST_CASE("5041: the devices the user may not command are isolated; the others g
   for (const auto& [k, x] : o.record) CHECK(!k.starts_with("p3/"));
 }
 
-TEST_CASE("a token that expires mid-run is rotated in the token file and the run goes on") {
+TEST_CASE("a token that expires mid-run: after the 5032 the token file is read again") {
   emulator_config e;
   e.faults.token_expires_after_requests = 15;
   const int n = 250;
   auto o = run_against(
       e, R"("batch":{"max_devices":10},"connections":1)", csv_devices(n),
       [](net::emulator& emu, const fs::path& token_file) {
-        // Rotate once the first token is in use (long before it expires).
+        // Rotate once the first token is in use (long before it expires), in
+        // place, same size, old mtime: invisible to the change check, so only
+        // the refusal makes the engine read the file again.
         for (int i = 0; i < 2000 && emu.state().counter(emulator_counter::api_requests) < 2; ++i) {
           std::this_thread::sleep_for(std::chrono::milliseconds(1));
         }
-        std::ofstream(token_file.string() + ".new") << "Bearer second\n";
-        fs::rename(token_file.string() + ".new", token_file);
+        const auto mtime = fs::last_write_time(token_file);
+        std::ofstream(token_file, std::ios::in | std::ios::out) << "Bearer secnd\n";
+        fs::last_write_time(token_file, mtime);
       });
   check_accounting(o, n);
   CHECK(o.counter(emulator_counter::tokens_expired) == 1);
@@ -642,4 +645,27 @@ TEST_CASE("gateway cap: never more in flight behind one gateway; other devices a
     }
     CHECK(last_direct < last_behind);  // the direct devices, last in the input, were done first
   }
+}
+
+TEST_CASE("a token file that changes is picked up at once, not only after a refusal") {
+  // The emulator takes "first" but not "third": a run that keeps using the
+  // old token completes; one that reads the rotated file meets 5032 and,
+  // with nothing fresher in the file, fails.
+  emulator_config e;
+  e.tokens = {"Bearer first"};
+  e.latency_fixed_ms = 20;
+  const int n = 400;
+  auto o = run_against(
+      e, R"("batch":{"max_devices":10},"connections":1,"rate":{"requests_per_second":0})",
+      csv_devices(n), [](net::emulator& emu, const fs::path& token_file) {
+        for (int i = 0; i < 2000 && emu.state().counter(emulator_counter::api_requests) < 3; ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        std::ofstream(token_file.string() + ".new") << "Bearer third\n";
+        fs::rename(token_file.string() + ".new", token_file);
+      });
+  check_accounting(o, n);
+  CHECK(o.summary.state == job_state::failed);
+  CHECK(o.counter(emulator_counter::code_5032) >= 1);
+  CHECK(o.summary.count_of(outcome_reason::accepted) < n);
 }
