@@ -128,6 +128,33 @@ grep -q 'the job failed: the token was refused (5032)' "$tmp/ref.out" && ok || f
 grep -q '"state":"failed"' "$tmp/out/refused/summary.json" && ok || fail "state after a refused token"
 [ "$(wc -l <"$tmp/out/refused/results.ndjson")" -eq "$n" ] && ok || fail "a failed job still accounts for every device"
 stop_emulator
+
+# 4. tls.verify false: it works, and every run says so loudly.
+"$bin" emulate --listen 127.0.0.1:0 --threads 1 --cert-out "$tmp/cert.pem" 2>"$tmp/emu.err" &
+emu_pid=$!
+for _ in $(seq 100); do grep -q serving "$tmp/emu.err" && break; sleep 0.1; done
+port=$(sed -n 's|.*serving https://127.0.0.1:\([0-9]*\)/.*|\1|p' "$tmp/emu.err")
+head -101 "$tmp/devices.csv" >"$tmp/few.csv"
+cat >"$tmp/unverified.json" <<JOB
+{"name": "unverified", "endpoint": "https://127.0.0.1:$port", "auth": {"token_file": "token"},
+ "tls": {"verify": false}, "command": {"type": 2, "data": "[]"}, "devices": {"file": "few.csv"}}
+JOB
+"$bin" run "$tmp/unverified.json" >"$tmp/unv.out" 2>&1
+rc=$?
+[ "$rc" -eq 0 ] && ok || fail "tls.verify false run exit $rc: $(tail -2 "$tmp/unv.out")"
+grep -q 'WARNING: tls.verify is false' "$tmp/unv.out" && ok || fail "no warning for tls.verify false"
+cat >"$tmp/verified.json" <<JOB
+{"name": "verified", "endpoint": "https://127.0.0.1:$port", "auth": {"token_file": "token"},
+ "command": {"type": 2, "data": "[]"}, "devices": {"file": "few.csv"},
+ "retry": {"max_attempts": 1}}
+JOB
+"$bin" run "$tmp/verified.json" >"$tmp/ver.out" 2>&1
+rc=$?
+[ "$rc" -eq 1 ] && grep -q '"transport_failed":100' "$tmp/out/verified/summary.json" && ok ||
+  fail "an untrusted certificate must be refused (exit $rc): $(tail -2 "$tmp/ver.out")"
+stop_emulator
+
+# The token, in every run above, shows in no output, result or log.
 if grep -rqF "SECRET-$$" "$tmp/out" "$tmp"/*.out "$tmp/emu.err"; then fail "the token appears in an output or log"; else ok; fi
 
 echo "$passed passed, $failed failed"

@@ -9,6 +9,7 @@
 #include "core/device_stream.hpp"
 #include "core/job_parser.hpp"
 #include "net/emulator.hpp"
+#include "net/tls_identity.hpp"
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
@@ -668,4 +669,58 @@ TEST_CASE("a token file that changes is picked up at once, not only after a refu
   CHECK(o.summary.state == job_state::failed);
   CHECK(o.counter(emulator_counter::code_5032) >= 1);
   CHECK(o.summary.count_of(outcome_reason::accepted) < n);
+}
+
+TEST_CASE("TLS: the engine refuses an untrusted certificate and a wrong host name") {
+  const auto run_tls = [](emulator_config e, const std::string& host, const std::string& extra_ca,
+                          const std::string& tls_members) {
+    e.listen = "127.0.0.1:0";
+    e.tls = true;
+    e.threads = 1;
+    net::emulator emu(e);
+    temp_dir dir;
+    const std::string text = fmt::format(
+        R"({{"endpoint":"https://{}:{}","auth":{{"token_env":"HOME"}},"command":{{"type":2,"data":"[]"}},"devices":{{"file":"d.csv"}},"batch":{{"max_devices":10}},"retry":{{"max_attempts":2,"base_delay_ms":1,"max_delay_ms":5}}{}}})",
+        host, emu.port(), tls_members);
+    auto parsed = parse_job(text, (dir.path() / "job.json").string());
+    REQUIRE(parsed.job);
+    std::istringstream in(csv_devices(30));
+    device_stream devices(make_device_reader(device_format::csv, in));
+    collecting_sink sink;
+    net::rollout_options options;
+    options.extra_ca_pem = extra_ca;
+    net::rollout r(*parsed.job, devices, sink, options);
+    const auto summary = r.run();
+    return std::tuple{summary, std::move(sink.results),
+                      emu.state().counter(emulator_counter::api_requests)};
+  };
+  {  // the system trust store does not know the emulator's certificate
+    auto [summary, results, requests] = run_tls({}, "127.0.0.1", "", "");
+    CHECK(summary.count_of(outcome_reason::transport_failed) == 30);
+    CHECK(requests == 0);
+    REQUIRE(!results.empty());
+    CHECK(results[0].msg.find("cannot connect") != std::string::npos);
+    CHECK(!results[0].uncertain);
+  }
+  {  // trusted, but issued for another name than the one dialled
+    const auto id = net::make_self_signed_identity({"localhost"}, {});  // no IP address in it
+    temp_dir dir;
+    std::ofstream(dir.path() / "c.pem") << id.cert_pem;
+    std::ofstream(dir.path() / "k.pem") << id.key_pem;
+    emulator_config e;
+    e.cert_file = (dir.path() / "c.pem").string();
+    e.key_file = (dir.path() / "k.pem").string();
+    auto [summary, results, requests] = run_tls(e, "127.0.0.1", id.cert_pem, "");
+    CHECK(summary.count_of(outcome_reason::transport_failed) == 30);
+    CHECK(requests == 0);
+    // The same server dialled by the name in its certificate is accepted.
+    auto [ok, results2, requests2] = run_tls(e, "localhost", id.cert_pem, "");
+    CHECK(ok.count_of(outcome_reason::accepted) == 30);
+    CHECK(requests2 == 3);
+  }
+  {  // tls.verify false: the connection goes through (the command line warns on every run)
+    auto [summary, results, requests] = run_tls({}, "127.0.0.1", "", R"(,"tls":{"verify":false})");
+    CHECK(summary.count_of(outcome_reason::accepted) == 30);
+    CHECK(requests == 3);
+  }
 }
