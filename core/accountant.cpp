@@ -32,8 +32,7 @@ answer_anomalies accountant::account_answer(const batch& devices, const decoded_
   table_.assign(capacity, 0);
   mask_ = capacity - 1;
   for (std::size_t i = 0; i < n; ++i) {
-    const auto d = devices.device(i);
-    std::size_t slot = device_hash(d.product_key, d.device_key) & mask_;
+    std::size_t slot = devices.fingerprint(i) & mask_;  // hashed once, when read
     while (table_[slot] != 0) slot = (slot + 1) & mask_;
     table_[slot] = static_cast<std::uint32_t>(i + 1);
   }

@@ -1,14 +1,21 @@
 // batch storage (see batch.hpp).
 #include "core/batch.hpp"
 
+#include "core/device_hash.hpp"
+
 #include <cassert>
 
 namespace fleetcast {
 
 void batch::add(std::uint64_t index, const pkdk_view& d, std::uint32_t attempts, bool uncertain) {
+  add_hashed(index, d, device_hash(d.product_key, d.device_key), attempts, uncertain);
+}
+
+void batch::add_hashed(std::uint64_t index, const pkdk_view& d, std::uint64_t fingerprint,
+                       std::uint32_t attempts, bool uncertain) {
   const std::string_view parts[4] = {d.product_key, d.device_key, d.gateway_product_key,
                                      d.gateway_device_key};
-  slot s{index, static_cast<std::uint32_t>(arena_.size()), {}, attempts, uncertain};
+  slot s{index, fingerprint, static_cast<std::uint32_t>(arena_.size()), {}, attempts, uncertain};
   for (int i = 0; i < 4; ++i) {
     assert(parts[i].size() <= 0xFFFF);
     s.length[i] = static_cast<std::uint16_t>(parts[i].size());
@@ -47,20 +54,15 @@ void batch::clear() noexcept {
 batch batch::slice(std::size_t first, std::size_t last) const {
   batch out;
   for (std::size_t i = first; i < last && i < size(); ++i) {
-    out.add(slots_[i].index, device(i), slots_[i].attempts, slots_[i].uncertain);
+    const slot& s = slots_[i];
+    out.add_hashed(s.index, device(i), s.fingerprint, s.attempts, s.uncertain);
   }
   return out;
 }
 
 std::pair<batch, batch> batch::split() const {
   assert(size() >= 2);
-  std::pair<batch, batch> halves;
-  const std::size_t mid = size() / 2;
-  for (std::size_t i = 0; i < size(); ++i) {
-    auto& half = i < mid ? halves.first : halves.second;
-    half.add(slots_[i].index, device(i), slots_[i].attempts, slots_[i].uncertain);
-  }
-  return halves;
+  return {slice(0, size() / 2), slice(size() / 2, size())};
 }
 
 }  // namespace fleetcast

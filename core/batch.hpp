@@ -21,11 +21,17 @@ class batch {
   // max_key_bytes (validate_device enforces it upstream).
   void add(std::uint64_t index, const pkdk_view& device, std::uint32_t attempts = 0,
            bool uncertain = false);
+  // The same, with the device's identity hash (device_hash) already known,
+  // so that it is computed once per device, not again here.
+  void add_hashed(std::uint64_t index, const pkdk_view& device, std::uint64_t fingerprint,
+                  std::uint32_t attempts = 0, bool uncertain = false);
 
   std::size_t size() const noexcept { return slots_.size(); }
   bool empty() const noexcept { return slots_.empty(); }
   pkdk_view device(std::size_t i) const noexcept;
   std::uint64_t index(std::size_t i) const noexcept { return slots_[i].index; }
+  // device_hash of the device's productKey and deviceKey.
+  std::uint64_t fingerprint(std::size_t i) const noexcept { return slots_[i].fingerprint; }
   std::uint32_t attempts(std::size_t i) const noexcept { return slots_[i].attempts; }
   bool uncertain(std::size_t i) const noexcept { return slots_[i].uncertain; }
 
@@ -46,6 +52,7 @@ class batch {
  private:
   struct slot {
     std::uint64_t index;
+    std::uint64_t fingerprint;
     std::uint32_t offset;
     std::uint16_t length[4];
     std::uint32_t attempts;

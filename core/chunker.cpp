@@ -17,6 +17,12 @@ bool chunker::add(std::uint64_t index, const pkdk_view& device, bool uncertain) 
   return full();
 }
 
+bool chunker::add_hashed(std::uint64_t index, const pkdk_view& device, std::uint64_t fingerprint,
+                         bool uncertain) {
+  current_.add_hashed(index, device, fingerprint, 0, uncertain);
+  return full();
+}
+
 void chunker::take(batch& out) noexcept {
   out.clear();
   std::swap(out, current_);

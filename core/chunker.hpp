@@ -23,9 +23,11 @@ class chunker {
   // Adds a device to the batch being formed; true when that batch is full.
   // `uncertain`: an earlier run may already have sent it (--resume).
   bool add(std::uint64_t index, const pkdk_view& device, bool uncertain = false);
+  // The same, with the device's identity hash already known (device_hash).
+  bool add_hashed(std::uint64_t index, const pkdk_view& device, std::uint64_t fingerprint,
+                  bool uncertain = false);
   bool full() const noexcept { return current_.size() >= max_; }
   bool empty() const noexcept { return current_.empty(); }
-  std::size_t pending() const noexcept { return current_.size(); }
 
   // Moves the batch formed so far (full, or the last partial one) into `out`
   // and starts a new one with out's old buffers.

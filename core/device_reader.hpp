@@ -24,10 +24,11 @@ std::optional<device_format> format_from_path(std::string_view path) noexcept;
 std::string_view to_string(device_format f) noexcept;
 
 struct device_record {
-  std::uint64_t index = 0;  // 0-based position among the input's records
-  std::uint64_t line = 0;   // 1-based line where the record starts; 0 in an inline array
-  pkdk_view device;         // valid until the next call to next()
-  std::string problem;      // empty for a readable record; else what is wrong and where
+  std::uint64_t index = 0;        // 0-based position among the input's records
+  std::uint64_t line = 0;         // 1-based line where the record starts; 0 in an inline array
+  pkdk_view device;               // valid until the next call to next()
+  std::string problem;            // empty for a readable record; else what is wrong and where
+  std::uint64_t fingerprint = 0;  // device_hash, set by device_stream for a device
 };
 
 class device_reader {

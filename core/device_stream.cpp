@@ -30,7 +30,8 @@ bool device_stream::next(device_record& record, record_kind& kind) {
     record.problem = fmt::format("{}: {}", location(record), error->message);
     return true;
   }
-  if (!seen_.insert(device_hash(record.device.product_key, record.device.device_key))) {
+  record.fingerprint = device_hash(record.device.product_key, record.device.device_key);
+  if (!seen_.insert(record.fingerprint)) {
     kind = record_kind::duplicate;
     record.problem =
         fmt::format("{}: duplicate of an earlier device (productKey {}, deviceKey {})",

@@ -36,7 +36,7 @@ rollout_plan plan_rollout(const job& j, device_stream& devices, std::size_t max_
       continue;
     }
     ++plan.devices;
-    if (chunks.add(record.index, record.device)) emit();
+    if (chunks.add_hashed(record.index, record.device, record.fingerprint)) emit();
   }
   if (!chunks.empty()) emit();
   plan.fatal = devices.fatal_error();

@@ -271,7 +271,7 @@ struct rollout::impl {
       }
       const bool uncertain = options.maybe_sent && options.maybe_sent(record.index);
       if (!draining && !gateways.admit(record.index, record.device, uncertain)) continue;
-      chunks.add(record.index, record.device, uncertain);
+      chunks.add_hashed(record.index, record.device, record.fingerprint, uncertain);
       guard.on_admitted(1);
     }
     if (chunks.empty()) {

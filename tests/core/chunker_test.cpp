@@ -1,5 +1,6 @@
 // Batches of at most N, streamed; splitting; buffer reuse.
 #include "core/chunker.hpp"
+#include "core/device_hash.hpp"
 #include "tests/alloc_counter.hpp"
 
 #include <doctest/doctest.h>
@@ -99,4 +100,19 @@ TEST_CASE("a steady stream of batches reuses its buffers") {
   test::counting_scope scope;
   run();
   CHECK(scope.allocations() == 0);
+}
+
+TEST_CASE("a batch keeps each device's identity hash through slicing and splitting") {
+  batch b;
+  for (int i = 0; i < 5; ++i) b.add(i, {"p", "d" + std::to_string(i), "", ""});
+  b.add_hashed(5, {"p", "d5", "", ""}, 42);
+  CHECK(b.fingerprint(0) == device_hash("p", "d0"));
+  CHECK(b.fingerprint(5) == 42);  // a known hash is taken as given
+  const batch tail = b.slice(3, 6);
+  REQUIRE(tail.size() == 3);
+  CHECK(tail.fingerprint(0) == device_hash("p", "d3"));
+  CHECK(tail.fingerprint(2) == 42);
+  auto [first, second] = b.split();
+  CHECK(first.fingerprint(2) == b.fingerprint(2));
+  CHECK(second.fingerprint(2) == 42);
 }
