@@ -11,8 +11,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <csignal>
 #include <cstring>
 #include <filesystem>
@@ -242,19 +244,14 @@ int run_job(const std::string& job_file, const run_flags& flags) {
     }
     std::ifstream journal(journal_path);
     std::string line;
-    while (std::getline(journal, line)) {
-      std::size_t pos = 0;
-      while (pos < line.size()) {
-        std::size_t end = line.find(',', pos);
-        if (end == std::string::npos) end = line.size();
-        std::uint64_t v = 0;
-        bool digits = end > pos;
-        for (std::size_t i = pos; i < end; ++i) {
-          if (line[i] < '0' || line[i] > '9') digits = false;
-          v = v * 10 + static_cast<std::uint64_t>(line[i] - '0');
-        }
-        if (digits) maybe_sent.insert(v);
-        pos = end + 1;
+    while (std::getline(journal, line)) {  // indices, comma-separated
+      const char* p = line.data();
+      const char* const end = p + line.size();
+      while (p < end) {
+        std::uint64_t index = 0;
+        const auto [next, ec] = std::from_chars(p, end, index);
+        if (ec == std::errc()) maybe_sent.insert(index);
+        p = std::find(next, end, ',') + 1;
       }
     }
     fmt::print(stderr, "fleetcast: resuming: {} records already have a result\n", before.records);
@@ -317,11 +314,7 @@ int run_job(const std::string& job_file, const run_flags& flags) {
   if (terminal) fmt::print(stderr, "\n");
 
   // Totals over this run and the ones it resumed.
-  summary.records += before.records;
-  for (std::size_t i = 0; i < summary.by_status.size(); ++i)
-    summary.by_status[i] += before.by_status[i];
-  for (std::size_t i = 0; i < summary.by_reason.size(); ++i)
-    summary.by_reason[i] += before.by_reason[i];
+  summary.add_counts(before);
 
   const auto dir = fs::path(j.output_dir);
   {

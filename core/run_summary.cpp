@@ -27,6 +27,12 @@ void run_summary::count(const device_result& r) noexcept {
   ++by_reason[static_cast<std::size_t>(r.reason)];
 }
 
+void run_summary::add_counts(const run_summary& earlier) noexcept {
+  records += earlier.records;
+  for (std::size_t i = 0; i < by_status.size(); ++i) by_status[i] += earlier.by_status[i];
+  for (std::size_t i = 0; i < by_reason.size(); ++i) by_reason[i] += earlier.by_reason[i];
+}
+
 double run_summary::devices_per_second() const noexcept {
   return elapsed_s > 0 ? static_cast<double>(records) / elapsed_s : 0.0;
 }

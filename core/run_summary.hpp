@@ -26,6 +26,8 @@ struct run_summary {
   std::size_t batch_size = 0;
 
   void count(const device_result& r) noexcept;
+  // Adds the device counts of an earlier run that this one continues (--resume).
+  void add_counts(const run_summary& earlier) noexcept;
   std::uint64_t count_of(device_status s) const noexcept {
     return by_status[static_cast<std::size_t>(s)];
   }

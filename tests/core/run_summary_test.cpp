@@ -99,3 +99,18 @@ TEST_CASE("results.ndjson lines carry every field, JSON-escaped") {
   CHECK(std::string_view(doc["ticket"]) == "123");
   CHECK(std::string_view(doc["status"]) == "succeeded");
 }
+
+TEST_CASE("a resumed run adds the counts of the run it continues") {
+  run_summary earlier, now;
+  device_result r;
+  r.reason = outcome_reason::accepted;
+  earlier.count(r);
+  earlier.count(r);
+  r.reason = outcome_reason::device_failed;
+  now.count(r);
+  now.add_counts(earlier);
+  CHECK(now.records == 3);
+  CHECK(now.count_of(device_status::succeeded) == 2);
+  CHECK(now.count_of(outcome_reason::device_failed) == 1);
+  CHECK(now.exit_code() == 1);
+}
