@@ -62,7 +62,7 @@ std::string command_line(const command& c) {
 
 }  // namespace
 
-int dry_run(const std::string& job_file) {
+int dry_run(const std::string& job_file, std::optional<shard_spec> shard) {
   auto loaded = load_job(job_file);
   if (!loaded) return 2;
   const job& j = *loaded;
@@ -73,6 +73,7 @@ int dry_run(const std::string& job_file) {
     return 2;
   }
 
+  if (shard) devices.stream->set_shard(*shard);
   const rollout_plan plan = plan_rollout(j, *devices.stream);
   for (const auto& p : plan.problems) fmt::print(stderr, "fleetcast: {}: {}\n", devices.name, p);
   const auto skipped = plan.invalid + plan.duplicates;

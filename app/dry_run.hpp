@@ -2,12 +2,16 @@
 // the batch plan and the counts. Sends nothing.
 #pragma once
 
+#include "core/shard.hpp"
+
+#include <optional>
 #include <string>
 
 namespace fleetcast::app {
 
 // Returns the exit status: 0 every record would be sent, 1 some records
 // would be skipped, 2 the job is invalid or its devices cannot be read.
-int dry_run(const std::string& job_file);
+// With a shard, only that shard's records are planned and counted.
+int dry_run(const std::string& job_file, std::optional<shard_spec> shard = std::nullopt);
 
 }  // namespace fleetcast::app

@@ -1,6 +1,7 @@
 // fleetcast: the command line. Parses arguments and hands over to the
 // library; see `fleetcast --help`.
 #include "app/bench.hpp"
+#include "app/daemon.hpp"
 #include "app/dry_run.hpp"
 #include "app/emulate.hpp"
 #include "app/generate.hpp"
@@ -29,6 +30,11 @@ commands:
       --emulate            rehearse: send to an in-process emulator on a free
                            loopback port instead of the job's endpoint
       --emulator-config F  that emulator's config (see fleetcast emulate --help)
+      --shard I/N          only the devices of shard I of N (0 <= I < N): N
+                           processes with the same job cover it exactly once
+  daemon --spool DIR [options]
+                           run jobs dropped into DIR/incoming/ (see
+                           fleetcast daemon --help)
   emulate [options]        serve a local emulator of the endpoint (see
                            fleetcast emulate --help)
   generate-devices N FILE  write a synthetic fleet of N devices (CSV)
@@ -58,6 +64,17 @@ int run(const std::vector<std::string_view>& args) {
       }
       flags.emulate = true;
       flags.emulator_config = std::string(args[++i]);
+    } else if (a == "--shard") {
+      std::string error;
+      if (i + 1 >= args.size()) {
+        fmt::print(stderr, "fleetcast run: --shard needs I/N\n");
+        return 2;
+      }
+      flags.shard = fleetcast::parse_shard(args[++i], error);
+      if (!flags.shard) {
+        fmt::print(stderr, "fleetcast run: {}\n", error);
+        return 2;
+      }
     } else if (a == "--help" || a == "-h") {
       fmt::print("{}", usage);
       return 0;
@@ -75,7 +92,7 @@ int run(const std::vector<std::string_view>& args) {
     fmt::print(stderr, "fleetcast run: missing JOB.json\n{}", usage);
     return 2;
   }
-  if (dry) return fleetcast::app::dry_run(job_file);
+  if (dry) return fleetcast::app::dry_run(job_file, flags.shard);
   return fleetcast::app::run_job(job_file, flags);
 }
 
@@ -89,6 +106,7 @@ int main(int argc, char** argv) {
   }
   if (args[0] == "run") return run({args.begin() + 1, args.end()});
   if (args[0] == "emulate") return fleetcast::app::emulate({args.begin() + 1, args.end()});
+  if (args[0] == "daemon") return fleetcast::app::daemon({args.begin() + 1, args.end()});
   if (args[0] == "bench") return fleetcast::app::bench({args.begin() + 1, args.end()});
   if (args[0] == "generate-devices") {
     return fleetcast::app::generate_devices({args.begin() + 1, args.end()});

@@ -2,14 +2,18 @@
 // command line, with its outputs in the job's output folder.
 #pragma once
 
+#include "core/shard.hpp"
+
+#include <optional>
 #include <string>
 
 namespace fleetcast::app {
 
 struct run_flags {
   bool resume = false;
-  bool emulate = false;         // an in-process emulator on a free loopback port
-  std::string emulator_config;  // its config file, optional
+  bool emulate = false;             // an in-process emulator on a free loopback port
+  std::string emulator_config;      // its config file, optional
+  std::optional<shard_spec> shard;  // --shard I/N: only this shard's devices
 };
 
 // Exit status: 0 all succeeded, 1 some failed or were skipped (or the job

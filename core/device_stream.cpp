@@ -20,17 +20,22 @@ std::string_view utf8_or_empty(std::string_view s) {
 }  // namespace
 
 bool device_stream::next(device_record& record, record_kind& kind) {
-  if (!reader_->next(record)) return false;
-  if (!record.problem.empty()) {
-    kind = record_kind::invalid;
-    return true;
+  for (;;) {
+    if (!reader_->next(record)) return false;
+    if (!record.problem.empty()) {
+      if (!shard_.owns_record(record.index)) continue;
+      kind = record_kind::invalid;
+      return true;
+    }
+    if (auto error = validate_device(record.device)) {
+      if (!shard_.owns_record(record.index)) continue;
+      kind = record_kind::invalid;
+      record.problem = fmt::format("{}: {}", location(record), error->message);
+      return true;
+    }
+    record.fingerprint = device_hash(record.device.product_key, record.device.device_key);
+    if (shard_.owns_device(record.fingerprint)) break;
   }
-  if (auto error = validate_device(record.device)) {
-    kind = record_kind::invalid;
-    record.problem = fmt::format("{}: {}", location(record), error->message);
-    return true;
-  }
-  record.fingerprint = device_hash(record.device.product_key, record.device.device_key);
   if (!seen_.insert(record.fingerprint)) {
     kind = record_kind::duplicate;
     record.problem =

@@ -7,6 +7,7 @@
 #include "core/device_reader.hpp"
 #include "core/device_result.hpp"
 #include "core/fingerprint_set.hpp"
+#include "core/shard.hpp"
 
 #include <memory>
 
@@ -24,12 +25,17 @@ class device_stream {
   bool next(device_record& record, record_kind& kind);
   const std::string& fatal_error() const noexcept { return reader_->fatal_error(); }
 
+  // Keeps only the records of one shard (shard.hpp); the others are read
+  // and passed over, not reported. Before the first next().
+  void set_shard(shard_spec s) noexcept { shard_ = s; }
+
   // Bytes held by the duplicate filter (for memory reports).
   std::size_t memory_bytes() const noexcept { return seen_.memory_bytes(); }
 
  private:
   std::unique_ptr<device_reader> reader_;
   fingerprint_set seen_;
+  shard_spec shard_;
 };
 
 // The skip result of an invalid or duplicate record.

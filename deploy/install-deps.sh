@@ -9,7 +9,8 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-# The compiler and build tools, then the libraries (all headers or -dev).
+# The compiler and build tools, then the libraries (all headers or -dev), and
+# systemd for `systemd-analyze verify` of the unit in deploy/ (a test).
 packages="
   g++
   cmake
@@ -21,6 +22,7 @@ packages="
   libfmt-dev
   doctest-dev
   libbenchmark-dev
+  systemd
 "
 
 export DEBIAN_FRONTEND=noninteractive

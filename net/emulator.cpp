@@ -2,6 +2,8 @@
 // strand, N threads on one io_context (see emulator.hpp).
 #include "net/emulator.hpp"
 
+#include "net/listen.hpp"
+
 #include "core/emulator_session.hpp"
 #include "net/tls_identity.hpp"
 
@@ -60,37 +62,6 @@ class file_record final : public emulator_record_sink {
   std::FILE* file_;
   std::mutex mutex_;
 };
-
-tcp::endpoint parse_listen(const std::string& listen) {
-  std::string host, port;
-  if (listen.starts_with('[')) {
-    const auto close = listen.find(']');
-    if (close == std::string::npos || close + 1 >= listen.size() || listen[close + 1] != ':') {
-      throw std::runtime_error("listen \"" + listen + "\": expected [ADDRESS]:PORT");
-    }
-    host = listen.substr(1, close - 1);
-    port = listen.substr(close + 2);
-  } else {
-    const auto colon = listen.rfind(':');
-    if (colon == std::string::npos)
-      throw std::runtime_error("listen \"" + listen + "\": expected HOST:PORT");
-    host = listen.substr(0, colon);
-    port = listen.substr(colon + 1);
-  }
-  if (host == "localhost") host = "127.0.0.1";
-  boost::system::error_code ec;
-  const auto address = asio::ip::make_address(host, ec);
-  if (ec)
-    throw std::runtime_error("listen \"" + listen + "\": \"" + host + "\" is not an IP address");
-  unsigned long p = 0;
-  try {
-    p = std::stoul(port);
-  } catch (const std::exception&) {
-    p = 70000;
-  }
-  if (p > 65535) throw std::runtime_error("listen \"" + listen + "\": bad port");
-  return {address, static_cast<unsigned short>(p)};
-}
 
 }  // namespace
 
@@ -225,7 +196,7 @@ emulator::emulator(emulator_config config) {
   if (!config.record.empty()) record = std::make_unique<file_record>(config.record);
   impl_ = std::make_unique<impl>(std::move(config), std::move(record));
   auto& self = *impl_;
-  const auto endpoint = parse_listen(self.config.listen);
+  const auto endpoint = detail::parse_listen(self.config.listen);
 
   if (self.config.tls) {
     tls_identity identity;

@@ -139,6 +139,7 @@ struct rollout::impl {
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   std::mt19937_64 rng{std::random_device{}()};
   unsigned connections_running = 0;
+  std::int64_t rate_wait_us = 0;
 
   // Counts each result and hands it on.
   struct counting_sink final : result_sink {
@@ -284,6 +285,11 @@ struct rollout::impl {
   }
 
   pending_ptr next_batch() {
+    if (cancel_requested.load(std::memory_order_relaxed) && !stopping) {  // at once, not at a tick
+      stopping = true;
+      state = job_state::cancelled;
+      notify();
+    }
     if (stopping) return nullptr;
     const auto now = now_us();
     if (window_end_us && now >= *window_end_us) {
@@ -312,6 +318,33 @@ struct rollout::impl {
   }
 
   // ----------------------------------------------------------------- outcomes
+
+  static std::string_view outcome_label(const attempt_result& r, const attempt_verdict& v) {
+    if (r.reached == attempt_result::stage::not_written) return "not_sent";
+    if (r.reached == attempt_result::stage::no_answer) return "no_answer";
+    if (v.slow_down) return "throttled";
+    switch (v.action) {
+      case attempt_action::account:
+        return "accounted";
+      case attempt_action::resend:
+        return "resent";
+      case attempt_action::retry:
+        return "no_answer";
+      case attempt_action::fail_uncertain:
+        return "failed_unknown";
+      case attempt_action::refresh_token:
+        return "token_refused";
+      case attempt_action::split_too_long:
+        return "split_too_long";
+      case attempt_action::split_permission:
+        return "split_permission";
+      case attempt_action::fail_batch:
+        return "batch_rejected";
+      case attempt_action::fail_job:
+        return "job_failed";
+    }
+    return "other";
+  }
 
   void fail(pending& p, outcome_reason reason, std::optional<std::int64_t> code,
             std::string_view msg) {
@@ -385,6 +418,7 @@ struct rollout::impl {
               std::uint32_t retry_after_s, std::string_view detail = {}) {
     if (r.reached != attempt_result::stage::not_written) p->devices.note_attempt();
     const auto v = classify_attempt(r, p->devices.size(), j.retry.unknown_outcome);
+    if (options.on_attempt) options.on_attempt(outcome_label(r, v), p->devices.size());
     if (v.slow_down) {
       const double elapsed = std::max(1e-3, static_cast<double>(now_us()) / 1e6);
       adapt.on_throttle(now_us(), static_cast<double>(summary.requests) / elapsed);
@@ -561,10 +595,17 @@ struct rollout::impl {
         if (!p) break;
         ++in_flight;
         const auto now = now_us();
-        const auto go =
-            std::max(requests_bucket.reserve(1, now),
-                     devices_bucket.reserve(static_cast<double>(p->devices.size()), now));
-        if (go > now) co_await wait_until(c, go, false);
+        auto go = std::max(requests_bucket.reserve(1, now),
+                           devices_bucket.reserve(static_cast<double>(p->devices.size()), now));
+        if (options.shared_gate) {
+          go = std::max(go, std::chrono::duration_cast<std::chrono::microseconds>(
+                                options.shared_gate() - start)
+                                .count());
+        }
+        if (go > now) {
+          rate_wait_us += go - now;
+          co_await wait_until(c, go, false);
+        }
         if (stopping) {  // cancelled or failed while waiting: it will be skipped
           ready.push_front(std::move(p));
           --in_flight;
@@ -675,6 +716,7 @@ struct rollout::impl {
     p.retries = summary.retries;
     p.batch_size = sizer.current();
     p.elapsed_s = static_cast<double>(now_us()) / 1e6;
+    p.rate_wait_s = static_cast<double>(rate_wait_us) / 1e6;
     p.input_complete = input_done;
     options.on_progress(p);
   }

@@ -20,10 +20,12 @@
 #include "core/job.hpp"
 #include "core/run_summary.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace fleetcast::net {
 
@@ -34,6 +36,7 @@ struct rollout_progress {
   std::uint64_t requests = 0, retries = 0;
   std::size_t batch_size = 0;
   double elapsed_s = 0;
+  double rate_wait_s = 0;       // time requests waited for a rate limit (summed over connections)
   bool input_complete = false;  // every record has been read
 };
 
@@ -52,6 +55,15 @@ struct rollout_options {
   // Called on the engine's thread for each answered request, with the time
   // from its write to its answer (for latency histograms).
   std::function<void(std::int64_t micros)> on_answer;
+  // Called on the engine's thread after each try of a batch with what came
+  // of it ("accounted", "throttled", "resent", "no_answer", "not_sent",
+  // "split_too_long", "split_permission", "token_refused", "batch_rejected",
+  // "failed_unknown", "job_failed") and the batch's size.
+  std::function<void(std::string_view outcome, std::size_t devices)> on_attempt;
+  // A rate limit shared with other rollouts (a daemon's account-wide limit):
+  // called once per request, returns when that request may go. Must be
+  // thread-safe if shared between threads.
+  std::function<std::chrono::steady_clock::time_point()> shared_gate;
 };
 
 class rollout {

@@ -1,0 +1,35 @@
+#!/bin/sh
+# Installs a built fleetcast (cmake --preset release && cmake --build --preset
+# release) as a service: the binary and library under PREFIX, the systemd
+# unit, a system user and group `fleetcast`, and /etc/fleetcast/daemon.json
+# (kept if present). Run as root from the source folder:
+#   sh deploy/install.sh [--root DIR] [--prefix /usr/local] [--no-user]
+# --root installs into another filesystem root (an image, a test).
+set -eu
+root=
+prefix=/usr/local
+make_user=yes
+while [ $# -gt 0 ]; do
+  case $1 in
+    --root) root=$2; shift 2 ;;
+    --prefix) prefix=$2; shift 2 ;;
+    --no-user) make_user=no; shift ;;
+    *) echo "install.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=$src/build/release
+[ -x "$build/fleetcast" ] || { echo "install.sh: build first: cmake --preset release && cmake --build --preset release" >&2; exit 1; }
+
+DESTDIR=$root cmake --install "$build" --prefix "$prefix" >/dev/null
+install -d "$root/etc/systemd/system" "$root/etc/fleetcast" "$root$prefix/share/doc/fleetcast"
+sed "s|/usr/local/bin/fleetcast|$prefix/bin/fleetcast|; s|/usr/local/share/doc|$prefix/share/doc|" \
+  "$src/deploy/systemd/fleetcast.service" >"$root/etc/systemd/system/fleetcast.service"
+chmod 0644 "$root/etc/systemd/system/fleetcast.service"
+[ -e "$root/etc/fleetcast/daemon.json" ] || install -m 0644 "$src/config/daemon.example.json" "$root/etc/fleetcast/daemon.json"
+install -m 0644 "$src/README.md" "$root$prefix/share/doc/fleetcast/README.md"
+if [ "$make_user" = yes ] && ! getent passwd fleetcast >/dev/null; then
+  useradd --system --user-group --home-dir /var/lib/fleetcast --shell /usr/sbin/nologin fleetcast
+fi
+echo "installed: $root$prefix/bin/fleetcast, $root/etc/systemd/system/fleetcast.service, $root/etc/fleetcast/daemon.json"
+[ -n "$root" ] || echo "next: put the token in /etc/fleetcast/token (mode 0600), then: systemctl daemon-reload && systemctl enable --now fleetcast"
