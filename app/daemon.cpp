@@ -203,11 +203,12 @@ struct daemon_job {
   std::unique_ptr<net::rollout> rollout;
   std::thread thread;
   std::string endpoint_url;
-  std::uint32_t connections = 0;
+  // Set by the supervisor, read by the admin port too.
+  std::atomic<std::uint32_t> connections{0};
   account* acct = nullptr;
   std::uint32_t member = 0;
-  bool cancel_by_user = false;
-  bool cancel_by_drain = false;
+  std::atomic<bool> cancel_by_user{false};
+  std::atomic<bool> cancel_by_drain{false};
   std::atomic<bool> done{false};
   // Written by the job's thread, read under jobs_mutex.
   job_phase phase = job_phase::waiting;
@@ -274,7 +275,7 @@ class daemon_service {
   int signal_fd_ = -1;
   int inotify_fd_ = -1;
   int lock_fd_ = -1;
-  bool draining_ = false;
+  std::atomic<bool> draining_{false};  // read by the admin port
   steady::time_point drain_deadline_{};
   steady::time_point epoch_ = steady::now();
 

@@ -29,9 +29,9 @@ inline bool parse_config_root(std::string_view text, dom::parser& parser,
   padded = simdjson::padded_string(text);
   if (parser.parse(padded).get(root) == simdjson::SUCCESS) return true;
   const auto syntax = find_json_syntax_error(text);
-  errors.push_back(syntax ? fmt::format("{}:{}: invalid JSON: {}", syntax->line, syntax->column,
-                                        syntax->message)
-                          : "invalid JSON");
+  errors.push_back(
+      syntax ? fmt::format("{}:{}: invalid JSON: {}", syntax->line, syntax->column, syntax->message)
+             : "invalid JSON");
   return false;
 }
 

@@ -535,6 +535,7 @@ struct rollout::impl {
     attempt_result result;
     bool server_closes = false;
     std::uint32_t retry_after_s = 0;
+    std::string detail;  // why there is no answer, when known
   };
 
   template <typename Stream>
@@ -542,10 +543,23 @@ struct rollout::impl {
     answer_info a;
     a.result.reached = attempt_result::stage::no_answer;
     http::response_parser<http::string_body> parser;
-    parser.body_limit(response_decoder::default_max_body);
+    parser.body_limit(options.max_answer_bytes);
     beast::get_lowest_layer(s).expires_after(std::chrono::milliseconds(j.timeouts.request_ms));
     auto [ec, n] = co_await http::async_read(s, c.buffer, parser, no_throw);
-    if (ec) co_return a;
+    if (ec) {
+      if (ec == http::error::body_limit) {
+        a.detail = fmt::format("the answer is larger than the limit of {} bytes",
+                               options.max_answer_bytes);
+      } else if (ec == http::error::header_limit) {
+        a.detail = "the answer's header is larger than the limit of 8 KiB";
+      } else if (ec == http::error::partial_message) {
+        a.detail = "the answer was cut short (the connection closed in the middle of it)";
+      } else if (ec != http::error::end_of_stream &&
+                 ec.category() == make_error_code(http::error::bad_version).category()) {
+        a.detail = fmt::format("the answer is not valid HTTP/1.1: {}", ec.message());
+      }
+      co_return a;
+    }
     auto& res = parser.get();
     a.result.reached = attempt_result::stage::answered;
     a.result.http_status = static_cast<int>(res.result_int());
@@ -661,14 +675,22 @@ struct rollout::impl {
       }
 
       // Read the oldest request's answer.
-      answer_info a = c.tls ? co_await read_answer(*c.tls, c) : co_await read_answer(*c.plain, c);
+      // Not `c.tls ? co_await ... : co_await ...`: g++ 12 destroys the
+      // result of a co_await in a conditional expression twice (a double
+      // free once answer_info held a std::string).
+      answer_info a;
+      if (c.tls) {
+        a = co_await read_answer(*c.tls, c);
+      } else {
+        a = co_await read_answer(*c.plain, c);
+      }
       pending_ptr p = std::move(window.front());
       window.pop_front();
       --in_flight;
       const bool dead = a.result.reached != attempt_result::stage::answered;
       if (!dead && options.on_answer) options.on_answer(now_us() - p->written_us);
       settle(std::move(p), a.result, a.result.decoded ? &c.decoder.response() : nullptr,
-             a.retry_after_s);
+             a.retry_after_s, a.detail);
       if (dead || a.server_closes) {
         c.close();
         for (auto& w : window) {

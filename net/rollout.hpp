@@ -64,6 +64,10 @@ struct rollout_options {
   // called once per request, returns when that request may go. Must be
   // thread-safe if shared between threads.
   std::function<std::chrono::steady_clock::time_point()> shared_gate;
+  // The largest answer body read (a larger one is an unreadable answer,
+  // not an out-of-memory): 64 MiB by default, a few hundred times what
+  // 500 devices need.
+  std::size_t max_answer_bytes = 64 * 1024 * 1024;
 };
 
 class rollout {

@@ -110,14 +110,14 @@ for s in 1 2 3; do
   check_exactly_once "$spool/done/$j/results.ndjson" "$tmp/record1.ndjson" "$n" "$j"
 done
 
-# 1b. One account rate shared fairly: 100 requests/s for the endpoint and
+# 1b. One account rate shared fairly: 40 requests/s for the endpoint and
 # token; a job with 4 connections and one with 1, 30 requests each. Together
 # they cannot go faster than the rate, and neither gets ahead of the other.
 head -3001 "$spool/incoming/fleet1.csv" >"$spool/incoming/small1.csv"
 head -3001 "$spool/incoming/fleet2.csv" >"$spool/incoming/small2.csv"
 start_emulator --record "$tmp/record-rate.ndjson" --config "$(emulator_config '{}')"
 cat >"$tmp/daemon.json" <<CONF
-{"admin_listen": "127.0.0.1:0", "endpoints": {"http://127.0.0.1:$port": {"connections": 8, "requests_per_second": 100, "burst": 1}}}
+{"admin_listen": "127.0.0.1:0", "endpoints": {"http://127.0.0.1:$port": {"connections": 8, "requests_per_second": 40, "burst": 1}}}
 CONF
 start_daemon
 CONNS=4 drop_job wide small1.csv
@@ -133,7 +133,7 @@ awk -F'"at_ms":' '{ split($2, a, ","); t = a[1]; j = ($0 ~ /"deviceKey":"f1-/) ?
      END { span = (last["wide"] > last["narrow"] ? last["wide"] : last["narrow"]) - first["wide"]
            gap = last["wide"] - last["narrow"]; if (gap < 0) gap = -gap
            printf "rate: %d+%d devices in %d ms, last requests %d ms apart\n", n["wide"], n["narrow"], span, gap
-           exit !(span >= 0.9 * 590 && gap <= 0.25 * span) }' "$tmp/record-rate.ndjson" && ok ||
+           exit !(span >= 0.9 * 1475 && gap <= 0.25 * span) }' "$tmp/record-rate.ndjson" && ok ||
   fail "the shared rate is exceeded or unfair (above)"
 for j in wide narrow; do
   grep -q '"succeeded":3000' "$spool/done/$j/summary.json" && ok || fail "$j: $(cat "$spool/done/$j/summary.json")"

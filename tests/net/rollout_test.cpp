@@ -14,6 +14,9 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 #include <simdjson.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -726,5 +729,132 @@ TEST_CASE("TLS: the engine refuses an untrusted certificate and a wrong host nam
     auto [summary, results, requests] = run_tls({}, "127.0.0.1", "", R"(,"tls":{"verify":false})");
     CHECK(summary.count_of(outcome_reason::accepted) == 30);
     CHECK(requests == 3);
+  }
+}
+
+namespace {
+
+// A server that answers every request on loopback with the same bytes,
+// whatever they are, then closes the connection: for answers no real
+// server (and not the emulator) would give.
+class raw_server {
+ public:
+  explicit raw_server(std::string answer) : answer_(std::move(answer)) {
+    acceptor_.open(boost::asio::ip::tcp::v4());
+    acceptor_.bind({boost::asio::ip::make_address("127.0.0.1"), 0});
+    acceptor_.listen();
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~raw_server() {
+    stop_ = true;
+    boost::system::error_code ec;
+    boost::asio::ip::tcp::socket poke(ioc_);
+    poke.connect(acceptor_.local_endpoint(), ec);  // wakes accept()
+    thread_.join();
+  }
+  std::uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  int requests() const { return requests_; }
+
+ private:
+  void serve() {
+    while (!stop_) {
+      boost::asio::ip::tcp::socket s(ioc_);
+      boost::system::error_code ec;
+      acceptor_.accept(s, ec);
+      if (ec || stop_) return;
+      std::string in;
+      char buf[4096];
+      while (in.find("\r\n\r\n") == std::string::npos) {  // the request's head, then its body
+        const auto n = s.read_some(boost::asio::buffer(buf), ec);
+        if (ec) break;
+        in.append(buf, n);
+      }
+      const auto head_end = in.find("\r\n\r\n");
+      if (head_end == std::string::npos) continue;
+      const auto cl = in.find("Content-Length: ");
+      const std::size_t body = cl == std::string::npos ? 0 : std::stoul(in.substr(cl + 16));
+      while (in.size() < head_end + 4 + body) {
+        const auto n = s.read_some(boost::asio::buffer(buf), ec);
+        if (ec) break;
+        in.append(buf, n);
+      }
+      ++requests_;
+      boost::asio::write(s, boost::asio::buffer(answer_), ec);
+      s.shutdown(boost::asio::ip::tcp::socket::shutdown_both, ec);
+    }
+  }
+  std::string answer_;
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::acceptor acceptor_{ioc_};
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> requests_{0};
+};
+
+}  // namespace
+
+TEST_CASE("hostile answers: truncated, enormous, deeply nested, wrong types, not HTTP") {
+  const std::string deep = std::string(20000, '[') + std::string(20000, ']');
+  const std::string nested = R"({"code":200,"data":{"successList":)" + deep + "}}";
+  auto with_length = [](const std::string& body) {
+    return fmt::format("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{}",
+                       body.size(), body);
+  };
+  struct hostile {
+    const char* what;
+    std::string answer;
+    const char* msg;  // in every device's result
+  };
+  const std::vector<hostile> cases = {
+      {"truncated body", "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{\"code\":200,",
+       "cut short"},
+      {"a body over the limit (Content-Length)",
+       "HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n" + std::string(100000, ' '),
+       "larger than the limit of 65536 bytes"},
+      {"a body over the limit (chunked)",
+       "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+           [] {
+             std::string chunks;
+             for (int i = 0; i < 40; ++i) chunks += "1000\r\n" + std::string(4096, ' ') + "\r\n";
+             return chunks + "0\r\n\r\n";
+           }(),
+       "larger than the limit of 65536 bytes"},
+      {"an enormous header", "HTTP/1.1 200 OK\r\nX-Big: " + std::string(100000, 'x') + "\r\n\r\n",
+       "header is larger"},
+      {"deeply nested JSON", with_length(nested), "cannot be read"},
+      {"wrong types", with_length(R"({"code":"200","msg":5,"data":{"successList":{}}})"),
+       "cannot be read"},
+      {"not HTTP", "SSH-2.0-OpenSSH_9.2\r\n\r\n", "not valid HTTP/1.1"},
+  };
+  for (const auto& c : cases) {
+    const std::string what = c.what;
+    CAPTURE(what);
+    raw_server server(c.answer);
+    temp_dir dir;
+    const std::string text = fmt::format(
+        R"({{"endpoint":"http://127.0.0.1:{}","auth":{{"token_env":"HOME"}},"command":{{"type":2,"data":"[]"}},"devices":{{"file":"d.csv"}},"batch":{{"max_devices":10}},"connections":1,"timeouts":{{"request_ms":2000}},"retry":{{"max_attempts":2,"base_delay_ms":1,"max_delay_ms":5}}}})",
+        server.port());
+    auto parsed = parse_job(text, (dir.path() / "job.json").string());
+    REQUIRE(parsed.job);
+    std::istringstream in(csv_devices(25));
+    device_stream devices(make_device_reader(device_format::csv, in));
+    collecting_sink sink;
+    net::rollout_options options;
+    options.max_answer_bytes = 65536;
+    net::rollout r(*parsed.job, devices, sink, options);
+    const auto summary = r.run();
+    // Every device once, failed as uncertain (the request was written; what
+    // it did is unknown), with a message that says what was wrong.
+    REQUIRE(sink.results.size() == 25);
+    std::set<std::uint64_t> indices;
+    for (const auto& res : sink.results) {
+      indices.insert(res.index);
+      CHECK(res.reason == outcome_reason::transport_failed);
+      CHECK(res.uncertain);
+      CHECK_MESSAGE(res.msg.find(c.msg) != std::string::npos, res.msg);
+    }
+    CHECK(indices.size() == 25);
+    CHECK(summary.count_of(outcome_reason::transport_failed) == 25);
+    CHECK(server.requests() == 6);  // 3 batches, 2 tries each
   }
 }
