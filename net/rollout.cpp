@@ -649,7 +649,12 @@ struct rollout::impl {
         ++p->tries;
         ++summary.requests;
         retry.count_request();
-        auto ec = c.tls ? co_await write_request(*c.tls, c) : co_await write_request(*c.plain, c);
+        boost::system::error_code ec;  // (no co_await in a conditional: see below)
+        if (c.tls) {
+          ec = co_await write_request(*c.tls, c);
+        } else {
+          ec = co_await write_request(*c.plain, c);
+        }
         if (ec) {
           --in_flight;
           c.close();
