@@ -19,7 +19,52 @@ std::string_view utf8_or_empty(std::string_view s) {
 
 }  // namespace
 
-bool device_stream::next(device_record& record, record_kind& kind) {
+bool device_stream::stage(staged& s) {
+  device_record& r = scratch_;
+  for (;;) {
+    if (!reader_->next(r)) return false;
+    if (!r.problem.empty()) {
+      if (!shard_.owns_record(r.index)) continue;
+      s.kind = record_kind::invalid;
+      break;
+    }
+    if (auto error = validate_device(r.device)) {
+      if (!shard_.owns_record(r.index)) continue;
+      s.kind = record_kind::invalid;
+      r.problem = fmt::format("{}: {}", location(r), error->message);
+      break;
+    }
+    r.fingerprint = device_hash(r.device.product_key, r.device.device_key);
+    if (!shard_.owns_device(r.fingerprint)) continue;
+    s.kind = record_kind::device;
+    seen_.prefetch(r.fingerprint);
+    break;
+  }
+  // Own the keys: the reader's views end at its next record.
+  const auto& d = r.device;
+  s.keys.clear();
+  s.keys.append(d.product_key)
+      .append(d.device_key)
+      .append(d.gateway_product_key)
+      .append(d.gateway_device_key);
+  const char* k = s.keys.data();
+  auto view = [&k](std::size_t n) {
+    std::string_view v(k, n);
+    k += n;
+    return v;
+  };
+  s.record.index = r.index;
+  s.record.line = r.line;
+  s.record.fingerprint = r.fingerprint;
+  s.record.problem.swap(r.problem);
+  s.record.device.product_key = view(d.product_key.size());
+  s.record.device.device_key = view(d.device_key.size());
+  s.record.device.gateway_product_key = view(d.gateway_product_key.size());
+  s.record.device.gateway_device_key = view(d.gateway_device_key.size());
+  return true;
+}
+
+bool device_stream::next_direct(device_record& record, record_kind& kind) {
   for (;;) {
     if (!reader_->next(record)) return false;
     if (!record.problem.empty()) {
@@ -36,14 +81,47 @@ bool device_stream::next(device_record& record, record_kind& kind) {
     record.fingerprint = device_hash(record.device.product_key, record.device.device_key);
     if (shard_.owns_device(record.fingerprint)) break;
   }
+  kind = record_kind::device;
   if (!seen_.insert(record.fingerprint)) {
     kind = record_kind::duplicate;
     record.problem =
         fmt::format("{}: duplicate of an earlier device (productKey {}, deviceKey {})",
                     location(record), record.device.product_key, record.device.device_key);
-    return true;
   }
-  kind = record_kind::device;
+  return true;
+}
+
+bool device_stream::next(device_record& record, record_kind& kind) {
+  // While the filter fits in the caches, records go straight through; once
+  // it does not, they are read a few ahead and their slots prefetched (the
+  // ring is empty at the switch: order is kept).
+  if (!read_ahead_) {
+    if (seen_.size() < read_ahead_from) return next_direct(record, kind);
+    read_ahead_ = true;
+  }
+  while (!input_end_ && count_ < ahead) {
+    if (!stage(ring_[(head_ + count_) % ahead])) {
+      input_end_ = true;
+      break;
+    }
+    ++count_;
+  }
+  if (count_ == 0) return false;
+  staged& s = ring_[head_];
+  head_ = (head_ + 1) % ahead;
+  --count_;
+  record.index = s.record.index;
+  record.line = s.record.line;
+  record.fingerprint = s.record.fingerprint;
+  record.device = s.record.device;  // views into s.keys: valid until the next call
+  record.problem.swap(s.record.problem);
+  kind = s.kind;
+  if (kind == record_kind::device && !seen_.insert(record.fingerprint)) {
+    kind = record_kind::duplicate;
+    record.problem =
+        fmt::format("{}: duplicate of an earlier device (productKey {}, deviceKey {})",
+                    location(record), record.device.product_key, record.device.device_key);
+  }
   return true;
 }
 

@@ -9,7 +9,9 @@
 #include "core/fingerprint_set.hpp"
 #include "core/shard.hpp"
 
+#include <array>
 #include <memory>
+#include <string>
 
 namespace fleetcast {
 
@@ -18,10 +20,15 @@ enum class record_kind { device, invalid, duplicate };
 class device_stream {
  public:
   explicit device_stream(std::unique_ptr<device_reader> reader) : reader_(std::move(reader)) {}
+  device_stream(const device_stream&) = delete;
+  device_stream& operator=(const device_stream&) = delete;
 
   // The next record and what it is; for invalid and duplicate records,
   // record.problem says why (with its location). False at the end of the
-  // input or on a fatal error (fatal_error()).
+  // input or on a fatal error (fatal_error()). The record's keys stay valid
+  // until the next call. In large inputs, records are read a few ahead (in
+  // order) so that the duplicate filter's memory is fetched before it is
+  // needed.
   bool next(device_record& record, record_kind& kind);
   const std::string& fatal_error() const noexcept { return reader_->fatal_error(); }
 
@@ -33,9 +40,27 @@ class device_stream {
   std::size_t memory_bytes() const noexcept { return seen_.memory_bytes(); }
 
  private:
+  // A record read ahead, with its own copy of its keys.
+  struct staged {
+    device_record record;  // device views into `keys`
+    std::string keys;
+    record_kind kind = record_kind::device;
+  };
+  static constexpr std::size_t ahead = 8;
+  // Devices in the filter from which records are read ahead (a table of
+  // about 2.4 MB: beyond the caches of a core).
+  static constexpr std::size_t read_ahead_from = 1 << 18;
+  bool stage(staged& s);  // reads the next record of this shard; false at the end
+  bool next_direct(device_record& record, record_kind& kind);
+  bool read_ahead_ = false;
+
   std::unique_ptr<device_reader> reader_;
   fingerprint_set seen_;
   shard_spec shard_;
+  std::array<staged, ahead> ring_;
+  std::size_t head_ = 0, count_ = 0;
+  bool input_end_ = false;
+  device_record scratch_;
 };
 
 // The skip result of an invalid or duplicate record.

@@ -47,6 +47,12 @@ bool fingerprint_set::insert(std::uint64_t fingerprint) {
   return true;
 }
 
+void fingerprint_set::prefetch(std::uint64_t fingerprint) const noexcept {
+  const partition& p = parts_[fingerprint >> 56];
+  if (p.slots.empty()) return;
+  __builtin_prefetch(p.slots.data() + home(fingerprint, p.slots.size()), 1);
+}
+
 std::size_t fingerprint_set::memory_bytes() const noexcept {
   std::size_t bytes = 0;
   for (const auto& p : parts_) bytes += p.slots.capacity() * sizeof(std::uint64_t);

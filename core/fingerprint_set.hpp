@@ -17,6 +17,9 @@ class fingerprint_set {
  public:
   // True when the fingerprint was new (and is now in the set).
   bool insert(std::uint64_t fingerprint);
+  // Asks the CPU to fetch the fingerprint's home slot, for an insert a few
+  // records later (the table is larger than the caches: one miss each).
+  void prefetch(std::uint64_t fingerprint) const noexcept;
   std::size_t size() const noexcept { return size_; }
   std::size_t memory_bytes() const noexcept;
 

@@ -150,7 +150,7 @@ struct rollout::impl {
       self.sink.on_result(r);
       if (r.reason == outcome_reason::invalid_record || r.reason == outcome_reason::duplicate)
         return;
-      self.guard.on_result(r.reason, self.now_us());
+      self.guard.on_result(r.reason, self.results_now_us);
       if (self.guard.aborted() && !self.stopping) {  // stop sending at once
         self.stopping = true;
         self.state = job_state::aborted;
@@ -176,6 +176,9 @@ struct rollout::impl {
         retry(jb.retry),
         guard(jb.rollout, jb.rate.requests_per_second),
         tokens(jb.auth) {}
+
+  // The time results are counted at: read once per batch, not per device.
+  std::int64_t results_now_us = 0;
 
   std::int64_t now_us() const {
     return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
@@ -249,6 +252,7 @@ struct rollout::impl {
   // The next batch from the input, as far as the guard admits devices
   // (`draining`: all of them, to be recorded skipped after a stop).
   pending_ptr read_batch(bool draining = false) {
+    results_now_us = now_us();
     device_record record;
     record_kind kind;
     while (!chunks.full() && (draining || guard.admit_limit() > 0)) {
@@ -348,6 +352,7 @@ struct rollout::impl {
 
   void fail(pending& p, outcome_reason reason, std::optional<std::int64_t> code,
             std::string_view msg) {
+    results_now_us = now_us();
     accountant::account_all(p.devices, reason, code, msg, out);
     out.flush();
     release(p.devices);
@@ -416,6 +421,7 @@ struct rollout::impl {
   // What one try came to: account it, retry it, split it, or stop.
   void settle(pending_ptr p, const attempt_result& r, const decoded_response* answer,
               std::uint32_t retry_after_s, std::string_view detail = {}) {
+    results_now_us = now_us();
     if (r.reached != attempt_result::stage::not_written) p->devices.note_attempt();
     const auto v = classify_attempt(r, p->devices.size(), j.retry.unknown_outcome);
     if (options.on_attempt) options.on_attempt(outcome_label(r, v), p->devices.size());
@@ -750,6 +756,7 @@ struct rollout::impl {
 
   // After the connections end: everything not sent is skipped, once.
   void drain() {
+    results_now_us = now_us();
     const auto reason = state == job_state::failed    ? outcome_reason::job_failed
                         : state == job_state::aborted ? outcome_reason::aborted
                                                       : outcome_reason::cancelled;

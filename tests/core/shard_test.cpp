@@ -159,3 +159,45 @@ TEST_CASE("the shared rate: unlimited, and a new rate") {
   CHECK(first == 1'000'000);
   CHECK(second == 1'100'000);
 }
+
+TEST_CASE("a large input: records read ahead keep their order, duplicates found on both sides") {
+  // Past 2^18 devices the stream reads ahead; duplicates of devices from
+  // before the switch and after it, and bad records, come out in place.
+  const int n = 300'000;
+  std::string csv = "productKey,deviceKey\n";
+  std::vector<std::string> expect;  // per record: "d" device, "u" duplicate, "i" invalid
+  for (int i = 0; i < n; ++i) {
+    csv += "p," + std::to_string(i) + "\n";
+    expect.push_back("d");
+    if (i % 10007 == 5) {  // repeats of an early device, throughout
+      csv += "p,3\n";
+      expect.push_back("u");
+    }
+    if (i % 20011 == 3) {
+      csv += "p,\n";
+      expect.push_back("i");
+    }
+  }
+  std::istringstream in(csv);
+  device_stream stream(make_device_reader(device_format::csv, in));
+  device_record r;
+  record_kind kind;
+  std::size_t i = 0;
+  int next_key = 0;
+  bool keys_ok = true;
+  while (stream.next(r, kind)) {
+    REQUIRE(i < expect.size());
+    CHECK(r.index == i);
+    const char* got = kind == record_kind::device      ? "d"
+                      : kind == record_kind::duplicate ? "u"
+                                                       : "i";
+    CHECK(expect[i] == got);
+    if (kind == record_kind::device) {  // the keys are the record's own: 0, 1, 2, ...
+      if (r.device.product_key != "p" || r.device.device_key != std::to_string(next_key++))
+        keys_ok = false;
+    }
+    ++i;
+  }
+  CHECK(keys_ok);
+  CHECK(i == expect.size());
+}
