@@ -251,6 +251,7 @@ class daemon_service {
   void handle_signal(int sig);
   void scan_cancels();
   void claim_incoming();
+  bool refuse_if_invalid(const fs::path& path, fs::file_time_type when);
   void start_waiting();
   bool start(const std::shared_ptr<daemon_job>& dj);
   void reap();
@@ -284,6 +285,7 @@ class daemon_service {
   std::deque<finished_job> finished_;              // the last 100, for /jobs
   std::map<std::string, std::unique_ptr<account>> accounts_;
   std::map<std::string, connection_budget> budgets_;  // by endpoint URL (supervisor only)
+  std::set<std::pair<std::string, fs::file_time_type>> known_valid_;  // waiting in incoming/
 
   std::mutex metrics_mutex_;
   std::map<std::string, std::uint64_t> requests_by_outcome_;
@@ -382,6 +384,22 @@ void daemon_service::recover() {
   }
 }
 
+// True when the job file at `path` is invalid (it is then claimed like any
+// other and fails at its start, with every problem in reason.txt).
+bool daemon_service::refuse_if_invalid(const fs::path& path, fs::file_time_type when) {
+  const auto key = std::make_pair(path.string(), when);
+  if (known_valid_.count(key)) return false;
+  std::string text, error;
+  if (!read_text_file(path.string(), text, error)) return false;  // gone: taken by someone else
+  const auto as_dropped = (spool_ / "incoming" / path.filename()).string();
+  if (parse_job(text, as_dropped).job) {
+    if (known_valid_.size() > 10'000) known_valid_.clear();
+    known_valid_.insert(key);
+    return false;
+  }
+  return true;
+}
+
 void daemon_service::claim_incoming() {
   if (draining_) return;
   std::error_code ec;
@@ -391,10 +409,14 @@ void daemon_service::claim_incoming() {
   }
   std::sort(files.begin(), files.end());  // oldest first
   for (const auto& [when, path] : files) {
+    bool full;
     {
       std::lock_guard lock(jobs_mutex_);
-      if (jobs_.size() >= config_.max_jobs) return;  // the rest wait in incoming/
+      full = jobs_.size() >= config_.max_jobs;
     }
+    // A job that waits for a slot is checked at once: an invalid one is
+    // refused now (moved to failed/), not after the jobs ahead of it.
+    if (full && !refuse_if_invalid(path, when)) continue;
     const auto base = clean_name(path.stem().string());
     std::string name = base;
     for (int n = 2;

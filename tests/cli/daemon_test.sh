@@ -73,6 +73,10 @@ drop_job two fleet2.csv
 drop_job three fleet3.csv
 printf '{"endpoint": "http://127.0.0.1:%s", "auth": {"token_file": "token"}, "command": {"type": 2, "data": "[]", "qos": 7}, "devices": {"file": "fleet1.csv"}}\n' "$port" >"$spool/incoming/.broken.tmp"
 mv "$spool/incoming/.broken.tmp" "$spool/incoming/broken.json"
+# max_jobs is 3 and three run: the invalid one is refused at once anyway.
+for _ in $(seq 150); do [ -e "$spool/failed/broken" ] && break; sleep 0.02; done
+[ -e "$spool/failed/broken" ] && [ "$(ls "$spool/done" | wc -l)" -eq 0 ] && ok ||
+  fail "an invalid job must be refused at once, not after the jobs ahead of it"
 for _ in $(seq 100); do http GET /jobs | grep -q '"state":"running"' && break; sleep 0.05; done
 running=$(http GET /jobs | grep -o '"state":"running"' | wc -l)
 [ "$running" -ge 2 ] && ok || fail "jobs running at once: $running"
