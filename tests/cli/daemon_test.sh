@@ -193,7 +193,10 @@ http POST /jobs/viaadmin/cancel | grep -q '202' && ok || fail "admin cancel not 
 wait_finished 10 || fail "admin-cancelled job did not end"
 grep -q 'cancelled by request' "$spool/failed/viaadmin/reason.txt" && ok || fail "admin cancel reason"
 
-# 5. SIGHUP: a good config is taken, a bad one is refused and the old kept.
+# 5. SIGHUP: a good config is taken, a bad one is refused and the old kept;
+# a job running meanwhile goes on to the end.
+drop_job reloaded fleet3.csv
+for _ in $(seq 300); do [ "$(lines_of "$spool/running/reloaded/results.ndjson")" -ge 1000 ] && break; sleep 0.02; done
 write_config '"poll_interval_ms": 500'
 kill -HUP "$daemon_pid"
 for _ in $(seq 50); do grep -q config_reloaded "$tmp/daemon.log" && break; sleep 0.1; done
@@ -203,6 +206,9 @@ kill -HUP "$daemon_pid"
 for _ in $(seq 50); do grep -q config_rejected "$tmp/daemon.log" && break; sleep 0.1; done
 grep -q '"event":"config_rejected".*max_jobs: must be in 1..1024' "$tmp/daemon.log" && ok || fail "SIGHUP with a bad config: $(tail -2 "$tmp/daemon.log")"
 http GET /healthz | grep -q '^ok' && ok || fail "the daemon must survive a bad reload"
+wait_finished 11 || fail "the job running through the reloads did not finish"
+grep -q '"state":"completed"' "$spool/done/reloaded/summary.json" && [ "$(wc -l <"$spool/done/reloaded/results.ndjson")" -eq "$n" ] &&
+  ok || fail "the job running through the reloads: $(cat "$spool/done/reloaded/summary.json" 2>&1)"
 kill -TERM "$daemon_pid"
 wait "$daemon_pid"
 daemon_pid=
