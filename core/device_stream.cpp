@@ -19,27 +19,39 @@ std::string_view utf8_or_empty(std::string_view s) {
 
 }  // namespace
 
-bool device_stream::stage(staged& s) {
-  device_record& r = scratch_;
+bool device_stream::read_checked(device_record& r, record_kind& kind) {
   for (;;) {
     if (!reader_->next(r)) return false;
     if (!r.problem.empty()) {
       if (!shard_.owns_record(r.index)) continue;
-      s.kind = record_kind::invalid;
-      break;
+      kind = record_kind::invalid;
+      return true;
     }
     if (auto error = validate_device(r.device)) {
       if (!shard_.owns_record(r.index)) continue;
-      s.kind = record_kind::invalid;
+      kind = record_kind::invalid;
       r.problem = fmt::format("{}: {}", location(r), error->message);
-      break;
+      return true;
     }
     r.fingerprint = device_hash(r.device.product_key, r.device.device_key);
     if (!shard_.owns_device(r.fingerprint)) continue;
-    s.kind = record_kind::device;
-    seen_.prefetch(r.fingerprint);
-    break;
+    kind = record_kind::device;
+    return true;
   }
+}
+
+void device_stream::check_duplicate(device_record& record, record_kind& kind) {
+  if (kind != record_kind::device || seen_.insert(record.fingerprint)) return;
+  kind = record_kind::duplicate;
+  record.problem =
+      fmt::format("{}: duplicate of an earlier device (productKey {}, deviceKey {})",
+                  location(record), record.device.product_key, record.device.device_key);
+}
+
+bool device_stream::stage(staged& s) {
+  device_record& r = scratch_;
+  if (!read_checked(r, s.kind)) return false;
+  if (s.kind == record_kind::device) seen_.prefetch(r.fingerprint);
   // Own the keys: the reader's views end at its next record.
   const auto& d = r.device;
   s.keys.clear();
@@ -64,40 +76,15 @@ bool device_stream::stage(staged& s) {
   return true;
 }
 
-bool device_stream::next_direct(device_record& record, record_kind& kind) {
-  for (;;) {
-    if (!reader_->next(record)) return false;
-    if (!record.problem.empty()) {
-      if (!shard_.owns_record(record.index)) continue;
-      kind = record_kind::invalid;
-      return true;
-    }
-    if (auto error = validate_device(record.device)) {
-      if (!shard_.owns_record(record.index)) continue;
-      kind = record_kind::invalid;
-      record.problem = fmt::format("{}: {}", location(record), error->message);
-      return true;
-    }
-    record.fingerprint = device_hash(record.device.product_key, record.device.device_key);
-    if (shard_.owns_device(record.fingerprint)) break;
-  }
-  kind = record_kind::device;
-  if (!seen_.insert(record.fingerprint)) {
-    kind = record_kind::duplicate;
-    record.problem =
-        fmt::format("{}: duplicate of an earlier device (productKey {}, deviceKey {})",
-                    location(record), record.device.product_key, record.device.device_key);
-  }
-  return true;
-}
-
 bool device_stream::next(device_record& record, record_kind& kind) {
   // While the filter fits in the caches, records go straight through; once
   // it does not, they are read a few ahead and their slots prefetched (the
   // ring is empty at the switch: order is kept).
+  if (!read_ahead_ && seen_.size() >= read_ahead_from) read_ahead_ = true;
   if (!read_ahead_) {
-    if (seen_.size() < read_ahead_from) return next_direct(record, kind);
-    read_ahead_ = true;
+    if (!read_checked(record, kind)) return false;
+    check_duplicate(record, kind);
+    return true;
   }
   while (!input_end_ && count_ < ahead) {
     if (!stage(ring_[(head_ + count_) % ahead])) {
@@ -116,12 +103,7 @@ bool device_stream::next(device_record& record, record_kind& kind) {
   record.device = s.record.device;  // views into s.keys: valid until the next call
   record.problem.swap(s.record.problem);
   kind = s.kind;
-  if (kind == record_kind::device && !seen_.insert(record.fingerprint)) {
-    kind = record_kind::duplicate;
-    record.problem =
-        fmt::format("{}: duplicate of an earlier device (productKey {}, deviceKey {})",
-                    location(record), record.device.product_key, record.device.device_key);
-  }
+  check_duplicate(record, kind);
   return true;
 }
 

@@ -50,8 +50,11 @@ class device_stream {
   // Devices in the filter from which records are read ahead (a table of
   // about 2.4 MB: beyond the caches of a core).
   static constexpr std::size_t read_ahead_from = 1 << 18;
-  bool stage(staged& s);  // reads the next record of this shard; false at the end
-  bool next_direct(device_record& record, record_kind& kind);
+  // The next record of this shard, validated and hashed (not yet checked
+  // for duplicates); false at the end.
+  bool read_checked(device_record& r, record_kind& kind);
+  void check_duplicate(device_record& record, record_kind& kind);
+  bool stage(staged& s);  // read_checked into the ring, keys copied, slot prefetched
   bool read_ahead_ = false;
 
   std::unique_ptr<device_reader> reader_;
