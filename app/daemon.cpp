@@ -10,6 +10,7 @@
 #include "app/job_output.hpp"
 #include "core/daemon_config.hpp"
 #include "core/fair_rate_gate.hpp"
+#include "core/job_parser.hpp"
 #include "core/json_escape.hpp"
 #include "core/prometheus.hpp"
 #include "core/shard.hpp"
@@ -152,13 +153,10 @@ void sync_dir(const fs::path& dir) {
   ::close(fd);
 }
 
-// A job name that is safe as a folder name and a metrics label.
-std::string clean_name(std::string name) {
-  for (char& c : name) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '-' || c == '_' || c == '.';
-    if (!ok) c = '_';
-  }
+// A job name that is safe as a folder name and a metrics label: the default
+// name `fleetcast run` gives a job file (core's job_name_from_stem).
+std::string clean_name(std::string_view stem) {
+  std::string name = job_name_from_stem(stem);
   if (name.empty() || name[0] == '.') name.insert(0, "job");
   return name;
 }
@@ -581,7 +579,7 @@ bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
                  .str("devices", dj.devices.name)
                  .num("connections", static_cast<std::uint64_t>(dj.connections))
                  .num("resumed_records", dj.output.earlier().records)
-                 .str("shard", shard_ ? fmt::format("{}/{}", shard_->index, shard_->count) : ""));
+                 .str("shard", shard_ ? to_string(*shard_) : ""));
   // A cancel that came before the job started.
   if (fs::exists(spool_ / "cancel" / dj.name)) {
     dj.cancel_by_user = true;
@@ -950,7 +948,7 @@ int daemon_service::run() {
                  .num("max_jobs", static_cast<std::uint64_t>(config_.max_jobs))
                  .str("admin", admin_port ? fmt::format("{}", admin_port->port()) : "off")
                  .str("watch", inotify_fd_ >= 0 ? "inotify" : "polling")
-                 .str("shard", shard_ ? fmt::format("{}/{}", shard_->index, shard_->count) : ""));
+                 .str("shard", shard_ ? to_string(*shard_) : ""));
 
   recover();
   for (;;) {

@@ -176,8 +176,7 @@ int run_job(const std::string& job_file, const run_flags& flags) {
   if (signals.signal()) {
     fmt::print(stderr, "fleetcast: stopped by {}; continue with: fleetcast run {} --resume{}\n",
                signals.signal() == SIGINT ? "SIGINT" : "SIGTERM", job_file,
-               flags.shard ? fmt::format(" --shard {}/{}", flags.shard->index, flags.shard->count)
-                           : std::string());
+               flags.shard ? " --shard " + to_string(*flags.shard) : std::string());
   }
   fmt::print(
       "fleetcast: {} \"{}\": {} devices: {} succeeded, {} failed, {} skipped; {} requests, {} "

@@ -273,13 +273,26 @@ class job_reader {
   fs::path base_;
 };
 
+bool is_name_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_' || c == '.';
+}
+
 bool is_valid_name(std::string_view name) {
   if (name.empty() || name.size() > 128 || name == "." || name == "..") return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_' || c == '.';
-  });
+  return std::all_of(name.begin(), name.end(), is_name_char);
 }
+
+}  // namespace
+
+std::string job_name_from_stem(std::string_view stem) {
+  std::string name(stem.substr(0, 128));
+  std::replace_if(
+      name.begin(), name.end(), [](char c) { return !is_name_char(c); }, '_');
+  return name;
+}
+
+namespace {
 
 void read_command(job_reader& r, dom::element e, command& cmd) {
   dom::object obj;
@@ -446,13 +459,7 @@ job_parse_result parse_job(std::string_view text, std::string_view job_file) {
   }
 
   if (!r.string(top, "", "name", j.name)) {
-    j.name = job_path.stem().string();
-    std::replace_if(
-        j.name.begin(), j.name.end(),
-        [](char c) {
-          return !is_valid_name({&c, 1});
-        },
-        '_');
+    j.name = job_name_from_stem(job_path.stem().string());
   } else if (!is_valid_name(j.name)) {
     r.error("name", "may hold only letters, digits, '-', '_' and '.' (at most 128)");
   }

@@ -34,6 +34,10 @@ struct job_parse_result {
 // the default name and messages). Reads nothing from disk.
 job_parse_result parse_job(std::string_view text, std::string_view job_file);
 
+// A job's default name from its file's name without extension: characters
+// other than letters, digits, '-', '_' and '.' become '_'; at most 128.
+std::string job_name_from_stem(std::string_view stem);
+
 // Seconds since the Unix epoch of an ISO 8601 time with an offset
 // ("2026-11-26T12:00:00+01:00", "...Z", fractions of a second allowed);
 // nullopt when it is not one.

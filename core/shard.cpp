@@ -18,6 +18,10 @@ bool shard_spec::owns_device(std::uint64_t device_fingerprint) const noexcept {
   return whole() || shard_of(device_fingerprint, count) == index;
 }
 
+std::string to_string(const shard_spec& s) {
+  return fmt::format("{}/{}", s.index, s.count);
+}
+
 std::optional<shard_spec> parse_shard(std::string_view text, std::string& error) {
   const auto slash = text.find('/');
   shard_spec s;

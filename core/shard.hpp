@@ -30,6 +30,9 @@ struct shard_spec {
 // The shard of a device fingerprint among n shards.
 std::uint32_t shard_of(std::uint64_t device_fingerprint, std::uint32_t n) noexcept;
 
+// "I/N", as --shard takes it.
+std::string to_string(const shard_spec& s);
+
 // Parses "I/N" (0 <= I < N <= 65536); nullopt with `error` set otherwise.
 std::optional<shard_spec> parse_shard(std::string_view text, std::string& error);
 

@@ -371,3 +371,14 @@ TEST_CASE("rollout safety fields: ramp, abort_on, time window") {
   unlimited.insert(pos, R"("rollout":{"ramp":{"start_rps":1}}, )");
   CHECK(only_error(unlimited).field == "rollout.ramp");
 }
+
+TEST_CASE("a job's default name comes from its file name, made safe") {
+  CHECK(job_name_from_stem("switch-on_eu.v2") == "switch-on_eu.v2");
+  CHECK(job_name_from_stem("switch on/eu?") == "switch_on_eu_");
+  CHECK(job_name_from_stem(std::string(200, 'a')).size() == 128);
+  auto parsed = parse_job(
+      R"({"endpoint":"https://h","auth":{"token_env":"T"},"command":{"type":2,"data":"[]"},"devices":[{"productKey":"p","deviceKey":"d"}]})",
+      "/x/my job.json");
+  REQUIRE(parsed.job);
+  CHECK(parsed.job->name == "my_job");
+}
