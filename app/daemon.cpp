@@ -510,13 +510,7 @@ bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
     return false;
   }
   if (shard_) dj.devices.stream->set_shard(*shard_);
-  fsync_policy policy;
-  policy.when =
-      config_.fsync == daemon_config::fsync_mode::every_batch ? fsync_policy::mode::every_batch
-      : config_.fsync == daemon_config::fsync_mode::interval  ? fsync_policy::mode::interval
-                                                              : fsync_policy::mode::none;
-  policy.interval_ms = config_.fsync_interval_ms;
-  if (!dj.output.open(dj.dir.string(), true, policy, error)) {
+  if (!dj.output.open(dj.dir.string(), true, config_.fsync_for_jobs(), error)) {
     dj.startup_error = error;
     fail_invalid(dj.name, dj.dir, error);
     return false;

@@ -6,6 +6,7 @@
 // again; results.ndjson keeps exactly one line per device.
 #pragma once
 
+#include "core/fsync_policy.hpp"
 #include "core/run_summary.hpp"
 #include "net/rollout.hpp"
 
@@ -15,14 +16,6 @@
 #include <vector>
 
 namespace fleetcast::app {
-
-// When results and the send journal reach the disk (fdatasync). Written data
-// survives a crash of the process in every case; these are about power loss
-// and kernel crashes.
-struct fsync_policy {
-  enum class mode { none, every_batch, interval } when = mode::none;
-  std::uint32_t interval_ms = 1000;
-};
 
 class job_output {
  public:

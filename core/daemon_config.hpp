@@ -3,6 +3,8 @@
 // config/daemon.example.json for a documented example.
 #pragma once
 
+#include "core/fsync_policy.hpp"
+
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -25,8 +27,10 @@ struct daemon_config {
   std::string admin_listen = "127.0.0.1:9464";  // /metrics, /healthz, /jobs; "" = off
   std::uint32_t poll_interval_ms = 1000;        // the scan of incoming/ besides inotify
   std::uint32_t drain_timeout_s = 30;           // SIGTERM: jobs may finish for this long
-  enum class fsync_mode { every_batch, interval, none } fsync = fsync_mode::every_batch;
+  using fsync_mode = fsync_policy::mode;
+  fsync_mode fsync = fsync_mode::every_batch;
   std::uint32_t fsync_interval_ms = 1000;
+  fsync_policy fsync_for_jobs() const { return {fsync, fsync_interval_ms}; }
   endpoint_limits default_limits;
   std::map<std::string, endpoint_limits> endpoints;  // by endpoint URL
 
