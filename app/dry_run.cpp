@@ -7,7 +7,6 @@
 #include <fmt/format.h>
 
 #include <cstdio>
-#include <ctime>
 
 #include <sys/resource.h>
 
@@ -128,16 +127,10 @@ int dry_run(const std::string& job_file, std::optional<shard_spec> shard) {
                ro.ramp.start_rps, ro.ramp.factor, ro.ramp.every_devices,
                j.rate.requests_per_second);
   }
-  const auto utc = [](std::int64_t t) {
-    const std::time_t tt = static_cast<std::time_t>(t);
-    std::tm tm{};
-    gmtime_r(&tt, &tm);
-    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1,
-                       tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  };
   if (ro.not_before || ro.not_after) {
-    fmt::print("  window       {} to {}\n", ro.not_before ? utc(*ro.not_before) : "now",
-               ro.not_after ? utc(*ro.not_after) : "open");
+    fmt::print("  window       {} to {}\n",
+               ro.not_before ? format_iso8601_utc(*ro.not_before) : "now",
+               ro.not_after ? format_iso8601_utc(*ro.not_after) : "open");
   }
   std::string rate;
   if (j.rate.requests_per_second > 0)

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <ctime>
 #include <filesystem>
 #include <initializer_list>
 #include <limits>
@@ -89,6 +90,16 @@ std::optional<std::string> parse_endpoint(std::string_view url, endpoint_config&
     out.port = static_cast<std::uint16_t>(port);
   }
   return std::nullopt;
+}
+
+std::string format_iso8601_utc(std::int64_t seconds, std::optional<int> millis) {
+  const auto tt = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  auto text = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", tm.tm_year + 1900, tm.tm_mon + 1,
+                          tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  if (millis) text += fmt::format(".{:03}", *millis);
+  return text + "Z";
 }
 
 std::optional<std::int64_t> parse_iso8601(std::string_view t) {

@@ -43,6 +43,10 @@ std::string job_name_from_stem(std::string_view stem);
 // nullopt when it is not one.
 std::optional<std::int64_t> parse_iso8601(std::string_view text);
 
+// The reverse, in UTC: "2026-11-26T12:00:00Z" for seconds since the epoch,
+// or with milliseconds ("2026-11-26T12:00:00.250Z") when `millis` is given.
+std::string format_iso8601_utc(std::int64_t seconds, std::optional<int> millis = std::nullopt);
+
 // Parses an endpoint URL: http:// or https://, a host, an optional port and
 // an optional path prefix. Returns the problem, or nullopt.
 std::optional<std::string> parse_endpoint(std::string_view url, endpoint_config& out);

@@ -75,12 +75,7 @@ admin_server::admin_server(const std::string& listen, handler h) : impl_(std::ma
   auto& s = *impl_;
   s.handle = std::move(h);
   const auto endpoint = detail::parse_listen(listen);
-  boost::system::error_code ec;
-  s.acceptor.open(endpoint.protocol(), ec);
-  if (!ec) s.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) s.acceptor.bind(endpoint, ec);
-  if (!ec) s.acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) throw std::runtime_error("admin_listen \"" + listen + "\": " + ec.message());
+  detail::listen_on(s.acceptor, endpoint, "admin_listen \"" + listen + "\"");
   asio::co_spawn(s.ioc, s.accept_loop(), asio::detached);
   s.thread = std::thread([&s] { s.ioc.run(); });
 }

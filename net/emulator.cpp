@@ -217,12 +217,7 @@ emulator::emulator(emulator_config config) {
     if (ec) throw std::runtime_error("TLS private key: " + ec.message());
   }
 
-  boost::system::error_code ec;
-  self.acceptor.open(endpoint.protocol(), ec);
-  if (!ec) self.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) self.acceptor.bind(endpoint, ec);
-  if (!ec) self.acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) throw std::runtime_error("listen " + self.config.listen + ": " + ec.message());
+  detail::listen_on(self.acceptor, endpoint, "listen " + self.config.listen);
 
   co_spawn(self.ioc, self.accept_loop(), asio::detached);
   unsigned n = self.config.threads ? self.config.threads : std::thread::hardware_concurrency();

@@ -43,4 +43,17 @@ inline boost::asio::ip::tcp::endpoint parse_listen(const std::string& listen) {
   return {address, static_cast<unsigned short>(p)};
 }
 
+// Opens, binds and listens (address reuse on); throws std::runtime_error
+// "`what` HOST:PORT: why" when any step fails.
+inline void listen_on(boost::asio::ip::tcp::acceptor& acceptor,
+                      const boost::asio::ip::tcp::endpoint& endpoint, const std::string& what) {
+  namespace asio = boost::asio;
+  boost::system::error_code ec;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw std::runtime_error(what + ": " + ec.message());
+}
+
 }  // namespace fleetcast::net::detail

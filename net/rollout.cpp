@@ -152,10 +152,7 @@ struct rollout::impl {
         return;
       self.guard.on_result(r.reason, self.results_now_us);
       if (self.guard.aborted() && !self.stopping) {  // stop sending at once
-        self.stopping = true;
-        self.state = job_state::aborted;
-        self.failure = self.guard.verdict();
-        self.notify();
+        self.stop(job_state::aborted, self.guard.verdict());
       }
     }
     void flush() override { self.sink.flush(); }
@@ -238,14 +235,18 @@ struct rollout::impl {
     }
   }
 
-  // The window closed: stop as a cancel does (the rest is resumable).
-  void close_window() {
+  // Stops sending (the first reason wins): requests in flight finish, the
+  // rest is recorded skipped by drain().
+  void stop(job_state why, std::string failure_text = {}) {
     if (stopping) return;
     stopping = true;
-    state = job_state::cancelled;
-    failure = "the time window ended (rollout.not_after)";
+    state = why;
+    if (!failure_text.empty()) failure = std::move(failure_text);
     notify();
   }
+
+  // The window closed: stop as a cancel does (the rest is resumable).
+  void close_window() { stop(job_state::cancelled, "the time window ended (rollout.not_after)"); }
 
   // ----------------------------------------------------------------- work
 
@@ -289,11 +290,7 @@ struct rollout::impl {
   }
 
   pending_ptr next_batch() {
-    if (cancel_requested.load(std::memory_order_relaxed) && !stopping) {  // at once, not at a tick
-      stopping = true;
-      state = job_state::cancelled;
-      notify();
-    }
+    if (cancel_requested.load(std::memory_order_relaxed)) stop(job_state::cancelled);  // at once
     if (stopping) return nullptr;
     const auto now = now_us();
     if (window_end_us && now >= *window_end_us) {
@@ -359,13 +356,8 @@ struct rollout::impl {
   }
 
   void fail_job(pending& p, std::string msg) {
-    if (!stopping) {
-      stopping = true;
-      state = job_state::failed;
-      failure = std::move(msg);
-    }
+    stop(job_state::failed, std::move(msg));
     fail(p, outcome_reason::job_failed, p.last_code, failure);
-    notify();
   }
 
   void retry_later(pending_ptr p, std::uint32_t retry_after_s) {
@@ -723,11 +715,7 @@ struct rollout::impl {
   asio::awaitable<void> progress_loop() {
     auto& t = progress_timer;
     while (connections_running > 0) {
-      if (cancel_requested && !stopping) {
-        stopping = true;
-        state = job_state::cancelled;
-        notify();
-      }
+      if (cancel_requested) stop(job_state::cancelled);
       if (adapt.tick(now_us())) update_rate();
       if (tokens.file_changed()) pick_up_new_token();
       if (window_end_us && now_us() >= *window_end_us) close_window();

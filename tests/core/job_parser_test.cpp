@@ -382,3 +382,11 @@ TEST_CASE("a job's default name comes from its file name, made safe") {
   REQUIRE(parsed.job);
   CHECK(parsed.job->name == "my_job");
 }
+
+TEST_CASE("ISO 8601 times print back in UTC") {
+  const auto t = parse_iso8601("2026-11-26T13:00:05+01:00");
+  REQUIRE(t);
+  CHECK(format_iso8601_utc(*t) == "2026-11-26T12:00:05Z");
+  CHECK(format_iso8601_utc(*t, 7) == "2026-11-26T12:00:05.007Z");
+  CHECK(parse_iso8601(format_iso8601_utc(*t)) == t);
+}
