@@ -152,6 +152,7 @@ int bench(const std::vector<std::string_view>& args) {
     emulator.emplace(ec);
     target = emulator->url();
     options.extra_ca_pem = emulator->certificate_pem();
+    options.system_trust_store = false;  // only the emulator's certificate
   }
   const std::string text = fmt::format(
       R"({{"name":"bench","endpoint":"{}","auth":{{"token_env":"FLEETCAST_BENCH_TOKEN"}},
@@ -169,6 +170,7 @@ int bench(const std::vector<std::string_view>& args) {
   if (!std::getenv("FLEETCAST_BENCH_TOKEN")) setenv("FLEETCAST_BENCH_TOKEN", "Bearer bench", 0);
 
   device_stream fleet(std::make_unique<synthetic_fleet>(devices));
+  fleet.expect_records(devices);
   counting_sink sink;
   latency_histogram latencies;
   options.on_answer = [&](std::int64_t micros) {

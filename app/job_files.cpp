@@ -61,6 +61,17 @@ bool open_devices(const job& j, opened_devices& out, std::string& error) {
   }
   out.stream = std::make_unique<device_stream>(
       make_device_reader(j.devices.format, *out.input, {}, is_inline));
+  if (!is_inline) {
+    // Sizes the duplicate filter once from the file's size and first
+    // records, instead of growing it step by step (a hint only).
+    std::error_code ec;
+    const auto bytes = std::filesystem::file_size(*j.devices.file, ec);
+    std::ifstream head(*j.devices.file, std::ios::binary);
+    std::string sample(64 * 1024, '\0');
+    head.read(sample.data(), static_cast<std::streamsize>(sample.size()));
+    sample.resize(static_cast<std::size_t>(head.gcount()));
+    if (!ec) out.stream->expect_records(estimate_records(sample, bytes, j.devices.format));
+  }
   return true;
 }
 

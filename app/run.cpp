@@ -102,6 +102,7 @@ int run_job(const std::string& job_file, const run_flags& flags) {
     }
     parse_endpoint(emulator->url(), j.endpoint);
     options.extra_ca_pem = emulator->certificate_pem();
+    options.system_trust_store = false;  // only the emulator's certificate
     fmt::print(stderr, "fleetcast: rehearsing against the emulator at {} (list limit {})\n",
                emulator->url(), ec.max_devices);
   }

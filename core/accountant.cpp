@@ -12,12 +12,32 @@ namespace {
 constexpr std::int32_t no_outcome = -1;
 }  // namespace
 
-std::int32_t accountant::find(const batch& devices, const pkdk_view& d) const noexcept {
+std::int32_t accountant::find(const batch& devices, const pkdk_view& d) {
+  // Answers list devices in the order they were sent, as a rule: the
+  // position after the last one found is tried first, and the index by
+  // hash is built only when an answer strays from that order.
+  const std::size_t n = devices.size();
+  if (guess_ < n && devices.device(guess_).same_device(d))
+    return static_cast<std::int32_t>(guess_++);
+  if (!indexed_) {
+    const std::size_t capacity = std::bit_ceil(std::max<std::size_t>(2 * n, 8));  // load <= 1/2
+    table_.assign(capacity, 0);
+    mask_ = capacity - 1;
+    for (std::size_t i = 0; i < n; ++i) {
+      std::size_t slot = devices.fingerprint(i) & mask_;  // hashed once, when read
+      while (table_[slot] != 0) slot = (slot + 1) & mask_;
+      table_[slot] = static_cast<std::uint32_t>(i + 1);
+    }
+    indexed_ = true;
+  }
   for (std::size_t slot = device_hash(d.product_key, d.device_key) & mask_;;
        slot = (slot + 1) & mask_) {
     const std::uint32_t v = table_[slot];
     if (v == 0) return -1;
-    if (devices.device(v - 1).same_device(d)) return static_cast<std::int32_t>(v - 1);
+    if (devices.device(v - 1).same_device(d)) {
+      guess_ = v;
+      return static_cast<std::int32_t>(v - 1);
+    }
   }
 }
 
@@ -27,15 +47,8 @@ answer_anomalies accountant::account_answer(const batch& devices, const decoded_
   anomalies.entries_without_device = answer.entries_without_device;
   const std::size_t n = devices.size();
 
-  // Index the batch (load factor at most 1/2).
-  const std::size_t capacity = std::bit_ceil(std::max<std::size_t>(2 * n, 8));
-  table_.assign(capacity, 0);
-  mask_ = capacity - 1;
-  for (std::size_t i = 0; i < n; ++i) {
-    std::size_t slot = devices.fingerprint(i) & mask_;  // hashed once, when read
-    while (table_[slot] != 0) slot = (slot + 1) & mask_;
-    table_[slot] = static_cast<std::uint32_t>(i + 1);
-  }
+  guess_ = 0;
+  indexed_ = false;
   outcome_.assign(n, no_outcome);
 
   auto mark = [&](const pkdk_view& d, std::int32_t code) {

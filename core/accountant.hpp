@@ -39,11 +39,14 @@ class accountant {
                           result_sink& sink);
 
  private:
-  std::int32_t find(const batch& devices, const pkdk_view& d) const noexcept;
+  // The batch position of `d`, or -1.
+  std::int32_t find(const batch& devices, const pkdk_view& d);
 
   std::vector<std::uint32_t> table_;   // open addressing: batch position + 1, 0 = empty
   std::vector<std::int32_t> outcome_;  // per batch position: entry index, see .cpp
   std::size_t mask_ = 0;
+  std::size_t guess_ = 0;  // the position tried first: after the last one found
+  bool indexed_ = false;   // table_ holds this batch
 };
 
 }  // namespace fleetcast

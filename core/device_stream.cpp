@@ -80,7 +80,11 @@ bool device_stream::next(device_record& record, record_kind& kind) {
   // While the filter fits in the caches, records go straight through; once
   // it does not, they are read a few ahead and their slots prefetched (the
   // ring is empty at the switch: order is kept).
-  if (!read_ahead_ && seen_.size() >= read_ahead_from) read_ahead_ = true;
+  if (!started_) {
+    started_ = true;
+    if (expected_ != 0) seen_.reserve(expected_ / shard_.count);
+  }
+  if (!read_ahead_ && seen_.memory_bytes() >= read_ahead_bytes) read_ahead_ = true;
   if (!read_ahead_) {
     if (!read_checked(record, kind)) return false;
     check_duplicate(record, kind);
@@ -105,6 +109,16 @@ bool device_stream::next(device_record& record, record_kind& kind) {
   kind = s.kind;
   check_duplicate(record, kind);
   return true;
+}
+
+std::uint64_t estimate_records(std::string_view sample, std::uint64_t total_bytes,
+                               device_format format) noexcept {
+  const char mark = format == device_format::json_array ? '{' : '\n';
+  std::uint64_t marks = 0;
+  for (char c : sample) marks += c == mark;
+  if (marks < 16 || sample.empty()) return 0;
+  return static_cast<std::uint64_t>(static_cast<double>(total_bytes) * static_cast<double>(marks) /
+                                    static_cast<double>(sample.size()));
 }
 
 device_result skip_result(const device_record& record, record_kind kind) {

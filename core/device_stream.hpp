@@ -36,6 +36,12 @@ class device_stream {
   // and passed over, not reported. Before the first next().
   void set_shard(shard_spec s) noexcept { shard_ = s; }
 
+  // About how many records the input holds (exact or estimated), so that the
+  // duplicate filter is sized once instead of growing step by step; this
+  // shard's part of them is reserved. A hint: any number of records still
+  // works. Before the first next().
+  void expect_records(std::uint64_t n) noexcept { expected_ = n; }
+
   // Bytes held by the duplicate filter (for memory reports).
   std::size_t memory_bytes() const noexcept { return seen_.memory_bytes(); }
 
@@ -47,15 +53,17 @@ class device_stream {
     record_kind kind = record_kind::device;
   };
   static constexpr std::size_t ahead = 8;
-  // Devices in the filter from which records are read ahead (a table of
-  // about 2.4 MB: beyond the caches of a core).
-  static constexpr std::size_t read_ahead_from = 1 << 18;
+  // The filter's size from which records are read ahead: beyond the caches
+  // of a core.
+  static constexpr std::size_t read_ahead_bytes = 2 << 20;
   // The next record of this shard, validated and hashed (not yet checked
   // for duplicates); false at the end.
   bool read_checked(device_record& r, record_kind& kind);
   void check_duplicate(device_record& record, record_kind& kind);
   bool stage(staged& s);  // read_checked into the ring, keys copied, slot prefetched
   bool read_ahead_ = false;
+  bool started_ = false;
+  std::uint64_t expected_ = 0;
 
   std::unique_ptr<device_reader> reader_;
   fingerprint_set seen_;
@@ -65,6 +73,12 @@ class device_stream {
   bool input_end_ = false;
   device_record scratch_;
 };
+
+// About how many records an input of `total_bytes` holds, from its first
+// bytes (`sample`): lines for CSV and NDJSON, objects for a JSON array.
+// 0 when the sample is too small to tell (fewer than 16 records).
+std::uint64_t estimate_records(std::string_view sample, std::uint64_t total_bytes,
+                               device_format format) noexcept;
 
 // The skip result of an invalid or duplicate record.
 device_result skip_result(const device_record& record, record_kind kind);

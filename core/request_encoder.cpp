@@ -28,16 +28,17 @@ request_encoder::request_encoder(const command& cmd) {
 }
 
 void append_pkdk_json(std::string& out, const pkdk_view& d) {
-  out += "{\"productKey\":";
+  using namespace std::string_view_literals;  // lengths known at compile time
+  out += "{\"productKey\":"sv;
   append_json_string(out, d.product_key);
-  out += ",\"deviceKey\":";
+  out += ",\"deviceKey\":"sv;
   append_json_string(out, d.device_key);
   if (!d.gateway_product_key.empty()) {
-    out += ",\"gatewayProductKey\":";
+    out += ",\"gatewayProductKey\":"sv;
     append_json_string(out, d.gateway_product_key);
   }
   if (!d.gateway_device_key.empty()) {
-    out += ",\"gatewayDeviceKey\":";
+    out += ",\"gatewayDeviceKey\":"sv;
     append_json_string(out, d.gateway_device_key);
   }
   out += '}';

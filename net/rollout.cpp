@@ -15,6 +15,7 @@
 #include "core/retry_policy.hpp"
 #include "core/rollout_guard.hpp"
 #include "core/token_bucket.hpp"
+#include "net/padded_body.hpp"
 #include "net/token_source.hpp"
 
 #include <fmt/format.h>
@@ -79,6 +80,7 @@ struct connection {
   SSL_SESSION* session = nullptr;  // resumed on reconnect
   bool session_saved = false;
   beast::flat_buffer buffer;
+  padded_buffer answer{response_decoder::padding};  // the last answer's body
   response_decoder decoder;
   std::string head;
   std::string body;
@@ -540,7 +542,8 @@ struct rollout::impl {
   asio::awaitable<answer_info> read_answer(Stream& s, connection& c) {
     answer_info a;
     a.result.reached = attempt_result::stage::no_answer;
-    http::response_parser<http::string_body> parser;
+    http::response_parser<padded_body> parser;
+    parser.get().body().storage = &c.answer;
     parser.body_limit(options.max_answer_bytes);
     beast::get_lowest_layer(s).expires_after(std::chrono::milliseconds(j.timeouts.request_ms));
     auto [ec, n] = co_await http::async_read(s, c.buffer, parser, no_throw);
@@ -574,7 +577,7 @@ struct rollout::impl {
       a.retry_after_s = v;
     }
     if (a.result.http_status == 200) {
-      a.result.decoded = !c.decoder.decode(res.body());
+      a.result.decoded = !c.decoder.decode(c.answer.view(), c.answer.readable());
       a.result.code = a.result.decoded ? c.decoder.response().code : 0;
     }
     if (c.tls && !c.session_saved) {  // after the first answer: TLS 1.3 tickets have arrived
@@ -782,7 +785,7 @@ struct rollout::impl {
       ssl_ctx.load_verify_file(*j.tls.ca_file, ec);
       if (ec)
         throw std::runtime_error(fmt::format("tls.ca_file: {}: {}", *j.tls.ca_file, ec.message()));
-    } else {
+    } else if (options.system_trust_store) {
       ssl_ctx.set_default_verify_paths(ec);
       if (ec) throw std::runtime_error("the system trust store cannot be loaded: " + ec.message());
     }

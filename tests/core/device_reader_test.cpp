@@ -318,3 +318,54 @@ TEST_CASE("fingerprint_set finds every repeat and nothing else") {
   CHECK(s.insert(1));
   CHECK(s.size() == 100002);
 }
+
+TEST_CASE("fingerprint_set sized beforehand: the same answers, beyond the size too") {
+  constexpr std::uint64_t n = 200'000;
+  fingerprint_set s;
+  s.reserve(n);
+  const auto reserved = s.memory_bytes();
+  CHECK(reserved >= n * 8);
+  CHECK(reserved <= n * 12);  // 75% load at the expected count
+  const auto f = [](std::uint64_t i) { return i * 0x9E3779B97F4A7C15ULL; };
+  bool all_new = true, all_repeats = true;
+  for (std::uint64_t i = 1; i <= n; ++i) all_new &= s.insert(f(i));
+  CHECK(all_new);
+  CHECK(s.memory_bytes() == reserved);  // nothing grew
+  // Three times as many: partitions grow out of the reserved region.
+  for (std::uint64_t i = n + 1; i <= 3 * n; ++i) all_new &= s.insert(f(i));
+  CHECK(all_new);
+  CHECK(s.memory_bytes() > reserved);
+  for (std::uint64_t i = 1; i <= 3 * n; ++i) all_repeats &= !s.insert(f(i));
+  CHECK(all_repeats);
+  CHECK(s.size() == 3 * n);
+  CHECK(s.insert(0));
+  CHECK(!s.insert(0));
+}
+
+TEST_CASE("fingerprint_set: reserve after the first insert changes nothing") {
+  fingerprint_set s;
+  CHECK(s.insert(42));
+  const auto before = s.memory_bytes();
+  s.reserve(10'000'000);
+  CHECK(s.memory_bytes() == before);
+  CHECK(!s.insert(42));
+  CHECK(s.insert(43));
+}
+
+TEST_CASE("estimate_records: from the first bytes and the total size") {
+  std::string csv = "productKey,deviceKey\n";
+  for (int i = 0; i < 1000; ++i) csv += fmt::format("p1a2b3c4,86{:013}\n", i);
+  // The whole file as its own sample: its line count (the header included).
+  CHECK(estimate_records(csv, csv.size(), device_format::csv) == 1001);
+  // The first 4 KiB of a file 1000 times as large.
+  const auto big = estimate_records(std::string_view(csv).substr(0, 4096), csv.size() * 1000,
+                                    device_format::csv);
+  CHECK(big > 990'000);
+  CHECK(big < 1'010'000);
+  std::string array = "[\n";
+  for (int i = 0; i < 100; ++i)
+    array += fmt::format("  {{\n    \"productKey\": \"p\",\n    \"deviceKey\": \"{}\"\n  }},\n", i);
+  CHECK(estimate_records(array, array.size(), device_format::json_array) == 100);
+  CHECK(estimate_records("productKey,deviceKey\np,1\n", 1'000'000, device_format::csv) == 0);
+  CHECK(estimate_records("", 1'000'000, device_format::ndjson) == 0);
+}

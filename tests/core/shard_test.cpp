@@ -88,8 +88,10 @@ TEST_CASE("a device's shard is stable: fixed values guard against a changed hash
 }
 
 TEST_CASE("a large input: records read ahead keep their order, duplicates found on both sides") {
-  // Past 2^18 devices the stream reads ahead; duplicates of devices from
-  // before the switch and after it, and bad records, come out in place.
+  // Once the filter passes 2 MiB the stream reads ahead; duplicates of
+  // devices from before the switch and after it, and bad records, come out
+  // in place. With the number of records known beforehand (the filter then
+  // sized at once), it reads ahead from the first record.
   const int n = 300'000;
   std::string csv = "productKey,deviceKey\n";
   std::vector<std::string> expect;  // per record: "d" device, "u" duplicate, "i" invalid
@@ -105,26 +107,31 @@ TEST_CASE("a large input: records read ahead keep their order, duplicates found 
       expect.push_back("i");
     }
   }
-  std::istringstream in(csv);
-  device_stream stream(make_device_reader(device_format::csv, in));
-  device_record r;
-  record_kind kind;
-  std::size_t i = 0;
-  int next_key = 0;
-  bool keys_ok = true;
-  while (stream.next(r, kind)) {
-    REQUIRE(i < expect.size());
-    CHECK(r.index == i);
-    const char* got = kind == record_kind::device      ? "d"
-                      : kind == record_kind::duplicate ? "u"
-                                                       : "i";
-    CHECK(expect[i] == got);
-    if (kind == record_kind::device) {  // the keys are the record's own: 0, 1, 2, ...
-      if (r.device.product_key != "p" || r.device.device_key != std::to_string(next_key++))
-        keys_ok = false;
+  for (std::uint64_t hint : {std::uint64_t{0}, std::uint64_t{n}, std::uint64_t{n} / 10}) {
+    CAPTURE(hint);
+    std::istringstream in(csv);
+    device_stream stream(make_device_reader(device_format::csv, in));
+    stream.expect_records(hint);
+    device_record r;
+    record_kind kind;
+    std::size_t i = 0;
+    int next_key = 0;
+    bool keys_ok = true;
+    while (stream.next(r, kind)) {
+      REQUIRE(i < expect.size());
+      CHECK(r.index == i);
+      const char* got = kind == record_kind::device      ? "d"
+                        : kind == record_kind::duplicate ? "u"
+                                                         : "i";
+      CHECK(expect[i] == got);
+      if (kind == record_kind::device) {  // the keys are the record's own: 0, 1, 2, ...
+        if (r.device.product_key != "p" || r.device.device_key != std::to_string(next_key++))
+          keys_ok = false;
+      }
+      ++i;
     }
-    ++i;
+    CHECK(keys_ok);
+    CHECK(i == expect.size());
+    if (hint == n) CHECK(stream.memory_bytes() <= n * 12);  // sized once: no growth
   }
-  CHECK(keys_ok);
-  CHECK(i == expect.size());
 }

@@ -679,7 +679,7 @@ TEST_CASE("a token file that changes is picked up at once, not only after a refu
 
 TEST_CASE("TLS: the engine refuses an untrusted certificate and a wrong host name") {
   const auto run_tls = [](emulator_config e, const std::string& host, const std::string& extra_ca,
-                          const std::string& tls_members) {
+                          const std::string& tls_members, bool system_store = true) {
     e.listen = "127.0.0.1:0";
     e.tls = true;
     e.threads = 1;
@@ -695,6 +695,7 @@ TEST_CASE("TLS: the engine refuses an untrusted certificate and a wrong host nam
     collecting_sink sink;
     net::rollout_options options;
     options.extra_ca_pem = extra_ca;
+    options.system_trust_store = system_store;
     net::rollout r(*parsed.job, devices, sink, options);
     const auto summary = r.run();
     return std::tuple{summary, std::move(sink.results),
@@ -727,6 +728,15 @@ TEST_CASE("TLS: the engine refuses an untrusted certificate and a wrong host nam
     auto [ok, results2, requests2] = run_tls(e, "127.0.0.1", by_ip.cert_pem, "");
     CHECK(ok.count_of(outcome_reason::accepted) == 30);
     CHECK(requests2 == 3);
+    // Without the system store: the extra certificate alone is trusted...
+    auto [alone, results3, requests3] = run_tls(e, "127.0.0.1", by_ip.cert_pem, "", false);
+    CHECK(alone.count_of(outcome_reason::accepted) == 30);
+    CHECK(requests3 == 3);
+  }
+  {  // ...and without it nothing is: no store is not "trust anything"
+    auto [summary, results, requests] = run_tls({}, "127.0.0.1", "", "", false);
+    CHECK(summary.count_of(outcome_reason::transport_failed) == 30);
+    CHECK(requests == 0);
   }
   {  // tls.verify false: the connection goes through (the command line warns on every run)
     auto [summary, results, requests] = run_tls({}, "127.0.0.1", "", R"(,"tls":{"verify":false})");
