@@ -38,6 +38,7 @@ bool json_string_is_plain(std::string_view s) noexcept {
     std::memcpy(&x, p, 8);
     if (word_needs_escape(x)) return false;
   }
+  if (n == 0) return true;                  // (an empty view may have no data pointer at all)
   std::uint64_t x = 0x4141414141414141ULL;  // 'A' in the bytes past the end
   std::memcpy(&x, p, n);
   return !word_needs_escape(x);
@@ -49,7 +50,7 @@ void append_json_string(std::string& out, std::string_view s) {
     out.resize(at + s.size() + 2);  // (within capacity once the buffer is warm)
     char* w = out.data() + at;
     w[0] = '"';
-    std::memcpy(w + 1, s.data(), s.size());
+    if (!s.empty()) std::memcpy(w + 1, s.data(), s.size());
     w[s.size() + 1] = '"';
     return;
   }

@@ -73,6 +73,9 @@ TEST_CASE("append_json_string: every byte value at every place of a word and its
     }
   }
   CHECK(mismatches == 0);
+  std::string empty;
+  append_json_string(empty, std::string_view{});  // no data pointer at all
+  CHECK(empty == "\"\"");
 }
 
 TEST_CASE("a batch body round-trips field by field, hostile strings included") {
