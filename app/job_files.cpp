@@ -61,10 +61,11 @@ bool open_devices(const job& j, opened_devices& out, std::string& error) {
   }
   out.stream = std::make_unique<device_stream>(
       make_device_reader(j.devices.format, *out.input, {}, is_inline));
-  if (!is_inline) {
+  std::error_code ec;
+  if (!is_inline && std::filesystem::is_regular_file(*j.devices.file, ec)) {
     // Sizes the duplicate filter once from the file's size and first
-    // records, instead of growing it step by step (a hint only).
-    std::error_code ec;
+    // records, instead of growing it step by step (a hint only). Regular
+    // files only: a second reader of a pipe would take records from the first.
     const auto bytes = std::filesystem::file_size(*j.devices.file, ec);
     std::ifstream head(*j.devices.file, std::ios::binary);
     std::string sample(64 * 1024, '\0');
