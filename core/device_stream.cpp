@@ -80,9 +80,9 @@ bool device_stream::next(device_record& record, record_kind& kind) {
   // While the filter fits in the caches, records go straight through; once
   // it does not, they are read a few ahead and their slots prefetched (the
   // ring is empty at the switch: order is kept).
-  if (!started_) {
-    started_ = true;
-    if (expected_ != 0) seen_.reserve(expected_ / shard_.count);
+  if (expected_ != 0) {  // the first call: the hint, applied once the shard is known
+    seen_.reserve(expected_ / shard_.count);
+    expected_ = 0;
   }
   if (!read_ahead_ && seen_.memory_bytes() >= read_ahead_bytes) read_ahead_ = true;
   if (!read_ahead_) {

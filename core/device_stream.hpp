@@ -62,7 +62,6 @@ class device_stream {
   void check_duplicate(device_record& record, record_kind& kind);
   bool stage(staged& s);  // read_checked into the ring, keys copied, slot prefetched
   bool read_ahead_ = false;
-  bool started_ = false;
   std::uint64_t expected_ = 0;
 
   std::unique_ptr<device_reader> reader_;

@@ -26,10 +26,8 @@ inline bool word_needs_escape(std::uint64_t x) noexcept {
   return (below_space | has_zero(x ^ (ones * '"')) | has_zero(x ^ (ones * '\\'))) != 0;
 }
 
-}  // namespace
-
-// Eight bytes at a time (device keys nearly never need escaping: they are
-// then copied in one piece).
+// Whether `s` needs no escaping, eight bytes at a time (device keys nearly
+// never need it: they are then copied in one piece).
 bool json_string_is_plain(std::string_view s) noexcept {
   const char* p = s.data();
   std::size_t n = s.size();
@@ -43,6 +41,8 @@ bool json_string_is_plain(std::string_view s) noexcept {
   std::memcpy(&x, p, n);
   return !word_needs_escape(x);
 }
+
+}  // namespace
 
 void append_json_string(std::string& out, std::string_view s) {
   if (json_string_is_plain(s)) {

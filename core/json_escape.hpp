@@ -11,10 +11,6 @@ namespace fleetcast {
 // pass through unchanged (callers validate UTF-8 where input enters).
 void append_json_string(std::string& out, std::string_view s);
 
-// True when `s` needs no escaping in a JSON string (no quote, backslash or
-// control character): it can be copied between quotes as it is.
-bool json_string_is_plain(std::string_view s) noexcept;
-
 // Appends a JSON string literal, or `null` when `s` is empty.
 inline void append_json_string_or_null(std::string& out, std::string_view s) {
   if (s.empty()) {
