@@ -504,7 +504,11 @@ bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
     return false;
   }
   if (shard_) dj.devices.stream->set_shard(*shard_);
-  if (!dj.output.open(dj.dir.string(), true, config_.fsync_for_jobs(), error)) {
+  output_request request;
+  request.resume = true;  // a job in running/ continues where it stopped
+  request.fsync = config_.fsync_for_jobs();
+  if (!identify(dj.spec, false, request.identity, error) ||
+      dj.output.open(dj.dir.string(), request, error) != open_outcome::ok) {
     dj.startup_error = error;
     fail_invalid(dj.name, dj.dir, error);
     return false;

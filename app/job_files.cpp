@@ -1,6 +1,8 @@
 // Job and device-list files (see job_files.hpp).
 #include "app/job_files.hpp"
 
+#include "app/job_output.hpp"
+
 #include <fmt/format.h>
 
 #include <cerrno>
@@ -73,6 +75,43 @@ bool open_devices(const job& j, opened_devices& out, std::string& error) {
     sample.resize(static_cast<std::size_t>(head.gcount()));
     if (!ec) out.stream->expect_records(estimate_records(sample, bytes, j.devices.format));
   }
+  return true;
+}
+
+bool probe_devices(const job& j, const std::optional<shard_spec>& shard, std::string& error) {
+  std::error_code ec;
+  if (j.devices.file && !std::filesystem::is_regular_file(*j.devices.file, ec) &&
+      std::filesystem::exists(*j.devices.file, ec))
+    return true;  // read once only: the engine checks it as it reads
+  opened_devices probe;
+  if (!open_devices(j, probe, error)) return false;
+  if (shard) probe.stream->set_shard(*shard);
+  device_record record;
+  record_kind kind;
+  if (probe.stream->next(record, kind)) return true;
+  if (!probe.stream->fatal_error().empty()) {
+    error = fmt::format("{}: {}", probe.name, probe.stream->fatal_error());
+  } else {
+    error = fmt::format("{}: the device list has no records{} (5311 Please enter device list)",
+                        probe.name, shard ? " in shard " + to_string(*shard) : std::string());
+  }
+  return false;
+}
+
+bool identify(const job& j, bool emulated, rollout_manifest& out, std::string& error) {
+  out.endpoint = emulated ? "emulator" : j.endpoint.url;
+  out.cmd = j.cmd;
+  if (!j.devices.file) {
+    out.devices_source = "inline";
+    out.devices_sha256 = text_sha256(j.devices.inline_json);
+    return true;
+  }
+  out.devices_source = *j.devices.file;
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(*j.devices.file, ec)) return true;  // no digest
+  std::string hex;
+  if (!file_sha256(*j.devices.file, hex, error)) return false;
+  out.devices_sha256 = hex;
   return true;
 }
 

@@ -5,6 +5,8 @@
 #include "core/device_stream.hpp"
 #include "core/job.hpp"
 #include "core/job_parser.hpp"
+#include "core/rollout_manifest.hpp"
+#include "core/shard.hpp"
 
 #include <fstream>
 #include <memory>
@@ -30,5 +32,17 @@ struct opened_devices {
 
 // Opens the job's device list; false with `error` set when it cannot.
 bool open_devices(const job& j, opened_devices& out, std::string& error);
+
+// Before anything is sent: whether the device list (this shard's part of it)
+// has a record at all. A list that cannot be re-read (a pipe) is not
+// probed: true. False with `error` saying why: the list cannot be opened or
+// read, or it holds no record (the reference page's 5311).
+bool probe_devices(const job& j, const std::optional<shard_spec>& shard, std::string& error);
+
+// What the rollout is, for its output folder: the device list's digest
+// (absent when the list is not a regular file), the endpoint ("emulator"
+// for a rehearsal) and the command. False with `error` when the list
+// cannot be read.
+bool identify(const job& j, bool emulated, rollout_manifest& out, std::string& error);
 
 }  // namespace fleetcast::app

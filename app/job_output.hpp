@@ -1,12 +1,21 @@
 // A job's output folder, shared by `fleetcast run` and the daemon:
 // results.ndjson appended as batches complete, a journal of sends (so that a
-// resumed run knows what an interrupted one may have sent), and at the end
-// summary.json and result.json. Resuming keeps every final result and drops
-// the lines of devices skipped because the run stopped, so they are sent
-// again; results.ndjson keeps exactly one line per device.
+// resumed run knows what an interrupted one may have sent), rollout.json
+// (what the rollout is: device list digest, endpoint, command), a lock that
+// keeps a second process out, and at the end summary.json and result.json.
+//
+// Resuming keeps every final result and drops the lines of the devices it
+// sends again (those a stop skipped, and the failures --retry-failed names);
+// their attempts and uncertainty carry over into their new line, so
+// results.ndjson keeps exactly one line per device. Every write is checked:
+// a full disk stops the run (state failed), and what was written stays a
+// correct starting point for --resume.
 #pragma once
 
+#include "core/device_stream.hpp"
 #include "core/fsync_policy.hpp"
+#include "core/resume_plan.hpp"
+#include "core/rollout_manifest.hpp"
 #include "core/run_summary.hpp"
 #include "net/rollout.hpp"
 
@@ -17,23 +26,48 @@
 
 namespace fleetcast::app {
 
+struct output_request {
+  bool resume = false;
+  resume_plan plan;  // with resume: what is sent again
+  fsync_policy fsync;
+  rollout_manifest identity;  // what this run is
+};
+
+enum class open_outcome {
+  ok,
+  refused,  // another process holds the folder, results without --resume, a different rollout
+  failed,   // the folder cannot be read or written (full disk, permissions)
+};
+
 class job_output {
  public:
-  // Opens `dir` (created if missing). With `resume`, reads the results there
-  // and the journal; without it, a folder that already holds results is an
-  // error (a second run must not mix with the first). False with `error`.
-  bool open(const std::string& dir, bool resume, fsync_policy policy, std::string& error);
+  // Opens `dir` (created if missing) and locks it for this process. With
+  // resume, reads the results there and the journal and checks the rollout
+  // is the one recorded; without it, a folder that already holds results is
+  // refused (a second run must not mix with the first). `error` says why.
+  open_outcome open(const std::string& dir, const output_request& request, std::string& error);
+
+  // With resume: reads the device list once (a fresh stream over it) and
+  // checks that every kept result names the record at its index and no
+  // index lies beyond the list. False with `error` naming the first line.
+  bool verify(device_stream& devices, std::string& error);
 
   // What the engine needs: skip what is done, mark what may have been sent,
   // journal each send. The sink to hand to the rollout.
   void attach(net::rollout_options& options);
   result_sink& sink();
 
+  // A run that stopped before sending anything (its start-up failed): when
+  // the folder held no results before, it is left as if never used.
+  void abandon();
+
   // Counts of the runs this one resumes (zero without resume).
   const run_summary& earlier() const noexcept;
 
-  // Writes summary.json (totals with earlier runs, into `summary`) and
-  // result.json; a problem with result.json is returned (empty when fine).
+  // Completes `summary` with the earlier runs (counts, requests, retries,
+  // runs), writes result.json and summary.json (each to a temporary file,
+  // then renamed), and returns what went wrong (empty when fine); on a
+  // problem the summary's state becomes failed.
   std::string finish(run_summary& summary);
 
   job_output();
@@ -45,5 +79,9 @@ class job_output {
   struct impl;
   std::unique_ptr<impl> impl_;
 };
+
+// The SHA-256 of a file's bytes, in hex; false with `error` when unreadable.
+bool file_sha256(const std::string& path, std::string& hex, std::string& error);
+std::string text_sha256(std::string_view text);
 
 }  // namespace fleetcast::app

@@ -4,6 +4,7 @@
 #include "app/run.hpp"
 
 #include "app/job_files.hpp"
+#include "core/device_result.hpp"
 #include "app/job_output.hpp"
 #include "core/job_parser.hpp"
 #include "net/emulator.hpp"
@@ -23,7 +24,8 @@ namespace fleetcast::app {
 namespace {
 
 // Blocks SIGINT and SIGTERM for every thread started from here on; a watcher
-// thread turns the first one into a graceful cancel.
+// thread turns the first one into a graceful cancel and the second into a
+// cancel of the requests in flight too.
 class stop_signals {
  public:
   stop_signals() {
@@ -35,12 +37,13 @@ class stop_signals {
   void watch(net::rollout& r) {
     thread_ = std::thread([this, &r] {
       const timespec tick{0, 200'000'000};
-      while (!done_) {
+      int seen = 0;
+      while (!done_ && seen < 2) {
         const int sig = sigtimedwait(&set_, nullptr, &tick);
         if (sig == SIGINT || sig == SIGTERM) {
-          signal_ = sig;
+          if (!signal_) signal_ = sig;
+          ++seen;
           r.cancel();
-          return;
         }
       }
     });
@@ -112,27 +115,59 @@ int run_job(const std::string& job_file, const run_flags& flags) {
                "anyone on the path can read the token and the commands\n");
   }
 
+  // Nothing is written before the job is known to be sendable: a device
+  // list that cannot be read or holds no record is refused here.
+  if (!probe_devices(j, flags.shard, error)) {
+    fmt::print(stderr, "fleetcast: {}: {}; nothing was sent\n", job_file, error);
+    return 2;
+  }
+  output_request request;
+  request.resume = flags.resume;
+  if (flags.retry_failed) {
+    if (auto problem = request.plan.retry_failed(*flags.retry_failed)) {
+      fmt::print(stderr, "fleetcast run: {}\n", *problem);
+      return 2;
+    }
+  }
+  if (!identify(j, flags.emulate, request.identity, error)) {
+    fmt::print(stderr, "fleetcast: {}: {}\n", job_file, error);
+    return 2;
+  }
+  if (flags.shard) {  // each shard's outputs apart, so shards can share a folder
+    j.output_dir =
+        fmt::format("{}/shard-{}-of-{}", j.output_dir, flags.shard->index, flags.shard->count);
+  }
+
+  // The output folder: locked for this process, results so far (resume),
+  // the journal of sends, the rollout's identity.
+  job_output output;
+  if (const auto o = output.open(j.output_dir, request, error); o != open_outcome::ok) {
+    fmt::print(stderr, "fleetcast: {}\n", error);
+    return o == open_outcome::refused ? 2 : 1;
+  }
+  if (flags.resume) {
+    opened_devices check;
+    if (!open_devices(j, check, error)) {
+      fmt::print(stderr, "fleetcast: {}: {}\n", job_file, error);
+      return 2;
+    }
+    if (flags.shard) check.stream->set_shard(*flags.shard);
+    if (!output.verify(*check.stream, error)) {
+      fmt::print(stderr, "fleetcast: {}\n", error);
+      return 2;
+    }
+  }
+
   opened_devices devices;
   if (!open_devices(j, devices, error)) {
     fmt::print(stderr, "fleetcast: {}: {}\n", job_file, error);
     return 2;
   }
+  if (flags.shard) devices.stream->set_shard(*flags.shard);
 
-  if (flags.shard) {  // each shard's outputs apart, so shards can share a folder
-    devices.stream->set_shard(*flags.shard);
-    j.output_dir =
-        fmt::format("{}/shard-{}-of-{}", j.output_dir, flags.shard->index, flags.shard->count);
-  }
-
-  // The output folder: results so far (resume), the journal of sends.
-  job_output output;
-  if (!output.open(j.output_dir, flags.resume, {}, error)) {
-    fmt::print(stderr, "fleetcast: {}\n", error);
-    return 2;
-  }
   const run_summary& before = output.earlier();
   if (flags.resume) {
-    fmt::print(stderr, "fleetcast: resuming: {} records already have a result\n", before.records);
+    fmt::print(stderr, "fleetcast: resuming: {} records keep their result\n", before.records);
   }
   output.attach(options);
   const bool terminal = isatty(STDERR_FILENO);
@@ -147,9 +182,9 @@ int run_job(const std::string& job_file, const run_flags& flags) {
     }
     const auto line = fmt::format(
         "{} of {} devices done, {} devices/s, {} failed, {} skipped, {} requests, {} retries, "
-        "batch {}{}",
+        "batch {}{}{}",
         before.records + p.done, total, rate_text(rate), p.failed, p.skipped, p.requests, p.retries,
-        p.batch_size, eta);
+        p.batch_size, eta, p.waiting_for.empty() ? "" : "; waiting: " + p.waiting_for);
     if (terminal) {
       fmt::print(stderr, "\r\033[K{}", line);
     } else if (p.elapsed_s - last_line_s >= 5) {
@@ -165,15 +200,23 @@ int run_job(const std::string& job_file, const run_flags& flags) {
     summary = rollout.run();
   } catch (const std::exception& e) {
     if (terminal) fmt::print(stderr, "\n");
-    fmt::print(stderr, "fleetcast: {}\n", e.what());
+    fmt::print(stderr, "fleetcast: {}; nothing was sent\n", e.what());
+    output.abandon();
     return 2;
   }
   if (terminal) fmt::print(stderr, "\n");
+  summary.reason = rollout.failure();
   if (const auto problem = output.finish(summary); !problem.empty())
-    fmt::print(stderr, "fleetcast: result.json: {}\n", problem);
+    fmt::print(stderr, "fleetcast: the outputs cannot be written: {}\n", problem);
 
   if (!rollout.failure().empty())
     fmt::print(stderr, "fleetcast: the job failed: {}\n", rollout.failure());
+  if (summary.exit_code() == 1 || summary.exit_code() == 3) {
+    if (summary.state != job_state::completed || summary.count_of(device_status::failed) > 0)
+      fmt::print(stderr, "fleetcast: continue with: fleetcast run {} --resume{}{}\n", job_file,
+                 summary.count_of(device_status::failed) > 0 ? " [--retry-failed]" : "",
+                 flags.shard ? " --shard " + to_string(*flags.shard) : std::string());
+  }
   if (signals.signal()) {
     fmt::print(stderr, "fleetcast: stopped by {}; continue with: fleetcast run {} --resume{}\n",
                signals.signal() == SIGINT ? "SIGINT" : "SIGTERM", job_file,
@@ -185,7 +228,8 @@ int run_job(const std::string& job_file, const run_flags& flags) {
       to_string(summary.state), summary.name, summary.records,
       summary.count_of(device_status::succeeded), summary.count_of(device_status::failed),
       summary.count_of(device_status::skipped), summary.requests, summary.retries,
-      summary.elapsed_s, rate_text(summary.devices_per_second()), summary.batch_size, j.output_dir);
+      summary.runs.empty() ? summary.elapsed_s : summary.runs.back().elapsed_s,
+      rate_text(summary.devices_per_second()), summary.batch_size, j.output_dir);
   return summary.exit_code();
 }
 

@@ -11,7 +11,10 @@ void batch_sizer::on_accepted(std::size_t size) noexcept {
 
 void batch_sizer::on_too_long(std::size_t size) noexcept {
   if (hi_ == 0 || size < hi_) hi_ = size;
-  if (lo_ >= hi_) lo_ = hi_ - 1;  // a limit that moved down
+  // A limit that moved down below what was accepted: those accepts say
+  // nothing any more, search again by halving (stepping down one size at a
+  // time would cost a refused request per step).
+  if (lo_ >= hi_) lo_ = 0;
   choose();
 }
 

@@ -56,6 +56,9 @@ class result_sink {
   virtual void on_result(const device_result& r) = 0;
   // A batch's results are all in: a good moment to write them out.
   virtual void flush() {}
+  // Why results can no longer be kept (e.g. a full disk), empty while they
+  // can: the engine stops the job, failed, when it is not.
+  virtual std::string_view failure() const noexcept { return {}; }
 };
 
 }  // namespace fleetcast

@@ -84,7 +84,7 @@ emulator_config_result parse_emulator_config(std::string_view text, std::string_
     if (r.object(e, "faults",
                  {"reset_ratio", "http_502_ratio", "http_503_ratio", "code_5340_ratio",
                   "close_after_requests", "stall_ratio", "stall_ms", "token_expires_after_requests",
-                  "missing_device_ratio"},
+                  "missing_device_ratio", "retry_after_s", "echo_token"},
                  f)) {
       auto& x = c.faults;
       r.ratio(f, "faults", "reset_ratio", x.reset_ratio);
@@ -97,6 +97,8 @@ emulator_config_result parse_emulator_config(std::string_view text, std::string_
       r.integer(f, "faults", "token_expires_after_requests", x.token_expires_after_requests, 0,
                 UINT32_MAX);
       r.ratio(f, "faults", "missing_device_ratio", x.missing_device_ratio);
+      r.integer(f, "faults", "retry_after_s", x.retry_after_s, 0, 100'000'000);
+      r.integer(f, "faults", "echo_token", x.echo_token, 0, 1);
     }
   }
   if (top["record"].get(e) == simdjson::SUCCESS) {

@@ -22,6 +22,10 @@ struct emulator_faults {
   std::uint32_t stall_ms = 60000;
   std::uint32_t token_expires_after_requests = 0;  // a token is refused (5032) after N uses
   double missing_device_ratio = 0;                 // a device named in neither list of the answer
+  std::uint32_t retry_after_s = 1;                 // the Retry-After of a 503
+  // 1: the answer echoes the request's Authorization value in every ticket
+  // and failure message (a careless server; the client must not store it).
+  std::uint32_t echo_token = 0;
 };
 
 struct emulator_config {

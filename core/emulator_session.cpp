@@ -169,7 +169,7 @@ const emulator_reply& emulator_session::handle(const emulator_request& req, std:
   if (chance(id, f503) < cfg.faults.http_503_ratio) {
     state_.count(c::http_503);
     reply_.status = 503;
-    reply_.retry_after_s = 1;
+    reply_.retry_after_s = cfg.faults.retry_after_s;
     reply_.content_type = "text/html";
     body_ = "<html><head><title>503 Service Unavailable</title></head><body>503</body></html>";
     return reply_;
@@ -252,6 +252,7 @@ const emulator_reply& emulator_session::handle(const emulator_request& req, std:
     return error(200, 5340, api_code_description(5340));
   }
   impl_->devices = list;
+  echo_ = cfg.faults.echo_token ? *req.authorization : std::string_view();
   return execute(id, now_ms);
 }
 
@@ -290,6 +291,14 @@ const emulator_reply& emulator_session::execute(std::uint64_t id, std::uint64_t 
       const auto n = fmt::format_to_n(ticket, sizeof ticket, "{}", state_.next_ticket());
       ticket_text = {ticket, n.size};
       outcome = unit(splitmix(h)) < cfg.faults.missing_device_ratio ? "unreported" : "succeeded";
+    }
+    if (!echo_.empty()) {  // the careless server of faults.echo_token
+      if (!ticket_text.empty()) {
+        echo_ticket_.assign(ticket_text).append(":").append(echo_);
+        ticket_text = echo_ticket_;
+      }
+      echo_msg_.assign(msg).append(" for ").append(echo_);
+      if (!msg.empty()) msg = echo_msg_;
     }
     ++executed;
     if (outcome == "failed") {

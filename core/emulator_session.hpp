@@ -61,6 +61,8 @@ class emulator_session {
 
  private:
   const emulator_reply& error(int status, std::int64_t code, std::string_view msg);
+  std::string_view echo_;  // faults.echo_token: the request's Authorization
+  std::string echo_ticket_, echo_msg_;
   const emulator_reply& execute(std::uint64_t request_id, std::uint64_t now_ms);
   double chance(std::uint64_t request_id, std::uint64_t what) const noexcept;
 

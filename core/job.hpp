@@ -30,6 +30,8 @@ struct auth_config {
   std::string token_file;                  // resolved path
   std::string token_env;                   // environment variable name
   std::vector<std::string> token_command;  // argv
+  // A token_command that has not exited by then is killed (its whole group).
+  std::uint32_t command_timeout_ms = 30000;
 };
 
 struct tls_config {
@@ -57,6 +59,9 @@ struct rate_config {
 struct timeout_config {
   std::uint32_t connect_ms = 5000;
   std::uint32_t request_ms = 30000;
+  // How long sending pauses, reconnecting with backoff, while no connection
+  // can be made mid-run, before the job fails (devices not sent: job_failed).
+  std::uint32_t unreachable_s = 300;
 };
 
 enum class unknown_outcome_policy { retry, fail };
@@ -66,6 +71,8 @@ struct retry_config {
   std::uint32_t base_delay_ms = 200;
   std::uint32_t max_delay_ms = 30000;
   unknown_outcome_policy unknown_outcome = unknown_outcome_policy::retry;
+  // A server's Retry-After is honoured up to this many seconds.
+  std::uint32_t max_retry_after_s = 300;
 };
 
 struct ramp_config {
@@ -103,6 +110,9 @@ struct job {
   rate_config rate;
   std::uint32_t connections = 4;
   std::uint32_t pipeline_depth = 1;
+  // The largest answer body a connection reads (a larger one is an
+  // unreadable answer); a 500-device answer is about 50 KB.
+  std::uint32_t max_answer_bytes = 1 << 20;
   timeout_config timeouts;
   retry_config retry;
   rollout_config rollout;

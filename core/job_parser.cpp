@@ -349,7 +349,9 @@ void read_command(job_reader& r, dom::element e, command& cmd) {
 void read_auth(job_reader& r, dom::element e, auth_config& auth) {
   dom::object obj;
   const std::size_t errors_before = r.errors_.size();
-  if (!r.fields(e, "auth", {"token_file", "token_env", "token_command"}, obj)) return;
+  if (!r.fields(e, "auth", {"token_file", "token_env", "token_command", "command_timeout_ms"}, obj))
+    return;
+  r.integer(obj, "auth", "command_timeout_ms", auth.command_timeout_ms, 1, 600000);
   int given = 0;
   std::string file;
   if (r.string(obj, "auth", "token_file", file)) {
@@ -459,7 +461,8 @@ job_parse_result parse_job(std::string_view text, std::string_view job_file) {
   dom::object top;
   if (!r.fields(root, "",
                 {"name", "endpoint", "auth", "tls", "command", "devices", "batch", "rate",
-                 "connections", "pipeline_depth", "timeouts", "retry", "rollout", "output"},
+                 "connections", "pipeline_depth", "max_answer_bytes", "timeouts", "retry", "rollout",
+                 "output"},
                 top)) {
     return result;
   }
@@ -516,14 +519,19 @@ job_parse_result parse_job(std::string_view text, std::string_view job_file) {
   }
   r.integer(top, "", "connections", j.connections, 1, 1024);
   r.integer(top, "", "pipeline_depth", j.pipeline_depth, 1, 64);
+  r.integer(top, "", "max_answer_bytes", j.max_answer_bytes, 4096, 1u << 30);
   if (top["timeouts"].get(e) == simdjson::SUCCESS &&
-      r.fields(e, "timeouts", {"connect_ms", "request_ms"}, obj)) {
+      r.fields(e, "timeouts", {"connect_ms", "request_ms", "unreachable_s"}, obj)) {
     r.integer(obj, "timeouts", "connect_ms", j.timeouts.connect_ms, 1, 600000);
     r.integer(obj, "timeouts", "request_ms", j.timeouts.request_ms, 1, 3600000);
+    r.integer(obj, "timeouts", "unreachable_s", j.timeouts.unreachable_s, 0, 86400);
   }
   if (top["retry"].get(e) == simdjson::SUCCESS &&
-      r.fields(e, "retry", {"max_attempts", "base_delay_ms", "max_delay_ms", "unknown_outcome"},
+      r.fields(e, "retry",
+               {"max_attempts", "base_delay_ms", "max_delay_ms", "unknown_outcome",
+                "max_retry_after_s"},
                obj)) {
+    r.integer(obj, "retry", "max_retry_after_s", j.retry.max_retry_after_s, 0, 86400);
     r.integer(obj, "retry", "max_attempts", j.retry.max_attempts, 1, 100);
     r.integer(obj, "retry", "base_delay_ms", j.retry.base_delay_ms, 0, 3600000);
     r.integer(obj, "retry", "max_delay_ms", j.retry.max_delay_ms, 0, 3600000);

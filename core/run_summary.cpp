@@ -25,20 +25,33 @@ void run_summary::count(const device_result& r) noexcept {
   ++records;
   ++by_status[static_cast<std::size_t>(r.status())];
   ++by_reason[static_cast<std::size_t>(r.reason)];
+  if (r.attempts > 1) retries += r.attempts - 1;
 }
 
 void run_summary::add_counts(const run_summary& earlier) noexcept {
   records += earlier.records;
   for (std::size_t i = 0; i < by_status.size(); ++i) by_status[i] += earlier.by_status[i];
   for (std::size_t i = 0; i < by_reason.size(); ++i) by_reason[i] += earlier.by_reason[i];
+  retries += earlier.retries;
 }
 
 double run_summary::devices_per_second() const noexcept {
-  return elapsed_s > 0 ? static_cast<double>(records) / elapsed_s : 0.0;
+  const double s = runs.empty() ? elapsed_s : runs.back().elapsed_s;
+  const auto n = runs.empty() ? records : runs.back().devices;
+  return s > 0 ? static_cast<double>(n) / s : 0.0;
 }
 
 int run_summary::exit_code() const noexcept {
-  if (state == job_state::aborted || state == job_state::cancelled) return 3;
+  switch (state) {
+    case job_state::aborted:
+      return 3;
+    case job_state::cancelled:
+      return 4;
+    case job_state::failed:
+      return 1;
+    case job_state::completed:
+      break;
+  }
   return count_of(device_status::succeeded) == records ? 0 : 1;
 }
 
@@ -59,8 +72,22 @@ std::string run_summary::to_json() const {
   }
   fmt::format_to(it,
                  "}},\"requests\":{},\"retries\":{},\"elapsed_s\":{:.3f},"
-                 "\"devices_per_second\":{:.1f},\"batch_size\":{}}}\n",
+                 "\"devices_per_second\":{:.1f},\"batch_size\":{},\"reason\":",
                  requests, retries, elapsed_s, devices_per_second(), batch_size);
+  append_json_string_or_null(out, reason);
+  out += ",\"runs\":[";
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    const auto& r = runs[i];
+    if (i) out += ',';
+    out += "{\"state\":";
+    if (r.state) {
+      fmt::format_to(it, "\"{}\",\"elapsed_s\":{:.3f}", to_string(*r.state), r.elapsed_s);
+    } else {
+      out += "\"interrupted\",\"elapsed_s\":null";
+    }
+    fmt::format_to(it, ",\"devices\":{},\"requests\":{}}}", r.devices, r.requests);
+  }
+  out += "]}\n";
   return out;
 }
 

@@ -134,6 +134,21 @@ struct rollout::impl {
   std::string failure;
   std::size_t in_flight = 0;
   std::atomic<bool> cancel_requested{false};
+  std::atomic<int> cancels{0};  // a second cancel also cuts requests in flight
+  bool outputs_failed = false;
+  // A token command under way, and the batches waiting for its token.
+  token_command_control token_child;
+  bool token_fetching = false;
+  std::deque<pending_ptr> awaiting_token;
+  // Every token this run used: server text that echoes one is redacted.
+  std::vector<std::string> known_tokens;
+  // No connection could be made since then (cleared by a connect or an answer).
+  std::optional<std::int64_t> unreachable_since_us;
+  std::string unreachable_why;
+  // A long Retry-After, reported while it is waited out.
+  std::int64_t long_wait_until_us = 0;
+  std::string long_wait_why;
+  std::vector<connection*> live;  // every connection's state, for a hard cancel
   std::optional<tcp::resolver::results_type> endpoints;
 
   run_summary summary;
@@ -143,11 +158,26 @@ struct rollout::impl {
   unsigned connections_running = 0;
   std::int64_t rate_wait_us = 0;
 
-  // Counts each result and hands it on.
+  // Counts each result and hands it on, with any token a server echoed
+  // redacted.
   struct counting_sink final : result_sink {
     impl& self;
+    std::string msg_scratch, ticket_scratch;
     explicit counting_sink(impl& s) : self(s) {}
-    void on_result(const device_result& r) override {
+    void on_result(const device_result& in) override {
+      const device_result* r = &in;
+      device_result clean;
+      if (self.mentions_token(in.msg) || self.mentions_token(in.ticket)) {
+        clean = in;
+        msg_scratch = self.redact(in.msg);
+        ticket_scratch = self.redact(in.ticket);
+        clean.msg = msg_scratch;
+        clean.ticket = ticket_scratch;
+        r = &clean;
+      }
+      on_clean_result(*r);
+    }
+    void on_clean_result(const device_result& r) {
       self.summary.count(r);
       self.sink.on_result(r);
       if (r.reason == outcome_reason::invalid_record || r.reason == outcome_reason::duplicate)
@@ -157,8 +187,43 @@ struct rollout::impl {
         self.stop(job_state::aborted, self.guard.verdict());
       }
     }
-    void flush() override { self.sink.flush(); }
+    void flush() override {
+      self.sink.flush();
+      if (const auto f = self.sink.failure(); !f.empty()) self.fail_outputs(f);
+    }
   } out{*this};
+
+  bool mentions_token(std::string_view text) const {
+    if (text.empty()) return false;
+    for (const auto& t : known_tokens)
+      if (!t.empty() && text.find(t) != std::string_view::npos) return true;
+    return false;
+  }
+  std::string redact(std::string_view text) const {
+    std::string s(text);
+    for (const auto& t : known_tokens) {
+      if (t.empty()) continue;
+      for (auto at = s.find(t); at != std::string::npos; at = s.find(t, at + 10))
+        s.replace(at, t.size(), "[redacted]");
+    }
+    return s;
+  }
+  void use_token(std::string fresh) {
+    token = std::move(fresh);
+    ++token_generation;
+    if (std::find(known_tokens.begin(), known_tokens.end(), token) == known_tokens.end())
+      known_tokens.push_back(token);
+  }
+
+  // Results cannot be kept (a full disk): stop at once, failed, whatever
+  // stopped it before; what is not recorded is sent again by --resume.
+  void fail_outputs(std::string_view why) {
+    if (outputs_failed) return;
+    outputs_failed = true;
+    stop(job_state::failed);
+    state = job_state::failed;
+    failure = fmt::format("the results cannot be written: {} (free space, then --resume)", why);
+  }
 
   impl(const job& jb, device_stream& d, result_sink& s, rollout_options o)
       : j(jb),
@@ -178,6 +243,9 @@ struct rollout::impl {
 
   // The time results are counted at: read once per batch, not per device.
   std::int64_t results_now_us = 0;
+  // The largest answer body read: the option when set, else the job's.
+  std::size_t max_answer_bytes =
+      options.max_answer_bytes ? options.max_answer_bytes : j.max_answer_bytes;
 
   std::int64_t now_us() const {
     return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
@@ -191,9 +259,10 @@ struct rollout::impl {
   }
 
   bool finished() const {
-    return stopping
-               ? in_flight == 0
-               : input_done && ready.empty() && delayed.empty() && in_flight == 0 && chunks.empty();
+    if (token_fetching) return false;  // ends soon once stopping: its child is killed
+    return stopping ? in_flight == 0
+                    : input_done && ready.empty() && delayed.empty() && awaiting_token.empty() &&
+                          in_flight == 0 && chunks.empty();
   }
 
   // The gateway cap (core/gateway_cap.hpp): a device that waits there goes
@@ -229,10 +298,7 @@ struct rollout::impl {
   void pick_up_new_token() {
     try {
       std::string fresh = tokens.fetch();
-      if (fresh != token) {
-        token = std::move(fresh);
-        ++token_generation;
-      }
+      if (fresh != token) use_token(std::move(fresh));
     } catch (const std::exception&) {
     }
   }
@@ -243,8 +309,34 @@ struct rollout::impl {
     if (stopping) return;
     stopping = true;
     state = why;
-    if (!failure_text.empty()) failure = std::move(failure_text);
+    if (!failure_text.empty()) failure = redact(failure_text);
+    token_child.kill();  // a token command under way is of no use any more
     notify();
+  }
+
+  // A second cancel: requests in flight are cut (their devices follow
+  // unknown_outcome), not waited for.
+  void cut_in_flight() {
+    for (auto* c : live) {
+      if (!c->open()) continue;
+      boost::system::error_code ec;
+      c->lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+      c->lowest().socket().close(ec);
+    }
+    notify();
+  }
+
+  // No connection could be made: sending pauses (the connections back off
+  // and try again) until timeouts.unreachable_s have passed without one.
+  void note_unreachable(std::string why) {
+    const auto now = now_us();
+    if (!unreachable_since_us) unreachable_since_us = now;
+    unreachable_why = std::move(why);
+    if (now - *unreachable_since_us >= static_cast<std::int64_t>(j.timeouts.unreachable_s) * 1'000'000) {
+      stop(job_state::failed,
+           fmt::format("no connection could be made for {} s (timeouts.unreachable_s): {}",
+                       j.timeouts.unreachable_s, unreachable_why));
+    }
   }
 
   // The window closed: stop as a cancel does (the rest is resumable).
@@ -267,6 +359,10 @@ struct rollout::impl {
         guard.on_input_end();
         if (!devices.fatal_error().empty() && failure.empty()) {
           failure = "the device list cannot be read further: " + devices.fatal_error();
+          state = job_state::failed;
+        } else if (records == 0 && failure.empty()) {
+          // The reference page's answer to an empty list, said before sending.
+          failure = "the device list has no records: nothing to send (5311 Please enter device list)";
           state = job_state::failed;
         }
         break;
@@ -370,7 +466,6 @@ struct rollout::impl {
       fail(*p, outcome_reason::transport_failed, p->last_code, msg);
       return;
     }
-    ++summary.retries;
     const auto delay = retry.delay_ms(p->tries + 1, unit(), retry_after_s * 1000);
     p->ready_us = now_us() + static_cast<std::int64_t>(delay) * 1000;
     delayed.push_back(std::move(p));
@@ -392,6 +487,12 @@ struct rollout::impl {
   }
 
   void refresh_token(pending_ptr p) {
+    if (p->token_generation == token_generation && tokens.is_command()) {
+      // The command runs as a child while the other connections go on.
+      awaiting_token.push_back(std::move(p));
+      if (!token_fetching) asio::co_spawn(ioc, fetch_token_again(), asio::detached);
+      return;
+    }
     if (p->token_generation == token_generation) {  // the token in use was refused
       std::string fresh;
       try {
@@ -406,10 +507,35 @@ struct rollout::impl {
                         "the token was refused (5032) and no fresh token is available: "
                         "rotate the token at its source (auth) and resume");
       }
-      token = std::move(fresh);
-      ++token_generation;
+      use_token(std::move(fresh));
     }
     ready.push_front(std::move(p));
+  }
+
+  // After a 5032 with a token command: a fresh token, then the waiting
+  // batches go again; no fresh token fails the job (they are skipped).
+  asio::awaitable<void> fetch_token_again() {
+    token_fetching = true;
+    std::string error;
+    std::string fresh = co_await async_token_command(tokens.config(), token_child, error);
+    token_fetching = false;
+    if (stopping) {
+      // cancelled or failed meanwhile: the waiting batches are drained
+    } else if (!error.empty()) {
+      stop(job_state::failed,
+           fmt::format("the token was refused (5032) and a fresh one cannot be had: {}", error));
+    } else if (fresh == token) {
+      stop(job_state::failed,
+           "the token was refused (5032) and auth.token_command printed the same token: rotate "
+           "the token at its source and resume");
+    } else {
+      use_token(std::move(fresh));
+      while (!awaiting_token.empty()) {
+        ready.push_front(std::move(awaiting_token.back()));
+        awaiting_token.pop_back();
+      }
+    }
+    notify();
   }
 
   // What one try came to: account it, retry it, split it, or stop.
@@ -535,6 +661,7 @@ struct rollout::impl {
     attempt_result result;
     bool server_closes = false;
     std::uint32_t retry_after_s = 0;
+    std::uint64_t retry_after_asked_s = 0;  // before the cap
     std::string detail;  // why there is no answer, when known
   };
 
@@ -544,13 +671,13 @@ struct rollout::impl {
     a.result.reached = attempt_result::stage::no_answer;
     http::response_parser<padded_body> parser;
     parser.get().body().storage = &c.answer;
-    parser.body_limit(options.max_answer_bytes);
+    parser.body_limit(max_answer_bytes);
     beast::get_lowest_layer(s).expires_after(std::chrono::milliseconds(j.timeouts.request_ms));
     auto [ec, n] = co_await http::async_read(s, c.buffer, parser, no_throw);
     if (ec) {
       if (ec == http::error::body_limit) {
-        a.detail = fmt::format("the answer is larger than the limit of {} bytes",
-                               options.max_answer_bytes);
+        a.detail = fmt::format("the answer is larger than the limit of {} bytes (max_answer_bytes)",
+                               max_answer_bytes);
       } else if (ec == http::error::header_limit) {
         a.detail = "the answer's header is larger than the limit of 8 KiB";
       } else if (ec == http::error::partial_message) {
@@ -566,15 +693,17 @@ struct rollout::impl {
     a.result.http_status = static_cast<int>(res.result_int());
     a.server_closes = !res.keep_alive();
     if (auto it = res.find(http::field::retry_after); it != res.end()) {
-      unsigned v = 0;
+      std::uint64_t v = 0;
       for (char ch : it->value()) {
         if (ch < '0' || ch > '9') {
           v = 0;
           break;
         }
-        v = std::min(v * 10 + static_cast<unsigned>(ch - '0'), 3600u);
+        v = std::min<std::uint64_t>(v * 10 + static_cast<unsigned>(ch - '0'), 1ULL << 40);
       }
-      a.retry_after_s = v;
+      a.retry_after_asked_s = v;
+      a.retry_after_s = static_cast<std::uint32_t>(
+          std::min<std::uint64_t>(v, j.retry.max_retry_after_s));
     }
     if (a.result.http_status == 200) {
       a.result.decoded = !c.decoder.decode(c.answer.view(), c.answer.readable());
@@ -599,8 +728,14 @@ struct rollout::impl {
 
   // One connection: fill a window of up to pipeline_depth written requests,
   // then read their answers in order.
-  asio::awaitable<void> connection_loop() {
-    connection c(ioc);
+  asio::awaitable<void> connection_loop(std::unique_ptr<connection> owned) {
+    connection& c = *owned;
+    live.push_back(&c);
+    struct unlist {
+      std::vector<connection*>& live;
+      connection* c;
+      ~unlist() { std::erase(live, c); }
+    } unlisted{live, &c};
     std::deque<pending_ptr> window;
     const std::size_t depth = std::max<std::uint32_t>(1, j.pipeline_depth);
     for (;;) {
@@ -629,23 +764,31 @@ struct rollout::impl {
         if (!c.open()) {
           auto ec = co_await connect(c);
           if (ec) {
+            // Not a try: nothing was sent. The batch waits for a connection;
+            // the job fails only when none can be made for unreachable_s.
             --in_flight;
-            ++p->tries;
-            retry.count_request();
-            const auto why = fmt::format("cannot connect to {}: {}", j.endpoint.url, ec.message());
-            settle(std::move(p), {attempt_result::stage::not_written}, nullptr, 0, why);
+            ready.push_front(std::move(p));
             ++c.connect_failures;
+            note_unreachable(fmt::format("cannot connect to {}: {}", j.endpoint.url, ec.message()));
             co_await wait_until(c,
                                 now_us() + 1000 * static_cast<std::int64_t>(retry.delay_ms(
-                                                      c.connect_failures + 1, unit())),
-                                false);
+                                                      std::min(c.connect_failures + 1, 8u), unit())),
+                                true);
             break;
           }
           c.connect_failures = 0;
+          unreachable_since_us.reset();
         }
         c.body.clear();
         encoder.encode(p->devices, c.body);
-        if (options.before_send) options.before_send(p->devices);
+        if (options.before_send) {
+          if (auto problem = options.before_send(p->devices); !problem.empty()) {
+            --in_flight;  // not sent: what cannot be journaled must not go
+            ready.push_front(std::move(p));
+            fail_outputs(problem);
+            break;
+          }
+        }
         p->token_generation = token_generation;
         ++p->tries;
         ++summary.requests;
@@ -695,6 +838,16 @@ struct rollout::impl {
       --in_flight;
       const bool dead = a.result.reached != attempt_result::stage::answered;
       if (!dead && options.on_answer) options.on_answer(now_us() - p->written_us);
+      if (!dead) unreachable_since_us.reset();
+      if (a.retry_after_asked_s >= 10) {
+        long_wait_until_us = now_us() + static_cast<std::int64_t>(a.retry_after_s) * 1'000'000;
+        long_wait_why =
+            a.retry_after_asked_s > a.retry_after_s
+                ? fmt::format("the server asked to wait {} s (Retry-After); waiting {} s "
+                              "(retry.max_retry_after_s)",
+                              a.retry_after_asked_s, a.retry_after_s)
+                : fmt::format("the server asked to wait {} s (Retry-After)", a.retry_after_s);
+      }
       settle(std::move(p), a.result, a.result.decoded ? &c.decoder.response() : nullptr,
              a.retry_after_s, a.detail);
       if (dead || a.server_closes) {
@@ -742,6 +895,17 @@ struct rollout::impl {
     p.elapsed_s = static_cast<double>(now_us()) / 1e6;
     p.rate_wait_s = static_cast<double>(rate_wait_us) / 1e6;
     p.input_complete = input_done;
+    const auto now = now_us();
+    if (unreachable_since_us && !stopping) {
+      p.waiting_for = fmt::format("no connection for {:.0f} s: {}",
+                                  static_cast<double>(now - *unreachable_since_us) / 1e6,
+                                  unreachable_why);
+    } else if (token_fetching) {
+      p.waiting_for = "a fresh token (auth.token_command)";
+    } else if (now < long_wait_until_us) {
+      p.waiting_for = fmt::format("{} ({:.0f} s left)", long_wait_why,
+                                  static_cast<double>(long_wait_until_us - now) / 1e6);
+    }
     options.on_progress(p);
   }
 
@@ -757,8 +921,10 @@ struct rollout::impl {
     };
     for (auto& p : ready) skip(*p);
     for (auto& p : delayed) skip(*p);
+    for (auto& p : awaiting_token) skip(*p);
     ready.clear();
     delayed.clear();
+    awaiting_token.clear();
     gateways.drain([&](const gateway_cap::waiting_device& w) {  // behind a full gateway
       pending p;
       p.devices.add(w.index, w.device.view(), 0, w.uncertain);
@@ -774,6 +940,75 @@ struct rollout::impl {
       if (auto p = read_batch(true)) skip(*p);  // the next batch's worth of records
     }
     out.flush();
+  }
+
+  // Before the fleet is read: a token (a token command runs as a child) and
+  // one connection (TCP, TLS, host check), tried as the retry policy allows.
+  // The connection is the first connection loop's. When either fails the
+  // job fails with the cause and no device is sent.
+  asio::awaitable<void> start_up(unsigned n) {
+    if (tokens.is_command()) {
+      std::string error;
+      std::string first = co_await async_token_command(tokens.config(), token_child, error);
+      if (!error.empty()) {
+        if (token_child.killed || cancel_requested) {
+          stop(job_state::cancelled);
+        } else {
+          startup_error = error;
+        }
+        {
+          end_connections(n);
+          co_return;
+        }
+      }
+      use_token(std::move(first));
+    }
+    auto c = std::make_unique<connection>(ioc);
+    for (std::uint32_t attempt = 1;; ++attempt) {
+      if (cancel_requested) stop(job_state::cancelled);
+      if (stopping) {
+          end_connections(n);
+          co_return;
+        }
+      const auto ec = co_await connect(*c);
+      if (!ec) break;
+      const auto why = fmt::format("cannot connect to {}: {}", j.endpoint.url, ec.message());
+      if (attempt >= std::max<std::uint32_t>(1, j.retry.max_attempts)) {
+        stop(job_state::failed, fmt::format("{} ({} tr{}; nothing was sent)", why, attempt,
+                                            attempt == 1 ? "y" : "ies"));
+        {
+          end_connections(n);
+          co_return;
+        }
+      }
+      unreachable_since_us = unreachable_since_us.value_or(now_us());
+      unreachable_why = why;
+      co_await wait_until(*c,
+                          now_us() + 1000 * static_cast<std::int64_t>(
+                                                retry.delay_ms(attempt + 1, 0.5 + 0.5 * unit())),
+                          true);
+    }
+    unreachable_since_us.reset();
+    asio::co_spawn(ioc, connection_loop(std::move(c)), connection_done());
+    for (unsigned i = 1; i < n; ++i)
+      asio::co_spawn(ioc, connection_loop(std::make_unique<connection>(ioc)), connection_done());
+  }
+
+  std::string startup_error;
+  std::exception_ptr crashed;
+
+  std::function<void(std::exception_ptr)> connection_done() {
+    return [this](std::exception_ptr e) {
+      if (e && !crashed) crashed = e;
+      end_connections(1);
+    };
+  }
+  void end_connections(unsigned k) {
+    connections_running -= k;
+    if (connections_running == 0) {
+      notify();
+      progress_timer.cancel();  // the run is over: do not wait out the progress tick
+    }
   }
 
   void setup_tls() {
@@ -803,7 +1038,14 @@ rollout::rollout(const job& j, device_stream& devices, result_sink& sink, rollou
 rollout::~rollout() = default;
 
 void rollout::cancel() {
-  impl_->cancel_requested = true;
+  auto& s = *impl_;
+  s.cancel_requested = true;
+  if (s.cancels.fetch_add(1) >= 1) {  // the second: cut what is in flight
+    asio::post(s.ioc, [&s] {
+      s.stop(job_state::cancelled);
+      s.cut_in_flight();
+    });
+  }
 }
 
 const std::string& rollout::failure() const noexcept {
@@ -812,7 +1054,7 @@ const std::string& rollout::failure() const noexcept {
 
 run_summary rollout::run() {
   auto& s = *impl_;
-  s.token = s.tokens.fetch();
+  if (!s.tokens.is_command()) s.use_token(s.tokens.fetch());
   s.setup_tls();
   const auto& ep = s.j.endpoint;
   const bool v6 = ep.host.find(':') != std::string::npos;
@@ -829,21 +1071,18 @@ run_summary rollout::run() {
   if (s.j.rollout.not_after) s.window_end_us = *s.j.rollout.not_after * 1'000'000 - wall_us;
   s.update_rate();
 
-  std::exception_ptr crashed;
   const unsigned n = std::max<std::uint32_t>(1, s.j.connections);
   s.connections_running = n;
-  for (unsigned i = 0; i < n; ++i) {
-    asio::co_spawn(s.ioc, s.connection_loop(), [&s, &crashed](std::exception_ptr e) {
-      if (e && !crashed) crashed = e;
-      if (--s.connections_running == 0) {
-        s.notify();
-        s.progress_timer.cancel();  // the run is over: do not wait out the progress tick
-      }
-    });
-  }
+  asio::co_spawn(s.ioc, s.start_up(n), [&s, n](std::exception_ptr e) {
+    if (e && !s.crashed) {
+      s.crashed = e;
+      s.end_connections(n);
+    }
+  });
   asio::co_spawn(s.ioc, s.progress_loop(), asio::detached);
   s.ioc.run();
-  if (crashed) std::rethrow_exception(crashed);
+  if (s.crashed) std::rethrow_exception(s.crashed);
+  if (!s.startup_error.empty()) throw std::runtime_error(s.startup_error);
   s.drain();
   s.summary.state = s.state;
   s.summary.elapsed_s = static_cast<double>(s.now_us()) / 1e6;

@@ -38,6 +38,9 @@ struct rollout_progress {
   double elapsed_s = 0;
   double rate_wait_s = 0;       // time requests waited for a rate limit (summed over connections)
   bool input_complete = false;  // every record has been read
+  // What sending waits for, when it waits for something worth saying (no
+  // connection, a fresh token, a long Retry-After); empty otherwise.
+  std::string waiting_for;
 };
 
 struct rollout_options {
@@ -54,8 +57,10 @@ struct rollout_options {
   std::function<bool(std::uint64_t index)> already_done;
   std::function<bool(std::uint64_t index)> maybe_sent;
   // Called before a batch is written to the network, with its indices (for
-  // a journal that makes --resume mark them uncertain after a crash).
-  std::function<void(const batch&)> before_send;
+  // a journal that makes --resume mark them uncertain after a crash). A
+  // non-empty return is why it cannot be recorded: the batch is not sent and
+  // the job fails with that reason.
+  std::function<std::string(const batch&)> before_send;
   // Called on the engine's thread for each answered request, with the time
   // from its write to its answer (for latency histograms).
   std::function<void(std::int64_t micros)> on_answer;
@@ -69,9 +74,8 @@ struct rollout_options {
   // thread-safe if shared between threads.
   std::function<std::chrono::steady_clock::time_point()> shared_gate;
   // The largest answer body read (a larger one is an unreadable answer,
-  // not an out-of-memory): 64 MiB by default, a few hundred times what
-  // 500 devices need.
-  std::size_t max_answer_bytes = 64 * 1024 * 1024;
+  // not an out-of-memory); 0: the job's max_answer_bytes.
+  std::size_t max_answer_bytes = 0;
 };
 
 class rollout {
@@ -82,13 +86,17 @@ class rollout {
   rollout& operator=(const rollout&) = delete;
 
   // Runs the rollout on the calling thread until every record has a result.
-  // Throws std::runtime_error only for start-up failures (no token, a CA file
-  // that cannot be read); everything after start is reported in results and
-  // in the summary's state (completed, cancelled, failed) and failure().
+  // Before the fleet is read it gets a token and opens one connection; an
+  // endpoint that cannot be reached within the retry policy fails the job
+  // (every device skipped, job_failed). Throws std::runtime_error only for
+  // start-up failures (no token, a CA file that cannot be read); everything
+  // after start is reported in results and in the summary's state
+  // (completed, aborted, cancelled, failed) and failure().
   run_summary run();
 
   // Stops sending: requests in flight finish and are recorded, everything
-  // not yet sent is recorded skipped (cancelled). Thread-safe.
+  // not yet sent is recorded skipped (cancelled). A second call also cuts the
+  // requests in flight (their devices follow unknown_outcome). Thread-safe.
   void cancel();
 
   // Why the job failed (state failed), e.g. a refused token; empty otherwise.

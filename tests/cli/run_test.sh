@@ -1,7 +1,7 @@
 #!/bin/bash
 # End-to-end checks of `fleetcast run` against `fleetcast emulate` on
 # loopback: a run killed with SIGKILL and resumed, a run stopped by SIGINT
-# (exit 3) and resumed, exit codes, and the token in no output. Devices are
+# (exit 4) and resumed, exit codes, and the token in no output. Devices are
 # checked one by one against the emulator's record (awk only).
 # usage: run_test.sh FLEETCAST SOURCE_DIR
 set -u
@@ -45,7 +45,7 @@ before=$(wc -l <"$tmp/out/killed/results.ndjson")
 "$bin" run "$tmp/killed.json" --resume >"$tmp/resume.out" 2>&1
 rc=$?
 [ "$rc" -eq 0 ] && ok || fail "resume exit $rc: $(tail -3 "$tmp/resume.out")"
-grep -q "resuming: $before records already have a result" "$tmp/resume.out" && ok || fail "resume message: $(head -3 "$tmp/resume.out")"
+grep -q "resuming: $before records keep their result" "$tmp/resume.out" && ok || fail "resume message: $(head -3 "$tmp/resume.out")"
 stop_emulator
 check_exactly_once "$tmp/out/killed/results.ndjson" "$tmp/record1.ndjson" "$n" killed
 grep -q '"succeeded":20000' "$tmp/out/killed/summary.json" && ok || fail "summary after resume: $(cat "$tmp/out/killed/summary.json")"
@@ -53,7 +53,7 @@ grep -q '"succeeded":20000' "$tmp/out/killed/summary.json" && ok || fail "summar
 head -n "$before" "$tmp/out/killed/results.ndjson" >"$tmp/before-kill.ndjson"
 check_not_resent "$tmp/before-kill.ndjson" "$tmp/record1.ndjson" kill
 
-# 2. SIGINT: graceful stop, exit 3, resumable; the token in no output.
+# 2. SIGINT: graceful stop, exit 4 (cancelled), resumable; the token in no output.
 start_emulator --record "$tmp/record2.ndjson" --config "$(emulator_config '{"latency_ms": 15, "device_failure_ratio": 0.01}')"
 write_job stopped
 "$bin" run "$tmp/stopped.json" >"$tmp/int.out" 2>&1 &
@@ -65,7 +65,7 @@ done
 kill -INT "$run_pid"
 wait "$run_pid"
 rc=$?
-[ "$rc" -eq 3 ] && ok || fail "SIGINT exit $rc, want 3: $(tail -3 "$tmp/int.out")"
+[ "$rc" -eq 4 ] && ok || fail "SIGINT exit $rc, want 4: $(tail -3 "$tmp/int.out")"
 grep -q '"state":"cancelled"' "$tmp/out/stopped/summary.json" && ok || fail "state after SIGINT: $(cat "$tmp/out/stopped/summary.json")"
 grep -q 'stopped by SIGINT; continue with' "$tmp/int.out" && ok || fail "SIGINT message: $(tail -2 "$tmp/int.out")"
 [ "$(wc -l <"$tmp/out/stopped/results.ndjson")" -eq "$n" ] && ok || fail "after SIGINT every device has a line"
@@ -111,7 +111,8 @@ cat >"$tmp/verified.json" <<JOB
 JOB
 "$bin" run "$tmp/verified.json" >"$tmp/ver.out" 2>&1
 rc=$?
-[ "$rc" -eq 1 ] && grep -q '"transport_failed":100' "$tmp/out/verified/summary.json" && ok ||
+[ "$rc" -eq 1 ] && grep -q '"job_failed":100' "$tmp/out/verified/summary.json" &&
+  grep -q 'certificate verify failed' "$tmp/ver.out" && ok ||
   fail "an untrusted certificate must be refused (exit $rc): $(tail -2 "$tmp/ver.out")"
 stop_emulator
 

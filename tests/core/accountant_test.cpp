@@ -79,8 +79,7 @@ TEST_CASE("answers in any order are matched to their devices") {
 }
 
 TEST_CASE("devices in neither list fail with a clear reason; strangers and repeats are counted") {
-  batch b = make_batch(4);
-  b.mark_uncertain();
+  batch b = make_batch(4);  // not uncertain: what the accountant says is what is checked
   response_decoder d;
   REQUIRE(!d.decode(R"({"code":200,"data":{
     "successList":[{"data":{"productKey":"pk","deviceKey":"d0"},"ticket":"a"},
@@ -101,7 +100,19 @@ TEST_CASE("devices in neither list fail with a clear reason; strangers and repea
   CHECK(m[1].uncertain);  // the request ran; whether for this device, nobody said
   CHECK(m[2].reason == outcome_reason::device_failed);
   CHECK(m[3].reason == outcome_reason::missing_in_answer);
-  for (auto& [i, r] : m) CHECK(r.uncertain);
+  CHECK(m[3].uncertain);
+  CHECK(!m[0].uncertain);  // answered for: certain
+  CHECK(!m[2].uncertain);
+  // A batch already uncertain stays so whatever the answer says.
+  batch u = make_batch(2);
+  u.mark_uncertain();
+  response_decoder du;
+  REQUIRE(!du.decode(R"({"code":200,"data":{
+    "successList":[{"data":{"productKey":"pk","deviceKey":"d0"},"ticket":"a"}],
+    "failureList":[{"data":{"productKey":"pk","deviceKey":"d1"},"msg":"offline"}]}})"));
+  collect cu;
+  a.account_answer(u, du.response(), cu);
+  for (auto& [i, r] : by_index(cu, u)) CHECK(r.uncertain);
   CHECK(anomalies.missing_devices == 2);
   CHECK(anomalies.unexpected_entries == 2);
   CHECK(anomalies.repeated_entries == 2);

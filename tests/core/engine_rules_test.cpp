@@ -185,3 +185,120 @@ TEST_CASE("latency histogram: percentiles within the bucket error") {
   CHECK(small.percentile(0.99) == 3);
   CHECK(small.percentile(0.999) == 1'000'000);
 }
+
+TEST_CASE("at-most-once: under unknown_outcome \"fail\" nothing that may have executed is resent") {
+  using st = attempt_result::stage;
+  using act = attempt_action;
+  const auto fail = unknown_outcome_policy::fail;
+  auto http = [](int status) { return attempt_result{st::answered, status, false, 0}; };
+  auto code = [](std::int64_t c) { return attempt_result{st::answered, 200, true, c}; };
+  // Every answer that may follow an executed request: a policy of "fail"
+  // ends it (uncertain), never a retry or a resend.
+  for (int s : {500, 502, 504, 505, 507, 520, 599}) {
+    CAPTURE(s);
+    CHECK(classify_attempt(http(s), 10, fail).action == act::fail_uncertain);
+  }
+  CHECK(classify_attempt(code(5340), 10, fail).action == act::fail_uncertain);
+  CHECK(classify_attempt(code(5340), 10, fail).slow_down);
+  CHECK(classify_attempt(http(200), 10, fail).action == act::fail_uncertain);  // garbled 200
+  CHECK(classify_attempt({st::no_answer}, 1, fail).action == act::fail_uncertain);
+  // What was certainly not executed may be sent again under either policy.
+  CHECK(classify_attempt(http(429), 10, fail).action == act::resend);
+  CHECK(classify_attempt(http(503), 10, fail).action == act::resend);
+  CHECK(classify_attempt(code(5312), 10, fail).action == act::split_too_long);
+}
+
+TEST_CASE("token bucket: after any idle time, exactly burst requests pass at once") {
+  for (double burst : {1.0, 2.0, 5.0, 20.0}) {
+    CAPTURE(burst);
+    token_bucket b(10, burst);
+    b.reserve(1, 0);                   // started
+    const std::int64_t later = 3'600'000'000;  // an hour of refill
+    int at_once = 0;
+    while (b.reserve(1, later) == later && at_once < 100) ++at_once;
+    CHECK(at_once == static_cast<int>(burst));
+  }
+  // The same after a set_rate, and at the very first reserve.
+  token_bucket f(4, 3);
+  int first = 0;
+  while (f.reserve(1, 7) == 7 && first < 100) ++first;
+  CHECK(first == 3);
+  f.set_rate(8, 10'000'000);
+  int again = 0;
+  while (f.reserve(1, 60'000'000) == 60'000'000 && again < 100) ++again;
+  CHECK(again == 3);
+}
+
+TEST_CASE("batch size: accepts and refusals in any order keep the size in range, then it settles") {
+  // Batches written before a refusal can be answered after it, and a limit
+  // can move: whatever came before, the size stays within [1, the largest
+  // accepted or the configured maximum], and against a fixed limit the
+  // search settles within a bounded number of tries on a size that limit
+  // accepts.
+  std::uint64_t state = 0x9e3779b97f4a7c15ULL;
+  auto rnd = [&](std::uint64_t n) {  // xorshift: reproducible
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state % n;
+  };
+  for (int round = 0; round < 3000; ++round) {
+    const std::size_t start = 1 + rnd(round % 3 == 0 ? 10 : 1000);
+    batch_sizer s(start);
+    std::size_t accepted_max = 0;
+    bool refused = false;
+    const int steps = static_cast<int>(rnd(12));
+    for (int i = 0; i < steps; ++i) {
+      const std::size_t size = 1 + rnd(std::max(start, accepted_max));
+      if (rnd(2)) {
+        s.on_accepted(size);
+        accepted_max = std::max(accepted_max, size);
+      } else {
+        s.on_too_long(size);
+        refused = true;
+      }
+      CAPTURE(round);
+      CAPTURE(i);
+      REQUIRE(s.current() >= 1);
+      REQUIRE(s.current() <= std::max(start, accepted_max));
+    }
+    const std::size_t limit = 1 + rnd(1200);
+    int tries = 0;
+    bool stable = false;  // the size in use is accepted, and accepting it changes nothing
+    while (!stable && tries < 64) {
+      const std::size_t n = s.current();
+      REQUIRE(n >= 1);
+      REQUIRE(n <= std::max(start, accepted_max));
+      if (n <= limit) {
+        s.on_accepted(n);
+        accepted_max = std::max(accepted_max, n);
+        stable = s.current() == n;
+      } else {
+        s.on_too_long(n);
+        refused = true;
+      }
+      ++tries;
+    }
+    CAPTURE(round);
+    CAPTURE(start);
+    CAPTURE(limit);
+    CHECK(stable);
+    CHECK(tries <= 24);  // about two binary searches at most (a stale accept, then the limit)
+    CHECK(s.current() <= limit);
+    if (refused) CHECK(s.settled());
+    if (steps == 0) {
+      // No history: the largest size allowed by both limit and start, or the
+      // start itself when nothing was ever refused.
+      CHECK(s.current() == (limit >= start ? start : limit));
+    }
+  }
+  // The sequence that once broke it: refused 500, refused 250, then the
+  // answer to a 300 written before the refusals: accepted.
+  batch_sizer b(500);
+  b.on_too_long(500);
+  b.on_too_long(250);
+  b.on_accepted(300);
+  CHECK(b.current() >= 1);
+  CHECK(b.current() <= 500);
+  CHECK(b.current() == 300);
+}

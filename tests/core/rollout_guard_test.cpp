@@ -116,3 +116,35 @@ TEST_CASE("ramp: start, multiply after every N successes, stop at the configured
   CHECK(g.ramp_rate() == 30);                                   // capped
   CHECK(rollout_guard(rollout_config{}, 30).ramp_rate() == 0);  // no ramp
 }
+
+TEST_CASE("a canary is judged by \"above the ratio\": a perfect canary passes a ratio of 0") {
+  // abort_failure_ratio 0: the canary must not fail at all; with none failed
+  // it passes.
+  rollout_guard perfect(config(5, 0.0, 0));
+  perfect.on_admitted(5);
+  for (int i = 0; i < 5; ++i) perfect.on_result(outcome_reason::accepted, 0);
+  CHECK(!perfect.aborted());
+  CHECK(!perfect.in_canary());
+  CHECK(perfect.admit_limit() > 1'000'000);
+  // Exactly at the ratio is not above it: 1 of 4 failed against 0.25.
+  rollout_guard edge(config(4, 0.25, 0));
+  edge.on_admitted(4);
+  edge.on_result(outcome_reason::device_failed, 0);
+  for (int i = 0; i < 3; ++i) edge.on_result(outcome_reason::accepted, 0);
+  CHECK(!edge.aborted());
+  // One more failure than that aborts.
+  rollout_guard over(config(4, 0.25, 0));
+  over.on_admitted(4);
+  over.on_result(outcome_reason::device_failed, 0);
+  over.on_result(outcome_reason::device_failed, 0);
+  over.on_result(outcome_reason::accepted, 0);
+  over.on_result(outcome_reason::accepted, 0);
+  CHECK(over.aborted());
+  // A ratio of 0 with a single failed canary device aborts.
+  rollout_guard strict(config(3, 0.0, 0));
+  strict.on_admitted(3);
+  strict.on_result(outcome_reason::accepted, 0);
+  strict.on_result(outcome_reason::transport_failed, 0);
+  strict.on_result(outcome_reason::accepted, 0);
+  CHECK(strict.aborted());
+}

@@ -18,7 +18,6 @@ TEST_CASE("counts by status and reason add up to the records, and serialise") {
     s.count(r);
   }
   s.requests = 3;
-  s.retries = 1;
   s.elapsed_s = 2.0;
   s.batch_size = 500;
   CHECK(s.records == 6);
@@ -45,7 +44,7 @@ TEST_CASE("counts by status and reason add up to the records, and serialise") {
   CHECK(int64_t(doc["batch_size"]) == 500);
 }
 
-TEST_CASE("exit codes: 0 all succeeded, 1 some not, 3 aborted or cancelled") {
+TEST_CASE("exit codes: 0 all succeeded, 1 some not or failed, 3 aborted, 4 cancelled") {
   run_summary s;
   device_result r;
   r.reason = outcome_reason::accepted;
@@ -54,7 +53,12 @@ TEST_CASE("exit codes: 0 all succeeded, 1 some not, 3 aborted or cancelled") {
   s.state = job_state::aborted;
   CHECK(s.exit_code() == 3);
   s.state = job_state::cancelled;
-  CHECK(s.exit_code() == 3);
+  CHECK(s.exit_code() == 4);
+  s.state = job_state::failed;  // failed on the way, even with every device a success so far
+  CHECK(s.exit_code() == 1);
+  run_summary empty_failed;  // a job that failed before any record: not "all succeeded"
+  empty_failed.state = job_state::failed;
+  CHECK(empty_failed.exit_code() == 1);
   s.state = job_state::completed;
   r.reason = outcome_reason::cancelled;
   s.count(r);
@@ -113,4 +117,35 @@ TEST_CASE("a resumed run adds the counts of the run it continues") {
   CHECK(now.count_of(device_status::succeeded) == 2);
   CHECK(now.count_of(outcome_reason::device_failed) == 1);
   CHECK(now.exit_code() == 1);
+}
+
+TEST_CASE("retries are the results' attempts beyond the first; runs are listed") {
+  run_summary s;
+  device_result r;
+  r.reason = outcome_reason::accepted;
+  for (std::uint32_t a : {1u, 3u, 0u, 2u}) {
+    r.attempts = a;
+    s.count(r);
+  }
+  CHECK(s.retries == 3);  // 0 + 2 + 0 + 1
+  run_summary earlier;
+  r.attempts = 5;
+  earlier.count(r);
+  s.add_counts(earlier);
+  CHECK(s.retries == 7);
+  s.runs = {{std::nullopt, 0, 1, 7}, {job_state::completed, 2.0, 4, 3}};
+  s.elapsed_s = 2.0;
+  CHECK(s.devices_per_second() == doctest::Approx(2.0));  // the last run's 4 devices in 2 s
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  const auto json = s.to_json();
+  REQUIRE(parser.parse(json).get(doc) == simdjson::SUCCESS);
+  CHECK(int64_t(doc["retries"]) == 7);
+  simdjson::dom::array runs = doc["runs"];
+  CHECK(runs.size() == 2);
+  CHECK(std::string_view(runs.at(0)["state"]) == "interrupted");
+  CHECK(runs.at(0)["elapsed_s"].is_null());
+  CHECK(int64_t(runs.at(0)["requests"]) == 7);
+  CHECK(std::string_view(runs.at(1)["state"]) == "completed");
+  CHECK(doc["reason"].is_null());
 }

@@ -457,7 +457,7 @@ TEST_CASE(
   sink.r = &r;
   const auto summary = r.run();
   CHECK(summary.state == job_state::cancelled);
-  CHECK(summary.exit_code() == 3);
+  CHECK(summary.exit_code() == 4);
   std::set<std::uint64_t> seen;
   for (const auto& x : sink.results) CHECK(seen.insert(x.index).second);
   CHECK(seen.size() == static_cast<std::size_t>(n));
@@ -467,7 +467,59 @@ TEST_CASE(
         emu.state().counter(emulator_counter::devices));
 }
 
-TEST_CASE("an endpoint that is not there: every device fails after its tries, none lost") {
+TEST_CASE("a second cancel cuts the requests in flight; their devices follow unknown_outcome") {
+  for (const char* policy : {"retry", "fail"}) {
+    CAPTURE(policy);
+    emulator_config e;
+    e.latency_fixed_ms = 3000;  // no answer comes before the cut
+    e.listen = "127.0.0.1:0";
+    e.tls = false;
+    e.threads = 1;
+    net::emulator emu(e);
+    temp_dir dir;
+    const std::string text = fmt::format(
+        R"({{"endpoint":"{}","auth":{{"token_env":"HOME"}},"command":{{"type":2,"data":"[]"}},"devices":{{"file":"d.csv"}},"batch":{{"max_devices":10}},"connections":2,"rate":{{"requests_per_second":0}},"retry":{{"unknown_outcome":"{}"}}}})",
+        emu.url(), policy);
+    auto parsed = parse_job(text, (dir.path() / "job.json").string());
+    REQUIRE(parsed.job);
+    const int n = 300;
+    std::istringstream in(csv_devices(n));
+    device_stream devices(make_device_reader(device_format::csv, in));
+    collecting_sink sink;
+    std::set<std::uint64_t> written;
+    net::rollout* self = nullptr;
+    net::rollout_options options;
+    options.before_send = [&](const batch& b) {
+      for (std::size_t i = 0; i < b.size(); ++i) written.insert(b.index(i));
+      if (written.size() == 20) {  // both connections have a request out: two signals
+        self->cancel();
+        self->cancel();
+      }
+      return std::string();
+    };
+    net::rollout r(*parsed.job, devices, sink, options);
+    self = &r;
+    const auto summary = r.run();
+    CHECK(summary.state == job_state::cancelled);
+    CHECK(summary.count_of(outcome_reason::accepted) == 0);  // nothing waited for
+    std::set<std::uint64_t> seen;
+    for (const auto& x : sink.results) {
+      CHECK(seen.insert(x.index).second);
+      if (written.count(x.index)) {
+        CHECK(x.uncertain);  // written, never answered
+        CHECK(x.reason == (std::string(policy) == "retry" ? outcome_reason::cancelled
+                                                          : outcome_reason::transport_failed));
+      } else {
+        CHECK(!x.uncertain);
+        CHECK(x.reason == outcome_reason::cancelled);
+      }
+    }
+    CHECK(seen.size() == n);
+    CHECK(written.size() == 20);
+  }
+}
+
+TEST_CASE("an endpoint that is not there: the job fails before sending, no device burnt") {
   temp_dir dir;
   const std::string text =
       R"({"endpoint":"http://127.0.0.1:9","auth":{"token_env":"HOME"},"command":{"type":2,"data":"[]"},"devices":{"file":"d.csv"},"batch":{"max_devices":10},"connections":2,"retry":{"max_attempts":2,"base_delay_ms":1,"max_delay_ms":5}})";
@@ -478,10 +530,24 @@ TEST_CASE("an endpoint that is not there: every device fails after its tries, no
   collecting_sink sink;
   net::rollout r(*parsed.job, devices, sink);
   const auto summary = r.run();
-  CHECK(summary.count_of(outcome_reason::transport_failed) == 55);
+  // One connection is tried (max_attempts times) before the fleet is read;
+  // when it cannot be made, the job fails: every device skipped, resumable.
+  CHECK(summary.state == job_state::failed);
+  CHECK(summary.exit_code() == 1);
+  CHECK(summary.count_of(outcome_reason::job_failed) == 55);
+  CHECK(summary.count_of(device_status::failed) == 0);
+  CHECK(summary.requests == 0);
   CHECK(sink.results.size() == 55);
+  std::set<std::uint64_t> seen;
+  for (const auto& res : sink.results) {
+    CHECK(seen.insert(res.index).second);
+    CHECK(res.attempts == 0);
+    CHECK(!res.uncertain);  // never written: nothing can have reached a device
+  }
+  CHECK(seen.size() == 55);
+  CHECK(r.failure().find("cannot connect to http://127.0.0.1:9") != std::string::npos);
+  CHECK(r.failure().find("2 tries") != std::string::npos);
   CHECK(sink.results[0].msg.find("cannot connect") != std::string::npos);
-  CHECK(!sink.results[0].uncertain);  // never written: nothing can have reached a device
 }
 
 TEST_CASE("abort: failures above the threshold stop the rollout; nothing sent after the verdict") {
@@ -703,10 +769,12 @@ TEST_CASE("TLS: the engine refuses an untrusted certificate and a wrong host nam
   };
   {  // the system trust store does not know the emulator's certificate
     auto [summary, results, requests] = run_tls({}, "127.0.0.1", "", "");
-    CHECK(summary.count_of(outcome_reason::transport_failed) == 30);
+    CHECK(summary.state == job_state::failed);  // at the first connection, before sending
+    CHECK(summary.count_of(outcome_reason::job_failed) == 30);
     CHECK(requests == 0);
     REQUIRE(!results.empty());
     CHECK(results[0].msg.find("cannot connect") != std::string::npos);
+    CHECK(results[0].msg.find("certificate verify failed") != std::string::npos);
     CHECK(!results[0].uncertain);
   }
   {  // trusted, but issued for another name than the one dialled
@@ -718,7 +786,7 @@ TEST_CASE("TLS: the engine refuses an untrusted certificate and a wrong host nam
     e.cert_file = (dir.path() / "c.pem").string();
     e.key_file = (dir.path() / "k.pem").string();
     auto [summary, results, requests] = run_tls(e, "127.0.0.1", id.cert_pem, "");
-    CHECK(summary.count_of(outcome_reason::transport_failed) == 30);
+    CHECK(summary.count_of(outcome_reason::job_failed) == 30);
     CHECK(requests == 0);
     // A certificate that names the address dialled is accepted (no name
     // resolution involved: both dial 127.0.0.1).
@@ -735,7 +803,7 @@ TEST_CASE("TLS: the engine refuses an untrusted certificate and a wrong host nam
   }
   {  // ...and without it nothing is: no store is not "trust anything"
     auto [summary, results, requests] = run_tls({}, "127.0.0.1", "", "", false);
-    CHECK(summary.count_of(outcome_reason::transport_failed) == 30);
+    CHECK(summary.count_of(outcome_reason::job_failed) == 30);
     CHECK(requests == 0);
   }
   {  // tls.verify false: the connection goes through (the command line warns on every run)
