@@ -340,8 +340,8 @@ struct job_output::impl {
       std::string_view state;
       double elapsed = 0;
       if (!r["state"].get(state)) {
-        for (auto s : {job_state::completed, job_state::aborted, job_state::cancelled,
-                       job_state::failed}) {
+        for (auto s :
+             {job_state::completed, job_state::aborted, job_state::cancelled, job_state::failed}) {
           if (to_string(s) == state) rec.state = s;
         }
       }
@@ -492,7 +492,8 @@ void job_output::abandon() {
     s.results.reset();
     s.journal.reset();
     std::error_code ec;
-    for (const char* f : {"results.ndjson", "sent.journal", "rollout.json"}) fs::remove(s.dir / f, ec);
+    for (const char* f : {"results.ndjson", "sent.journal", "rollout.json"})
+      fs::remove(s.dir / f, ec);
   }
 }
 

@@ -26,7 +26,15 @@ commands:
       --dry-run            validate the job, read every device, print the
                            batch plan and the counts; send nothing
       --resume             continue a stopped run from its output folder:
-                           nothing that has a result is sent again
+                           sends the devices without a final result and
+                           those skipped (cancelled, job_failed, aborted);
+                           refused when the device list, endpoint or
+                           command changed
+      --retry-failed[=R,...]
+                           with --resume's work, also send again the devices
+                           that failed for these reasons (default
+                           transport_failed,missing_in_answer,batch_rejected;
+                           device_failed only when named)
       --emulate            rehearse: send to an in-process emulator on a free
                            loopback port instead of the job's endpoint
       --emulator-config F  that emulator's config (see fleetcast emulate --help)
@@ -41,8 +49,11 @@ commands:
   bench [options]          a fleet-wide rollout benchmark (fleetcast bench --help)
   help                     this text
 
-exit status of run: 0 all devices would be sent (or succeeded), 1 some
-records are skipped (or failed), 2 the job is invalid, 3 aborted or cancelled
+exit status of run: 0 all devices succeeded (a dry run: would be sent); 1
+some failed or were skipped, or the job failed on the way (resumable); 2 the
+job is invalid and nothing was sent (also: the output folder is in use, or a
+resume whose rollout changed); 3 aborted by the rollout guard; 4 cancelled
+(signal, end of the time window). 1, 3 and 4: continue with --resume.
 )";
 
 int run(const std::vector<std::string_view>& args) {
@@ -55,6 +66,9 @@ int run(const std::vector<std::string_view>& args) {
       dry = true;
     } else if (a == "--resume") {
       flags.resume = true;
+    } else if (a == "--retry-failed" || a.starts_with("--retry-failed=")) {
+      flags.resume = true;
+      flags.retry_failed = std::string(a.size() > 15 ? a.substr(15) : std::string_view());
     } else if (a == "--emulate") {
       flags.emulate = true;
     } else if (a == "--emulator-config") {

@@ -25,17 +25,19 @@ std::optional<std::string> resume_plan::retry_failed(std::string_view list) {
       const auto r = static_cast<outcome_reason>(i);
       if (to_string(r) != name) continue;
       if (status_of(r) != device_status::failed) {
-        return fmt::format("--retry-failed: {} is not a failure (failures: device_failed, "
-                           "missing_in_answer, batch_rejected, transport_failed)",
-                           name);
+        return fmt::format(
+            "--retry-failed: {} is not a failure (failures: device_failed, "
+            "missing_in_answer, batch_rejected, transport_failed)",
+            name);
       }
       mask_ |= bit(r);
       found = true;
     }
     if (!found) {
-      return fmt::format("--retry-failed: unknown reason \"{}\" (failures: device_failed, "
-                         "missing_in_answer, batch_rejected, transport_failed)",
-                         name);
+      return fmt::format(
+          "--retry-failed: unknown reason \"{}\" (failures: device_failed, "
+          "missing_in_answer, batch_rejected, transport_failed)",
+          name);
     }
   }
   return std::nullopt;

@@ -25,7 +25,9 @@ class resume_plan {
   std::optional<std::string> retry_failed(std::string_view list);
 
   // Whether a device with this earlier outcome is sent again.
-  bool sends_again(outcome_reason r) const noexcept { return mask_ >> static_cast<unsigned>(r) & 1; }
+  bool sends_again(outcome_reason r) const noexcept {
+    return mask_ >> static_cast<unsigned>(r) & 1;
+  }
 
  private:
   std::uint32_t mask_;

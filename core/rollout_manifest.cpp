@@ -103,10 +103,11 @@ std::vector<std::string> rollout_manifest::differences(const rollout_manifest& n
   std::vector<std::string> out;
   // By content: the same list read through another path is the same list.
   if (devices_sha256 != now.devices_sha256) {
-    out.push_back(fmt::format("the device list: the first run sent {} (sha256 {}), this one reads "
-                              "{} (sha256 {})",
-                              devices_source, devices_sha256.value_or("unknown"),
-                              now.devices_source, now.devices_sha256.value_or("unknown")));
+    out.push_back(
+        fmt::format("the device list: the first run sent {} (sha256 {}), this one reads "
+                    "{} (sha256 {})",
+                    devices_source, devices_sha256.value_or("unknown"), now.devices_source,
+                    now.devices_sha256.value_or("unknown")));
   }
   if (endpoint != now.endpoint) {
     out.push_back(fmt::format("the endpoint: the first run sent to {}, this one to {}", endpoint,

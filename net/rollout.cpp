@@ -332,7 +332,8 @@ struct rollout::impl {
     const auto now = now_us();
     if (!unreachable_since_us) unreachable_since_us = now;
     unreachable_why = std::move(why);
-    if (now - *unreachable_since_us >= static_cast<std::int64_t>(j.timeouts.unreachable_s) * 1'000'000) {
+    if (now - *unreachable_since_us >=
+        static_cast<std::int64_t>(j.timeouts.unreachable_s) * 1'000'000) {
       stop(job_state::failed,
            fmt::format("no connection could be made for {} s (timeouts.unreachable_s): {}",
                        j.timeouts.unreachable_s, unreachable_why));
@@ -362,7 +363,8 @@ struct rollout::impl {
           state = job_state::failed;
         } else if (records == 0 && failure.empty()) {
           // The reference page's answer to an empty list, said before sending.
-          failure = "the device list has no records: nothing to send (5311 Please enter device list)";
+          failure =
+              "the device list has no records: nothing to send (5311 Please enter device list)";
           state = job_state::failed;
         }
         break;
@@ -662,7 +664,7 @@ struct rollout::impl {
     bool server_closes = false;
     std::uint32_t retry_after_s = 0;
     std::uint64_t retry_after_asked_s = 0;  // before the cap
-    std::string detail;  // why there is no answer, when known
+    std::string detail;                     // why there is no answer, when known
   };
 
   template <typename Stream>
@@ -702,8 +704,8 @@ struct rollout::impl {
         v = std::min<std::uint64_t>(v * 10 + static_cast<unsigned>(ch - '0'), 1ULL << 40);
       }
       a.retry_after_asked_s = v;
-      a.retry_after_s = static_cast<std::uint32_t>(
-          std::min<std::uint64_t>(v, j.retry.max_retry_after_s));
+      a.retry_after_s =
+          static_cast<std::uint32_t>(std::min<std::uint64_t>(v, j.retry.max_retry_after_s));
     }
     if (a.result.http_status == 200) {
       a.result.decoded = !c.decoder.decode(c.answer.view(), c.answer.readable());
@@ -770,10 +772,11 @@ struct rollout::impl {
             ready.push_front(std::move(p));
             ++c.connect_failures;
             note_unreachable(fmt::format("cannot connect to {}: {}", j.endpoint.url, ec.message()));
-            co_await wait_until(c,
-                                now_us() + 1000 * static_cast<std::int64_t>(retry.delay_ms(
-                                                      std::min(c.connect_failures + 1, 8u), unit())),
-                                true);
+            co_await wait_until(
+                c,
+                now_us() + 1000 * static_cast<std::int64_t>(
+                                      retry.delay_ms(std::min(c.connect_failures + 1, 8u), unit())),
+                true);
             break;
           }
           c.connect_failures = 0;
@@ -843,9 +846,10 @@ struct rollout::impl {
         long_wait_until_us = now_us() + static_cast<std::int64_t>(a.retry_after_s) * 1'000'000;
         long_wait_why =
             a.retry_after_asked_s > a.retry_after_s
-                ? fmt::format("the server asked to wait {} s (Retry-After); waiting {} s "
-                              "(retry.max_retry_after_s)",
-                              a.retry_after_asked_s, a.retry_after_s)
+                ? fmt::format(
+                      "the server asked to wait {} s (Retry-After); waiting {} s "
+                      "(retry.max_retry_after_s)",
+                      a.retry_after_asked_s, a.retry_after_s)
                 : fmt::format("the server asked to wait {} s (Retry-After)", a.retry_after_s);
       }
       settle(std::move(p), a.result, a.result.decoded ? &c.decoder.response() : nullptr,
@@ -897,9 +901,9 @@ struct rollout::impl {
     p.input_complete = input_done;
     const auto now = now_us();
     if (unreachable_since_us && !stopping) {
-      p.waiting_for = fmt::format("no connection for {:.0f} s: {}",
-                                  static_cast<double>(now - *unreachable_since_us) / 1e6,
-                                  unreachable_why);
+      p.waiting_for =
+          fmt::format("no connection for {:.0f} s: {}",
+                      static_cast<double>(now - *unreachable_since_us) / 1e6, unreachable_why);
     } else if (token_fetching) {
       p.waiting_for = "a fresh token (auth.token_command)";
     } else if (now < long_wait_until_us) {
@@ -967,9 +971,9 @@ struct rollout::impl {
     for (std::uint32_t attempt = 1;; ++attempt) {
       if (cancel_requested) stop(job_state::cancelled);
       if (stopping) {
-          end_connections(n);
-          co_return;
-        }
+        end_connections(n);
+        co_return;
+      }
       const auto ec = co_await connect(*c);
       if (!ec) break;
       const auto why = fmt::format("cannot connect to {}: {}", j.endpoint.url, ec.message());

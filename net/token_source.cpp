@@ -60,8 +60,8 @@ pid_t spawn_child(const std::vector<std::string>& argv, int& out_fd, std::string
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &defaults);
   posix_spawnattr_setpgroup(&attr, 0);  // its own group: killed together
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-                                      POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -140,7 +140,6 @@ std::string token_source::fetch() {
   return token;
 }
 
-
 void token_command_control::kill() noexcept {
   killed = true;
   if (group > 0) ::kill(-group, SIGKILL);
@@ -153,8 +152,8 @@ std::string check_token(const std::string& token) {
 }
 
 asio::awaitable<std::string> async_token_command(const auth_config& config,
-                                                  token_command_control& control,
-                                                  std::string& error) {
+                                                 token_command_control& control,
+                                                 std::string& error) {
   const auto& name = config.token_command.front();
   int fd = -1;
   std::string spawn_error;
@@ -195,9 +194,10 @@ asio::awaitable<std::string> async_token_command(const auth_config& config,
   ::close(fd);
   control.group = 0;
   if (timed_out) {
-    error = fmt::format("auth.token_command: {} did not exit within {} ms (auth.command_timeout_ms); "
-                        "killed",
-                        name, config.command_timeout_ms);
+    error = fmt::format(
+        "auth.token_command: {} did not exit within {} ms (auth.command_timeout_ms); "
+        "killed",
+        name, config.command_timeout_ms);
     co_return std::string();
   }
   if (control.killed) {

@@ -18,12 +18,18 @@ emulator_config() {  # JSON -> a config file's path
   printf '%s\n' "$1" >"$f"
   echo "$f"
 }
-start_emulator() {  # extra flags...; sets port and emu_pid
-  "$bin" emulate --plain --listen 127.0.0.1:0 --threads 1 "$@" 2>"$tmp/emu.err" &
+start_emulator() {  # extra flags...; sets port and emu_pid (EMU_PORT: that port, not a free one)
+  "$bin" emulate --plain --listen "127.0.0.1:${EMU_PORT:-0}" --threads 1 "$@" 2>"$tmp/emu.err" &
   emu_pid=$!
   for _ in $(seq 100); do grep -q serving "$tmp/emu.err" && break; sleep 0.1; done
   port=$(sed -n 's|.*serving http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$tmp/emu.err")
   [ -n "$port" ] || { echo "emulator did not start: $(cat "$tmp/emu.err")"; exit 1; }
+}
+wait_for_lines() {  # FILE N: until FILE has N lines (4 s at most)
+  for _ in $(seq 200); do
+    [ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ] && return
+    sleep 0.02
+  done
 }
 stop_emulator() {  # the record is complete once it stops
   kill -TERM "$emu_pid"

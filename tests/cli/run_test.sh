@@ -32,10 +32,7 @@ start_emulator --record "$tmp/record1.ndjson" --config "$(emulator_config '{"lat
 write_job killed
 "$bin" run "$tmp/killed.json" >"$tmp/kill.out" 2>&1 &
 run_pid=$!
-for _ in $(seq 200); do
-  [ -f "$tmp/out/killed/results.ndjson" ] && [ "$(wc -l <"$tmp/out/killed/results.ndjson")" -ge 3000 ] && break
-  sleep 0.02
-done
+wait_for_lines "$tmp/out/killed/results.ndjson" 3000
 kill -KILL "$run_pid"
 wait "$run_pid" 2>/dev/null
 before=$(wc -l <"$tmp/out/killed/results.ndjson")
@@ -58,10 +55,7 @@ start_emulator --record "$tmp/record2.ndjson" --config "$(emulator_config '{"lat
 write_job stopped
 "$bin" run "$tmp/stopped.json" >"$tmp/int.out" 2>&1 &
 run_pid=$!
-for _ in $(seq 200); do
-  [ -f "$tmp/out/stopped/results.ndjson" ] && [ "$(wc -l <"$tmp/out/stopped/results.ndjson")" -ge 2000 ] && break
-  sleep 0.02
-done
+wait_for_lines "$tmp/out/stopped/results.ndjson" 2000
 kill -INT "$run_pid"
 wait "$run_pid"
 rc=$?

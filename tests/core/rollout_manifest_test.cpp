@@ -1,6 +1,6 @@
 // The rollout's identity for --resume, and what a resume sends again.
-#include "core/resume_plan.hpp"
 #include "core/rollout_manifest.hpp"
+#include "core/resume_plan.hpp"
 
 #include <doctest/doctest.h>
 
@@ -73,10 +73,10 @@ TEST_CASE("a resume sends again what a stop skipped, and the failures named") {
   CHECK(p.sends_again(outcome_reason::cancelled));
   CHECK(p.sends_again(outcome_reason::job_failed));
   CHECK(p.sends_again(outcome_reason::aborted));
-  for (auto r : {outcome_reason::accepted, outcome_reason::device_failed,
-                 outcome_reason::transport_failed, outcome_reason::duplicate,
-                 outcome_reason::invalid_record, outcome_reason::missing_in_answer,
-                 outcome_reason::batch_rejected})
+  for (auto r :
+       {outcome_reason::accepted, outcome_reason::device_failed, outcome_reason::transport_failed,
+        outcome_reason::duplicate, outcome_reason::invalid_record,
+        outcome_reason::missing_in_answer, outcome_reason::batch_rejected})
     CHECK(!p.sends_again(r));
 
   resume_plan defaults;
