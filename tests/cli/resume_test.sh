@@ -128,7 +128,7 @@ stop_emulator
 [ ! -s "$tmp/rec-refused.ndjson" ] && ok || fail "a refused resume sent $(wc -l <"$tmp/rec-refused.ndjson") devices"
 
 # 4. Two processes on one folder: exactly one runs, the other is refused at once.
-start_emulator --record "$tmp/rec-two.ndjson" --config "$(emulator_config '{"latency_ms": 20}')"
+start_emulator --record "$tmp/rec-two.ndjson" --config "$(emulator_config '{"latency_ms": 200}')"
 write_job two devices.csv
 "$bin" run "$tmp/two.json" >"$tmp/two-a.out" 2>&1 &
 a=$!
