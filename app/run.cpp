@@ -4,8 +4,8 @@
 #include "app/run.hpp"
 
 #include "app/job_files.hpp"
-#include "core/device_result.hpp"
 #include "app/job_output.hpp"
+#include "core/device_result.hpp"
 #include "core/job_parser.hpp"
 #include "net/emulator.hpp"
 #include "net/rollout.hpp"

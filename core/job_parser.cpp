@@ -459,11 +459,11 @@ job_parse_result parse_job(std::string_view text, std::string_view job_file) {
   job j;
   j.job_file = std::string(job_file);
   dom::object top;
-  if (!r.fields(root, "",
-                {"name", "endpoint", "auth", "tls", "command", "devices", "batch", "rate",
-                 "connections", "pipeline_depth", "max_answer_bytes", "timeouts", "retry", "rollout",
-                 "output"},
-                top)) {
+  if (!r.fields(
+          root, "",
+          {"name", "endpoint", "auth", "tls", "command", "devices", "batch", "rate", "connections",
+           "pipeline_depth", "max_answer_bytes", "timeouts", "retry", "rollout", "output"},
+          top)) {
     return result;
   }
   for (std::string_view required : {"endpoint", "auth", "command", "devices"}) {
@@ -527,10 +527,10 @@ job_parse_result parse_job(std::string_view text, std::string_view job_file) {
     r.integer(obj, "timeouts", "unreachable_s", j.timeouts.unreachable_s, 0, 86400);
   }
   if (top["retry"].get(e) == simdjson::SUCCESS &&
-      r.fields(e, "retry",
-               {"max_attempts", "base_delay_ms", "max_delay_ms", "unknown_outcome",
-                "max_retry_after_s"},
-               obj)) {
+      r.fields(
+          e, "retry",
+          {"max_attempts", "base_delay_ms", "max_delay_ms", "unknown_outcome", "max_retry_after_s"},
+          obj)) {
     r.integer(obj, "retry", "max_retry_after_s", j.retry.max_retry_after_s, 0, 86400);
     r.integer(obj, "retry", "max_attempts", j.retry.max_attempts, 1, 100);
     r.integer(obj, "retry", "base_delay_ms", j.retry.base_delay_ms, 0, 3600000);

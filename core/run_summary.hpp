@@ -21,7 +21,7 @@ struct run_record {
   // Its final state; absent for a process that was killed (no summary of
   // its own), whose requests are known from the send journal.
   std::optional<job_state> state;
-  double elapsed_s = 0;      // absent state: unknown, 0
+  double elapsed_s = 0;       // absent state: unknown, 0
   std::uint64_t devices = 0;  // records given an outcome by this run
   std::uint64_t requests = 0;
 };

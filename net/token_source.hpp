@@ -8,8 +8,8 @@
 
 #include <boost/asio/awaitable.hpp>
 
-#include <string>
 #include <sys/types.h>
+#include <string>
 
 namespace fleetcast::net {
 
@@ -55,8 +55,8 @@ struct token_command_control {
 // or sets `error` naming the command and its exit status, signal or
 // timeout, never its output. Polls every 10 ms on the caller's executor.
 boost::asio::awaitable<std::string> async_token_command(const auth_config& config,
-                                                         token_command_control& control,
-                                                         std::string& error);
+                                                        token_command_control& control,
+                                                        std::string& error);
 
 // The checks every token passes (one line); an error text or "".
 std::string check_token(const std::string& token);

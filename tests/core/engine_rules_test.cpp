@@ -212,7 +212,7 @@ TEST_CASE("token bucket: after any idle time, exactly burst requests pass at onc
   for (double burst : {1.0, 2.0, 5.0, 20.0}) {
     CAPTURE(burst);
     token_bucket b(10, burst);
-    b.reserve(1, 0);                   // started
+    b.reserve(1, 0);                           // started
     const std::int64_t later = 3'600'000'000;  // an hour of refill
     int at_once = 0;
     while (b.reserve(1, later) == later && at_once < 100) ++at_once;
