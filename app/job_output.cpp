@@ -171,9 +171,15 @@ std::uint64_t key_fingerprint(const pkdk_view& d) {
   return device_hash(d.product_key, d.device_key) | 1;  // never 0: 0 is "no result"
 }
 
+std::string hex(const unsigned char* md, unsigned len) {
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) fmt::format_to(std::back_inserter(out), "{:02x}", md[i]);
+  return out;
+}
+
 }  // namespace
 
-bool file_sha256(const std::string& path, std::string& hex, std::string& error) {
+bool file_sha256(const std::string& path, std::string& hex_out, std::string& error) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     error = fmt::format("{}: cannot open: {}", path, errno_text());
@@ -193,8 +199,7 @@ bool file_sha256(const std::string& path, std::string& hex, std::string& error) 
   unsigned len = 0;
   EVP_DigestFinal_ex(ctx, md, &len);
   EVP_MD_CTX_free(ctx);
-  hex.clear();
-  for (unsigned i = 0; i < len; ++i) fmt::format_to(std::back_inserter(hex), "{:02x}", md[i]);
+  hex_out = hex(md, len);
   return ok;
 }
 
@@ -202,9 +207,7 @@ std::string text_sha256(std::string_view text) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned len = 0;
   EVP_Digest(text.data(), text.size(), md, &len, EVP_sha256(), nullptr);
-  std::string hex;
-  for (unsigned i = 0; i < len; ++i) fmt::format_to(std::back_inserter(hex), "{:02x}", md[i]);
-  return hex;
+  return hex(md, len);
 }
 
 struct job_output::impl {
