@@ -224,10 +224,15 @@ struct job_output::impl {
   std::optional<append_file> journal;
   std::string journal_line;
   std::uint64_t requests_now = 0;
-  bool fresh = false;  // no results were there before this run
+  bool fresh = false;     // no results were there before this run
+  std::string compacted;  // the kept results, written aside until commit()
+  bool committed = false;
+  fsync_policy fsync{};
 
   ~impl() {
-    if (lock_fd >= 0) ::close(lock_fd);  // releases the lock
+    std::error_code ec;
+    if (!compacted.empty()) fs::remove(compacted, ec);  // a resume refused by verify()
+    if (lock_fd >= 0) ::close(lock_fd);                 // releases the lock
   }
 
   // One process per folder: an flock held until this process ends.
@@ -239,9 +244,14 @@ struct job_output::impl {
       return open_outcome::failed;
     }
     if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-      char buf[64] = {};
-      const auto n = ::pread(lock_fd, buf, sizeof buf - 1, 0);
-      std::string holder = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
+      // The holder writes its PID just after it took the lock: give it a moment.
+      std::string holder;
+      for (int tries = 0; holder.empty() && tries < 50; ++tries) {
+        if (tries > 0) ::usleep(2000);
+        char buf[64] = {};
+        const auto n = ::pread(lock_fd, buf, sizeof buf - 1, 0);
+        if (n > 0) holder.assign(buf, static_cast<std::size_t>(n));
+      }
       while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
       error = fmt::format(
           "output.dir {} is in use by {}: one process per output folder (wait for it, or stop "
@@ -304,9 +314,28 @@ struct job_output::impl {
       error = kept_file.error();
       return open_outcome::failed;
     }
-    fs::rename(kept_path, results_path, ec);
-    if (ec) {
-      error = fmt::format("{}: {}", results_path, ec.message());
+    compacted = kept_path;  // put in place by commit(), once verify() passed
+    return open_outcome::ok;
+  }
+
+  // The folder changes only from here on: the compacted results replace the
+  // old ones, and the writers open.
+  open_outcome commit(std::string& error) {
+    const auto results_path = (dir / "results.ndjson").string();
+    if (!compacted.empty()) {
+      std::error_code ec;
+      fs::rename(compacted, results_path, ec);
+      if (ec) {
+        error = fmt::format("{}: {}", results_path, ec.message());
+        return open_outcome::failed;
+      }
+      compacted.clear();
+    }
+    results.emplace(results_path, fsync, carry);
+    journal.emplace((dir / "sent.journal").string(), fsync);
+    committed = true;
+    if (!results->failure().empty() || !journal->error().empty()) {
+      error = !results->failure().empty() ? std::string(results->failure()) : journal->error();
       return open_outcome::failed;
     }
     return open_outcome::ok;
@@ -414,16 +443,16 @@ open_outcome job_output::open(const std::string& dir, const output_request& requ
       return open_outcome::failed;
     }
   }
-  s.results.emplace(results_path, request.fsync, s.carry);
-  s.journal.emplace(journal_path, request.fsync);
-  if (!s.results->failure().empty() || !s.journal->error().empty()) {
-    error = !s.results->failure().empty() ? std::string(s.results->failure()) : s.journal->error();
-    return open_outcome::failed;
-  }
-  return open_outcome::ok;
+  s.fsync = request.fsync;
+  if (has_results) return open_outcome::ok;  // verify() checks, then commits
+  return s.commit(error);
 }
 
-bool job_output::verify(device_stream& devices, std::string& error) {
+bool job_output::needs_verify() const noexcept {
+  return !impl_->committed;
+}
+
+open_outcome job_output::verify(device_stream& devices, std::string& error) {
   auto& s = *impl_;
   device_record record;
   record_kind kind;
@@ -438,13 +467,13 @@ bool job_output::verify(device_stream& devices, std::string& error) {
           "--resume refused: results.ndjson holds a result for index {} that does not name the "
           "device list's record {} ({}/{}): the list or the results were changed",
           i, i, record.device.product_key, record.device.device_key);
-      return false;
+      return open_outcome::refused;
     }
     ++matched;
   }
   if (!devices.fatal_error().empty()) {
     error = "the device list cannot be read: " + devices.fatal_error();
-    return false;
+    return open_outcome::refused;
   }
   if (matched != s.kept) {
     std::uint64_t first = 0;
@@ -458,13 +487,17 @@ bool job_output::verify(device_stream& devices, std::string& error) {
         "--resume refused: results.ndjson holds {} result{} for records the device list does not "
         "have (it has {} records; the first such index is {})",
         s.kept - matched, s.kept - matched == 1 ? "" : "s", records, first);
-    return false;
+    return open_outcome::refused;
   }
-  return true;
+  return s.commit(error);
 }
 
 void job_output::attach(net::rollout_options& options) {
   auto* s = impl_.get();
+  if (!s->committed) {  // a caller that did not verify: as before verify() existed
+    std::string error;
+    s->commit(error);  // a writer's failure shows in sink()'s results
+  }
   options.already_done = [s](std::uint64_t i) { return s->done.contains(i); };
   // A device sent again keeps what its result said; the others: whether a
   // journal entry says an earlier run may have sent it.

@@ -47,10 +47,14 @@ class job_output {
   // refused (a second run must not mix with the first). `error` says why.
   open_outcome open(const std::string& dir, const output_request& request, std::string& error);
 
-  // With resume: reads the device list once (a fresh stream over it) and
-  // checks that every kept result names the record at its index and no
-  // index lies beyond the list. False with `error` naming the first line.
-  bool verify(device_stream& devices, std::string& error);
+  // After open() found earlier results (needs_verify()): reads the device
+  // list once (a fresh stream over it) and checks that every kept result
+  // names the record at its index and no index lies beyond the list
+  // (refused, `error` naming the first line). Only when it passes does the
+  // folder change (the results of the devices sent again are dropped, the
+  // writers open): a refused resume leaves every file as it was.
+  open_outcome verify(device_stream& devices, std::string& error);
+  bool needs_verify() const noexcept;
 
   // What the engine needs: skip what is done, mark what may have been sent,
   // journal each send. The sink to hand to the rollout.

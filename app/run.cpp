@@ -145,16 +145,16 @@ int run_job(const std::string& job_file, const run_flags& flags) {
     fmt::print(stderr, "fleetcast: {}\n", error);
     return o == open_outcome::refused ? 2 : 1;
   }
-  if (flags.resume) {
+  if (output.needs_verify()) {
     opened_devices check;
     if (!open_devices(j, check, error)) {
       fmt::print(stderr, "fleetcast: {}: {}\n", job_file, error);
       return 2;
     }
     if (flags.shard) check.stream->set_shard(*flags.shard);
-    if (!output.verify(*check.stream, error)) {
+    if (const auto o = output.verify(*check.stream, error); o != open_outcome::ok) {
       fmt::print(stderr, "fleetcast: {}\n", error);
-      return 2;
+      return o == open_outcome::refused ? 2 : 1;
     }
   }
 

@@ -32,12 +32,6 @@ write_job() {  # NAME DEVICES [extra members]; AUTH, BATCH, CONNS, RETRY overrid
  "retry": ${RETRY:-$default_retry}${3:+, $3}}
 JOB
 }
-keys_with() {  # RESULTS REGEX -> the sorted deviceKeys of matching lines
-  grep -E "$2" "$1" | sed -n 's/.*"deviceKey":"\([^"]*\)".*/\1/p' | sort
-}
-record_keys() {  # RECORD -> the sorted deviceKeys commanded
-  sed -n 's/.*"deviceKey":"\([^"]*\)".*/\1/p' "$1" | sort
-}
 n=3000
 "$bin" generate-devices "$n" "$tmp/devices.csv" --gateway-every 0 2>/dev/null
 # One port for every emulator below: a resume must reach the same endpoint.
@@ -119,7 +113,10 @@ refuse "endpoint changed" 'the endpoint'
 CONNS=1 write_job abort devices.csv '"rollout": {"abort_failure_ratio": 0.2, "abort_min_devices": 100}'
 cp "$tmp/out/abort/results.ndjson" "$tmp/results.keep"
 sed -n '1p' "$tmp/results.keep" | sed 's/"index":[0-9]*/"index":999999/' >>"$tmp/out/abort/results.ndjson"
+sum_edited=$(md5sum <"$tmp/out/abort/results.ndjson")
 refuse "a result line beyond the input" 'the device list does not have'
+[ "$(md5sum <"$tmp/out/abort/results.ndjson")" = "$sum_edited" ] && [ ! -e "$tmp/out/abort/results.ndjson.resume" ] && ok ||
+  fail "a resume refused for a foreign line changed the results (or left its work file)"
 sed '5s/"deviceKey":"[^"]*"/"deviceKey":"someone-else"/' "$tmp/results.keep" >"$tmp/out/abort/results.ndjson"
 refuse "a result line naming another device" 'does not name'
 cp "$tmp/results.keep" "$tmp/out/abort/results.ndjson"
