@@ -79,7 +79,11 @@ struct connection {
   std::optional<beast::ssl_stream<beast::tcp_stream>> tls;
   SSL_SESSION* session = nullptr;  // resumed on reconnect
   bool session_saved = false;
-  beast::flat_buffer buffer;
+  // Bytes read but not yet parsed: a header (at most 8 KiB) and one read of
+  // at most 64 KiB; the body goes to `answer` as it arrives, so a cap here
+  // bounds what a connection holds besides the answer (max_answer_bytes).
+  static constexpr std::size_t read_buffer_limit = 256 * 1024;
+  beast::flat_buffer buffer{read_buffer_limit};
   padded_buffer answer{response_decoder::padding};  // the last answer's body
   response_decoder decoder;
   std::string head;
@@ -682,6 +686,9 @@ struct rollout::impl {
                                max_answer_bytes);
       } else if (ec == http::error::header_limit) {
         a.detail = "the answer's header is larger than the limit of 8 KiB";
+      } else if (ec == http::error::buffer_overflow) {
+        a.detail = fmt::format("the answer's framing holds more than {} KiB unparsed",
+                               connection::read_buffer_limit / 1024);
       } else if (ec == http::error::partial_message) {
         a.detail = "the answer was cut short (the connection closed in the middle of it)";
       } else if (ec != http::error::end_of_stream &&

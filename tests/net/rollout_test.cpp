@@ -98,7 +98,8 @@ std::string csv_devices(int n, const std::vector<std::string>& products = {"p1"}
 run_outcome run_against(emulator_config ecfg, const std::string& job_members,
                         const std::string& csv,
                         const std::function<void(net::emulator&, const fs::path&)>& during = {},
-                        std::string token_setup = "") {
+                        std::string token_setup = "",
+                        std::function<void(const net::rollout_progress&)> on_progress = {}) {
   temp_dir dir;
   ecfg.listen = "127.0.0.1:0";
   ecfg.tls = true;
@@ -123,6 +124,7 @@ run_outcome run_against(emulator_config ecfg, const std::string& job_members,
     collecting_sink sink;
     net::rollout_options options;
     options.extra_ca_pem = emu.certificate_pem();
+    options.on_progress = std::move(on_progress);
     net::rollout r(*parsed.job, devices, sink, options);
     std::thread helper;
     std::atomic<bool> stop{false};
@@ -387,6 +389,41 @@ TEST_CASE("token_command is run again for a fresh token") {
   check_accounting(o, n);
   CHECK(o.counter(emulator_counter::tokens_expired) >= 3);
   CHECK(o.summary.count_of(outcome_reason::accepted) == n);
+}
+
+TEST_CASE("a slow token_command never stops the engine: progress goes on while it runs") {
+  // Each call takes 2 s; the emulator refuses a token after 10 requests. Were
+  // the command run on the engine's thread, the progress reports (every
+  // 250 ms) would stop for 2 s at each refresh.
+  emulator_config e;
+  e.faults.token_expires_after_requests = 10;
+  e.latency_fixed_ms = 20;
+  const int n = 250;
+  using clock = std::chrono::steady_clock;
+  std::vector<std::pair<clock::time_point, bool>> reports;  // when, waiting for a token
+  auto o = run_against(
+      e, R"("batch":{"max_devices":10},"connections":4)", csv_devices(n), {},
+      R"x({"token_command":["sh","-c","sleep 2; echo Bearer $(date +%s%N)"],"command_timeout_ms":10000})x",
+      [&](const net::rollout_progress& p) {
+        reports.emplace_back(clock::now(), p.waiting_for.find("fresh token") != std::string::npos);
+      });
+  check_accounting(o, n);
+  CHECK(o.summary.count_of(outcome_reason::accepted) == n);
+  CHECK(o.counter(emulator_counter::tokens_expired) >= 2);
+  REQUIRE(reports.size() >= 2);
+  std::int64_t longest_gap_ms = 0;
+  int while_fetching = 0;
+  for (std::size_t i = 1; i < reports.size(); ++i) {
+    longest_gap_ms = std::max<std::int64_t>(
+        longest_gap_ms, std::chrono::duration_cast<std::chrono::milliseconds>(reports[i].first -
+                                                                              reports[i - 1].first)
+                            .count());
+    while_fetching += reports[i].second;
+  }
+  CHECK(while_fetching >= 8);  // two refreshes of 2 s, reported as what the run waits for
+  MESSAGE(
+      fmt::format("longest gap {} ms, {} reports while fetching", longest_gap_ms, while_fetching));
+  CHECK(longest_gap_ms < 1200);
 }
 
 TEST_CASE("the configured request rate is never exceeded in any one-second window") {
