@@ -6,6 +6,7 @@
 // threads read shared state under `jobs_mutex` and `metrics_mutex`.
 #include "app/daemon.hpp"
 
+#include "app/daemon_log.hpp"
 #include "app/job_files.hpp"
 #include "app/job_output.hpp"
 #include "core/daemon_config.hpp"
@@ -14,6 +15,7 @@
 #include "core/json_escape.hpp"
 #include "core/prometheus.hpp"
 #include "core/shard.hpp"
+#include "core/spool_rules.hpp"
 #include "net/admin_server.hpp"
 #include "net/rollout.hpp"
 
@@ -65,78 +67,21 @@ why); output.dir is not used.
                   reloads it
   --shard I/N     every job runs only the devices of shard I of N
 
-control: DIR/cancel/NAME (an empty file) or POST /jobs/NAME/cancel cancels a
-job; SIGTERM or SIGINT drains (requests in flight finish, unfinished jobs stay
-in running/ and resume at the next start) and exits 0; SIGHUP reloads.
+control:
+  DIR/cancel/NAME (an empty file) or POST /jobs/NAME/cancel cancels a job.
+  DIR/resume/NAME or POST /jobs/NAME/resume takes a job in done/ or failed/
+  back to running/ and continues it as `fleetcast run --resume` would: the
+  devices without a final result and those skipped (cancelled, job_failed,
+  aborted) are sent; nothing with a result is sent again.
+  DIR/retry-failed/NAME (holding REASON,... or nothing for the defaults) or
+  POST /jobs/NAME/retry-failed[?reasons=REASON,...] also sends the devices
+  that failed for those reasons again, as `--retry-failed` would.
+  SIGTERM or SIGINT drains (requests in flight finish, unfinished jobs stay in
+  running/ and resume at the next start) and exits 0; SIGHUP reloads.
 admin port (config admin_listen, loopback only): GET /metrics (Prometheus),
-GET /healthz, GET /jobs (JSON).
+GET /healthz, GET /jobs (JSON), the POSTs above.
 logs: JSON lines on stderr: time, level, job, event, details.
 )";
-
-// ------------------------------------------------------------------ logging
-
-// Fields of a log line's "details" object.
-class details {
- public:
-  details& str(std::string_view key, std::string_view value) {
-    comma();
-    append_json_string(json_, key);
-    json_ += ':';
-    append_json_string(json_, value);
-    return *this;
-  }
-  details& num(std::string_view key, double value) {
-    comma();
-    append_json_string(json_, key);
-    fmt::format_to(std::back_inserter(json_), ":{}", value);
-    return *this;
-  }
-  details& num(std::string_view key, std::uint64_t value) {
-    comma();
-    append_json_string(json_, key);
-    fmt::format_to(std::back_inserter(json_), ":{}", value);
-    return *this;
-  }
-  std::string json() const { return "{" + json_ + "}"; }
-
- private:
-  void comma() {
-    if (!json_.empty()) json_ += ',';
-  }
-  std::string json_;
-};
-
-std::string utc_now() {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                      std::chrono::system_clock::now().time_since_epoch())
-                      .count();
-  return format_iso8601_utc(ms / 1000, static_cast<int>(ms % 1000));
-}
-
-// JSON lines on stderr, whole lines from any thread.
-class json_log {
- public:
-  void write(std::string_view level, std::string_view job, std::string_view event,
-             const details& d = {}) {
-    std::string line = "{\"time\":";
-    append_json_string(line, utc_now());
-    line += ",\"level\":";
-    append_json_string(line, level);
-    line += ",\"job\":";
-    append_json_string_or_null(line, job);
-    line += ",\"event\":";
-    append_json_string(line, event);
-    line += ",\"details\":";
-    line += d.json();
-    line += "}\n";
-    std::lock_guard lock(mutex_);
-    std::fwrite(line.data(), 1, line.size(), stderr);
-    std::fflush(stderr);
-  }
-
- private:
-  std::mutex mutex_;
-};
 
 // ------------------------------------------------------------------ files
 
@@ -208,7 +153,12 @@ struct daemon_job {
   run_summary summary;
   std::string startup_error;
   steady::time_point started = steady::now();
+  std::string resumed_from;  // done or failed, when an operator asked for a resume
 };
+
+// In a job's folder while a --retry-failed request waits to be applied: the
+// reasons (a crash between the request and the job's start keeps them).
+constexpr std::string_view retry_marker = "retry-failed.request";
 
 struct finished_job {
   std::string name, state, where, reason;
@@ -242,6 +192,9 @@ class daemon_service {
   // The loop's work.
   void handle_signal(int sig);
   void scan_cancels();
+  void scan_resumes();
+  job_folder_facts facts_of(const std::string& name, bool count_pending);
+  bool take_resume(const std::string& name, const resume_request& request);
   void claim_incoming();
   bool refuse_if_invalid(const fs::path& path, fs::file_time_type when);
   void start_waiting();
@@ -255,6 +208,7 @@ class daemon_service {
   std::size_t running_jobs() const;
   // Admin.
   net::admin_response admin(const net::admin_request& req);
+  net::admin_response job_action(std::string_view method, std::string_view rest);
   std::string metrics_text();
   std::string jobs_json();
 
@@ -316,7 +270,8 @@ bool daemon_service::load_config(daemon_config& out, bool at_start) {
 }
 
 bool daemon_service::prepare_spool() {
-  for (const char* sub : {"incoming", "running", "done", "failed", "cancel"}) {
+  for (const char* sub :
+       {"incoming", "running", "done", "failed", "cancel", "resume", "retry-failed"}) {
     std::error_code ec;
     fs::create_directories(spool_ / sub, ec);
     if (ec) {
@@ -507,11 +462,43 @@ bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
   output_request request;
   request.resume = true;  // a job in running/ continues where it stopped
   request.fsync = config_.fsync_for_jobs();
+  const auto marker = dj.dir / retry_marker;
+  std::string reasons;
+  const bool retry = fs::exists(marker);
+  if (retry && !read_text_file(marker.string(), reasons, error)) {
+    dj.startup_error = error;
+    fail_invalid(dj.name, dj.dir, error);
+    return false;
+  }
+  if (retry) {
+    if (auto problem = request.plan.retry_failed(
+            resume_request_of(resume_kind::retry_failed, reasons).reasons)) {
+      dj.startup_error = *problem;
+      fail_invalid(dj.name, dj.dir, *problem);
+      return false;
+    }
+  }
   if (!identify(dj.spec, false, request.identity, error) ||
       dj.output.open(dj.dir.string(), request, error) != open_outcome::ok) {
     dj.startup_error = error;
     fail_invalid(dj.name, dj.dir, error);
     return false;
+  }
+  if (dj.output.needs_verify()) {  // the kept results name the records at their index
+    opened_devices check;
+    bool ok = open_devices(dj.spec, check, error);
+    if (ok && shard_) check.stream->set_shard(*shard_);
+    if (!ok || dj.output.verify(*check.stream, error) != open_outcome::ok) {
+      dj.startup_error = error;
+      fail_invalid(dj.name, dj.dir, error);
+      return false;
+    }
+  }
+  // The failures to send again are out of results.ndjson now: the request is done.
+  if (retry) {
+    std::error_code ec;
+    fs::remove(marker, ec);
+    if (config_.fsync != daemon_config::fsync_mode::none) sync_dir(dj.dir);
   }
 
   // The account's shared rate: endpoint and token source.
@@ -571,6 +558,9 @@ bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
                  .str("devices", dj.devices.name)
                  .num("connections", static_cast<std::uint64_t>(dj.connections))
                  .num("resumed_records", dj.output.earlier().records)
+                 .str("resumed_from", dj.resumed_from)
+                 .str("retry_failed",
+                      retry ? resume_request_of(resume_kind::retry_failed, reasons).reasons : "")
                  .str("shard", shard_ ? to_string(*shard_) : ""));
   // A cancel that came before the job started.
   if (fs::exists(spool_ / "cancel" / dj.name)) {
@@ -658,21 +648,12 @@ void daemon_service::settle(daemon_job& dj) {
     dj.acct->gate.leave(dj.member);
   }
   const auto& s = dj.summary;
-  std::string state(to_string(s.state)), where, reason;
-  if (!dj.startup_error.empty()) {
-    state = "failed";
-    where = "failed";
-    reason = "the job could not start: " + dj.startup_error;
-  } else if (s.state == job_state::cancelled && dj.cancel_by_drain && !dj.cancel_by_user) {
-    where = "running";  // resumed at the next start
-  } else if (s.state == job_state::completed) {
-    where = "done";
-  } else {
-    where = "failed";
-    reason = s.state == job_state::cancelled && dj.cancel_by_user ? "cancelled by request"
-             : !dj.rollout->failure().empty()                     ? dj.rollout->failure()
-                                                                  : std::string(state);
-  }
+  const std::string failure = dj.rollout ? dj.rollout->failure() : std::string();
+  const auto to =
+      destination_of({s.state, dj.startup_error, dj.cancel_by_drain, dj.cancel_by_user, failure});
+  const std::string& state = to.state;
+  const std::string where(to_string(to.folder));
+  const std::string& reason = to.reason;
   if (where != "running") move_to(dj.dir, where, dj.name, reason);
   log_.write(where == "failed" ? "error" : "info", dj.name,
              where == "running" ? "job_left_for_resume" : "job_finished",
@@ -719,6 +700,97 @@ void daemon_service::scan_cancels() {
     target->rollout->cancel();
     log_.write("info", name, "job_cancel_requested", details().str("source", "cancel file"));
   }
+}
+
+// What the spool and this daemon hold under a job's name.
+job_folder_facts daemon_service::facts_of(const std::string& name, bool count_pending) {
+  job_folder_facts f;
+  {
+    std::lock_guard lock(jobs_mutex_);
+    for (const auto& j : jobs_) f.active = f.active || j->name == name;
+  }
+  std::error_code ec;
+  f.active = f.active || fs::exists(spool_ / "running" / name, ec);
+  f.request_pending = count_pending && (fs::exists(spool_ / "resume" / name, ec) ||
+                                        fs::exists(spool_ / "retry-failed" / name, ec));
+  f.in_done = fs::is_directory(spool_ / "done" / name, ec);
+  f.in_failed = fs::is_directory(spool_ / "failed" / name, ec);
+  const auto folder = spool_ / (f.in_done ? "done" : "failed") / name;
+  f.started = fs::exists(folder / "rollout.json", ec);  // written when the job starts
+  return f;
+}
+
+// Resume and retry requests (files in resume/ and retry-failed/, written by
+// an operator or the admin port): each job taken back to running/ or refused.
+void daemon_service::scan_resumes() {
+  if (draining_) return;
+  for (const auto kind : {resume_kind::resume, resume_kind::retry_failed}) {
+    const auto dir = spool_ / (kind == resume_kind::resume ? "resume" : "retry-failed");
+    std::error_code ec;
+    std::vector<fs::path> requests;
+    for (const auto& e : fs::directory_iterator(dir, ec))
+      if (!e.path().filename().string().starts_with('.')) requests.push_back(e.path());
+    for (const auto& path : requests) {
+      {
+        std::lock_guard lock(jobs_mutex_);
+        if (jobs_.size() >= config_.max_jobs) return;  // taken when a slot frees
+      }
+      std::string content, error;
+      read_text_file(path.string(), content, error);
+      const auto name = path.filename().string();
+      if (name != clean_name(name)) {
+        log_.write("error", name, "resume_refused",
+                   details().str("reason", "not a job name").str("file", path.string()));
+      } else {
+        take_resume(name, resume_request_of(kind, content));
+      }
+      fs::remove(path, ec);
+    }
+  }
+}
+
+// Moves done/NAME or failed/NAME back to running/NAME as a waiting job; false
+// (logged) when the request is refused.
+bool daemon_service::take_resume(const std::string& name, const resume_request& request) {
+  const auto verdict = judge_resume(name, facts_of(name, false), request);
+  const std::string_view kind = request.kind == resume_kind::resume ? "resume" : "retry-failed";
+  if (!verdict.accepted) {
+    log_.write("error", name, "resume_refused",
+               details().str("request", kind).str("reason", verdict.why));
+    return false;
+  }
+  const std::string from(to_string(verdict.from));
+  const auto source = spool_ / from / name;
+  const auto dir = spool_ / "running" / name;
+  std::error_code ec;
+  if (request.kind == resume_kind::retry_failed &&
+      !write_file(source / retry_marker, request.reasons + "\n")) {
+    log_.write("error", name, "resume_refused",
+               details().str("request", kind).str("reason", "cannot write in " + source.string()));
+    return false;
+  }
+  fs::rename(source, dir, ec);  // atomic: the job is in one folder or the other
+  if (ec) {
+    log_.write("error", name, "resume_refused",
+               details().str("request", kind).str("reason", ec.message()));
+    return false;
+  }
+  fs::remove(dir / "reason.txt", ec);  // its last ending; summary.json keeps the runs
+  if (config_.fsync != daemon_config::fsync_mode::none) {
+    sync_dir(dir);
+    sync_dir(spool_ / "running");
+    sync_dir(spool_ / from);
+  }
+  log_.write("info", name, "job_resume_taken",
+             details().str("request", kind).str("from", from).str("reasons", request.reasons));
+  auto dj = std::make_shared<daemon_job>();
+  dj->name = name;
+  dj->dir = dir;
+  dj->resumed_from = from;
+  std::lock_guard lock(jobs_mutex_);
+  std::erase_if(finished_, [&](const finished_job& f) { return f.name == name; });
+  jobs_.push_back(std::move(dj));
+  return true;
 }
 
 void daemon_service::handle_signal(int sig) {
@@ -878,23 +950,52 @@ net::admin_response daemon_service::admin(const net::admin_request& req) {
     return draining_ ? net::admin_response{503, "text/plain; charset=utf-8", "draining\n"}
                      : net::admin_response{200, "text/plain; charset=utf-8", "ok\n"};
   if (req.method == "GET" && target == "/jobs") return {200, "application/json", jobs_json()};
-  if (target.starts_with("/jobs/") && target.ends_with("/cancel")) {
-    if (req.method != "POST") return {405, "text/plain; charset=utf-8", "use POST\n"};
-    const auto name = std::string(target.substr(6, target.size() - 6 - 7));
-    if (name.empty() || name != clean_name(name))
-      return {400, "text/plain; charset=utf-8", "not a job name\n"};
-    bool known = fs::exists(spool_ / "incoming" / (name + ".json"));
-    {
-      std::lock_guard lock(jobs_mutex_);
-      for (const auto& j : jobs_) known = known || j->name == name;
-    }
-    if (!known) return {404, "text/plain; charset=utf-8", "no such job waiting or running\n"};
-    if (!write_file(spool_ / "cancel" / name, ""))
-      return {500, "text/plain; charset=utf-8", "cannot write the cancel file\n"};
-    wake();
-    return {202, "application/json", "{\"cancel\":\"requested\"}\n"};
-  }
+  if (target.starts_with("/jobs/")) return job_action(req.method, target.substr(6));
   return {404, "text/plain; charset=utf-8", "not found: try /metrics, /healthz, /jobs\n"};
+}
+
+// POST /jobs/NAME/cancel, /jobs/NAME/resume, /jobs/NAME/retry-failed[?reasons=R,...].
+net::admin_response daemon_service::job_action(std::string_view method, std::string_view rest) {
+  constexpr std::string_view text = "text/plain; charset=utf-8";
+  std::string_view query;
+  if (const auto q = rest.find('?'); q != std::string_view::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+  const auto slash = rest.find('/');
+  if (slash == std::string_view::npos) return {404, std::string(text), "not found: try /jobs\n"};
+  const auto name = std::string(rest.substr(0, slash));
+  const auto action = rest.substr(slash + 1);
+  if (action != "cancel" && action != "resume" && action != "retry-failed")
+    return {404, std::string(text), "not found: POST /jobs/NAME/cancel, resume or retry-failed\n"};
+  if (method != "POST") return {405, std::string(text), "use POST\n"};
+  if (name.empty() || name != clean_name(name)) return {400, std::string(text), "not a job name\n"};
+  if (action != "cancel") {
+    const auto kind = action == "resume" ? resume_kind::resume : resume_kind::retry_failed;
+    std::string reasons;
+    if (query.starts_with("reasons="))
+      reasons = std::string(query.substr(8));
+    else if (!query.empty())
+      return {400, std::string(text), "the only parameter is reasons=REASON,...\n"};
+    const auto verdict = judge_resume(name, facts_of(name, true), resume_request_of(kind, reasons));
+    if (!verdict.accepted) return {verdict.http_status, std::string(text), verdict.why + "\n"};
+    const auto dir = spool_ / (kind == resume_kind::resume ? "resume" : "retry-failed");
+    if (!write_file(dir / ("." + name), reasons) ||
+        (std::rename((dir / ("." + name)).c_str(), (dir / name).c_str()) != 0))
+      return {500, std::string(text), "cannot write the request file\n"};
+    wake();
+    return {202, "application/json", fmt::format("{{\"{}\":\"requested\"}}\n", action)};
+  }
+  bool known = fs::exists(spool_ / "incoming" / (name + ".json"));
+  {
+    std::lock_guard lock(jobs_mutex_);
+    for (const auto& j : jobs_) known = known || j->name == name;
+  }
+  if (!known) return {404, "text/plain; charset=utf-8", "no such job waiting or running\n"};
+  if (!write_file(spool_ / "cancel" / name, ""))
+    return {500, "text/plain; charset=utf-8", "cannot write the cancel file\n"};
+  wake();
+  return {202, "application/json", "{\"cancel\":\"requested\"}\n"};
 }
 
 // ------------------------------------------------------------------ the loop
@@ -914,7 +1015,9 @@ int daemon_service::run() {
   if (inotify_fd_ >= 0) {
     const auto mask = IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE;
     if (::inotify_add_watch(inotify_fd_, (spool_ / "incoming").c_str(), mask) < 0 ||
-        ::inotify_add_watch(inotify_fd_, (spool_ / "cancel").c_str(), mask) < 0) {
+        ::inotify_add_watch(inotify_fd_, (spool_ / "cancel").c_str(), mask) < 0 ||
+        ::inotify_add_watch(inotify_fd_, (spool_ / "resume").c_str(), mask) < 0 ||
+        ::inotify_add_watch(inotify_fd_, (spool_ / "retry-failed").c_str(), mask) < 0) {
       ::close(inotify_fd_);
       inotify_fd_ = -1;
     }
@@ -946,6 +1049,7 @@ int daemon_service::run() {
   for (;;) {
     reap();
     scan_cancels();
+    scan_resumes();
     start_waiting();
     claim_incoming();
     start_waiting();

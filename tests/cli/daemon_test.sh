@@ -3,8 +3,9 @@
 # loopback: several jobs at once checked device by device against the
 # emulator's record, an invalid job, /metrics parsed, /healthz and /jobs, a
 # cancel file and an admin cancel, SIGKILL mid-job then a restart, SIGTERM
-# within its deadline then a restart, SIGHUP, one daemon per spool, and
-# `fleetcast run --shard I/4` in 4 processes covering one job exactly once.
+# within its deadline then a restart, SIGHUP, one daemon per spool,
+# `fleetcast run --shard I/4` in 4 processes covering one job exactly once,
+# and an aborted job resumed, then retried, on request.
 # The token shows in no log or output. awk and bash's /dev/tcp only.
 # usage: daemon_test.sh FLEETCAST SOURCE_DIR
 set -u
@@ -251,6 +252,88 @@ for i in 0 1 2 3; do
   shard_lines=$(wc -l <"$tmp/out/sharded/shard-$i-of-4/results.ndjson")
   [ "$shard_lines" -gt $((total / 8)) ] && ok || fail "shard $i has only $shard_lines records"
 done
+
+# 7. Resume and retry on request. An aborted job in failed/ continued
+#    through the admin port sends exactly its aborted devices; a file in
+#    retry-failed/ sends exactly its device_failed ones again; a changed
+#    device list is refused with the results kept; unknown, invalid, running
+#    and badly asked requests are refused.
+head -3001 "$spool/incoming/fleet5.csv" >"$spool/incoming/small5.csv"
+wait_for() {  # PATH: until it exists (30 s at most)
+  for _ in $(seq 300); do [ -e "$1" ] && return 0; sleep 0.1; done
+  return 1
+}
+answer() { http "$@" | tr -d '\r' | sed -n '1s/^HTTP\/[0-9.]* \([0-9]*\).*/\1/p'; }
+start_emulator --record "$tmp/rec-g1.ndjson" --config "$(emulator_config '{"device_failure_ratio": 0.5}')"
+EMU_PORT=$port  # the resumed job must reach the same endpoint
+write_config
+start_daemon
+CONNS=1 drop_job guarded small5.csv '"rollout": {"abort_failure_ratio": 0.2, "abort_min_devices": 100}'
+wait_for "$spool/failed/guarded/summary.json" || fail "the guarded job did not end"
+stop_emulator
+grep -q '"state":"aborted"' "$spool/failed/guarded/summary.json" && ok || fail "guarded: $(cat "$spool/failed/guarded/summary.json")"
+keys_with "$spool/failed/guarded/results.ndjson" '"reason":"aborted"' >"$tmp/g-aborted.keys"
+[ -s "$tmp/g-aborted.keys" ] && ok || fail "no aborted devices"
+[ "$(answer POST /jobs/nosuch/resume)" = 404 ] && ok || fail "resume of an unknown job must be 404"
+[ "$(answer POST /jobs/broken/resume)" = 409 ] && ok || fail "resume of a job that never started must be 409"
+http POST /jobs/broken/resume | grep -q 'never started' && ok || fail "the refusal says why"
+[ "$(answer POST '/jobs/guarded/retry-failed?reasons=acepted')" = 400 ] && ok || fail "retry-failed with an unknown reason must be 400"
+[ "$(answer GET /jobs/guarded/resume)" = 405 ] && ok || fail "GET of an action must be 405"
+[ -d "$spool/failed/guarded" ] && [ -z "$(ls "$spool/resume" "$spool/retry-failed" | grep -v -e : -e '^$')" ] && ok || fail "a refused request left something behind"
+# A changed device list: the resume is taken, then refused at the start; the results stay.
+sum_before=$(md5sum <"$spool/failed/guarded/results.ndjson")
+cp "$spool/incoming/small5.csv" "$tmp/small5.orig"
+sed -i '2d' "$spool/incoming/small5.csv"
+start_emulator --record "$tmp/rec-g2.ndjson" --config "$(emulator_config '{"latency_ms": 20}')"
+: >"$spool/resume/guarded"
+for _ in $(seq 100); do grep -q 'changed: the device list' "$spool/failed/guarded/reason.txt" 2>/dev/null && break; sleep 0.1; done
+grep -q 'changed: the device list' "$spool/failed/guarded/reason.txt" 2>/dev/null && ok || fail "a resume over a changed list: $(cat "$spool/failed/guarded/reason.txt" 2>&1)"
+[ "$(md5sum <"$spool/failed/guarded/results.ndjson")" = "$sum_before" ] && ok || fail "a refused resume changed the results"
+[ ! -s "$tmp/rec-g2.ndjson" ] && ok || fail "a refused resume sent $(wc -l <"$tmp/rec-g2.ndjson") devices"
+cp "$tmp/small5.orig" "$spool/incoming/small5.csv"
+# A result line beyond the input: refused too, before anything is sent.
+cp "$spool/failed/guarded/results.ndjson" "$tmp/g-results.keep"
+sed -n '1p' "$tmp/g-results.keep" | sed 's/"index":[0-9]*/"index":999999/' >>"$spool/failed/guarded/results.ndjson"
+rm -f "$spool/failed/guarded/reason.txt"
+: >"$spool/resume/guarded"
+for _ in $(seq 100); do [ -s "$spool/failed/guarded/reason.txt" ] && break; sleep 0.1; done
+grep -q 'the device list does not have' "$spool/failed/guarded/reason.txt" 2>/dev/null && ok || fail "a foreign result line on a daemon resume: $(cat "$spool/failed/guarded/reason.txt" 2>&1)"
+{ cat "$tmp/g-results.keep"; sed -n '1p' "$tmp/g-results.keep" | sed 's/"index":[0-9]*/"index":999999/'; } | cmp -s - "$spool/failed/guarded/results.ndjson" && ok ||
+  fail "a daemon resume refused for a foreign line changed the results"
+cp "$tmp/g-results.keep" "$spool/failed/guarded/results.ndjson"
+[ ! -s "$tmp/rec-g2.ndjson" ] && ok || fail "a refused resume sent $(wc -l <"$tmp/rec-g2.ndjson") devices"
+[ "$(answer POST /jobs/guarded/resume)" = 202 ] && ok || fail "admin resume not accepted"
+[ "$(answer POST /jobs/guarded/resume)" = 409 ] && ok || fail "a second resume while the first is pending or running must be 409"
+wait_for "$spool/done/guarded/summary.json" || fail "the resumed job did not end in done/: $(ls "$spool"/*/ | tr '\n' ' ')"
+stop_emulator
+record_keys "$tmp/rec-g2.ndjson" >"$tmp/g-resent.keys"
+cmp -s "$tmp/g-aborted.keys" "$tmp/g-resent.keys" && ok ||
+  fail "the resume sent $(wc -l <"$tmp/g-resent.keys") devices, want exactly the $(wc -l <"$tmp/g-aborted.keys") aborted"
+cat "$tmp/rec-g1.ndjson" "$tmp/rec-g2.ndjson" >"$tmp/rec-g12.ndjson"
+check_exactly_once "$spool/done/guarded/results.ndjson" "$tmp/rec-g12.ndjson" 3000 "daemon resume"
+grep -q '"aborted":0' "$spool/done/guarded/summary.json" && ok || fail "aborted devices left: $(cat "$spool/done/guarded/summary.json")"
+[ ! -e "$spool/done/guarded/reason.txt" ] && ok || fail "a stale reason.txt in done/"
+keys_with "$spool/done/guarded/results.ndjson" '"reason":"device_failed"' >"$tmp/g-failed.keys"
+[ -s "$tmp/g-failed.keys" ] && ok || fail "no device_failed devices to retry"
+# retry-failed/NAME holding the reasons.
+start_emulator --record "$tmp/rec-g3.ndjson" --config "$(emulator_config '{}')"
+echo device_failed >"$spool/retry-failed/.guarded"
+mv "$spool/retry-failed/.guarded" "$spool/retry-failed/guarded"
+for _ in $(seq 300); do grep -q '"succeeded":3000' "$spool/done/guarded/summary.json" 2>/dev/null && break; sleep 0.1; done
+stop_emulator
+grep -q '"succeeded":3000' "$spool/done/guarded/summary.json" 2>/dev/null && ok || fail "retry-failed: $(cat "$spool/done/guarded/summary.json" 2>&1)"
+record_keys "$tmp/rec-g3.ndjson" >"$tmp/g-retried.keys"
+cmp -s "$tmp/g-failed.keys" "$tmp/g-retried.keys" && ok ||
+  fail "retry-failed sent $(wc -l <"$tmp/g-retried.keys") devices, want exactly the $(wc -l <"$tmp/g-failed.keys") device_failed"
+{ grep -v '"outcome":"failed"' "$tmp/rec-g12.ndjson"; cat "$tmp/rec-g3.ndjson"; } >"$tmp/rec-g123.ndjson"
+check_exactly_once "$spool/done/guarded/results.ndjson" "$tmp/rec-g123.ndjson" 3000 "daemon retry-failed"
+[ "$(grep -c '"attempts":2,' "$spool/done/guarded/results.ndjson")" -eq "$(wc -l <"$tmp/g-failed.keys")" ] && ok || fail "attempts do not add up after retry-failed"
+[ ! -e "$spool/done/guarded/retry-failed.request" ] && ok || fail "the retry request was left in the job's folder"
+[ "$(http GET /jobs | grep -o '"name":"guarded"' | wc -l)" -eq 1 ] && http GET /jobs | grep -q '"name":"guarded","state":"completed","folder":"done"' && ok || fail "/jobs after the retry: $(http GET /jobs)"
+grep -q '"job":"guarded","event":"job_resume_taken".*"request":"retry-failed"' "$tmp/daemon.log" && ok || fail "no job_resume_taken for the retry in the log"
+kill -TERM "$daemon_pid"
+wait "$daemon_pid"
+daemon_pid=
 
 # The token shows in no log or output.
 if grep -rqF "SECRET-$$" "$spool/done" "$spool/failed" "$tmp/daemon.log" "$tmp/out" "$tmp"/*.out; then

@@ -25,6 +25,12 @@ start_emulator() {  # extra flags...; sets port and emu_pid (EMU_PORT: that port
   port=$(sed -n 's|.*serving http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$tmp/emu.err")
   [ -n "$port" ] || { echo "emulator did not start: $(cat "$tmp/emu.err")"; exit 1; }
 }
+keys_with() {  # RESULTS REGEX -> the sorted deviceKeys of matching lines
+  grep -E "$2" "$1" | sed -n 's/.*"deviceKey":"\([^"]*\)".*/\1/p' | sort
+}
+record_keys() {  # RECORD -> the sorted deviceKeys commanded
+  sed -n 's/.*"deviceKey":"\([^"]*\)".*/\1/p' "$1" | sort
+}
 wait_for_lines() {  # FILE N: until FILE has N lines (4 s at most)
   for _ in $(seq 200); do
     [ -f "$1" ] && [ "$(wc -l <"$1")" -ge "$2" ] && return

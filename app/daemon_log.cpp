@@ -1,0 +1,64 @@
+#include "app/daemon_log.hpp"
+
+#include "core/job_parser.hpp"
+#include "core/json_escape.hpp"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iterator>
+
+namespace fleetcast::app {
+namespace {
+
+std::string utc_now() {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  return format_iso8601_utc(ms / 1000, static_cast<int>(ms % 1000));
+}
+
+}  // namespace
+
+details& details::str(std::string_view key, std::string_view value) {
+  comma();
+  append_json_string(json_, key);
+  json_ += ':';
+  append_json_string(json_, value);
+  return *this;
+}
+
+details& details::num(std::string_view key, double value) {
+  comma();
+  append_json_string(json_, key);
+  fmt::format_to(std::back_inserter(json_), ":{}", value);
+  return *this;
+}
+
+details& details::num(std::string_view key, std::uint64_t value) {
+  comma();
+  append_json_string(json_, key);
+  fmt::format_to(std::back_inserter(json_), ":{}", value);
+  return *this;
+}
+
+void json_log::write(std::string_view level, std::string_view job, std::string_view event,
+                     const details& d) {
+  std::string line = "{\"time\":";
+  append_json_string(line, utc_now());
+  line += ",\"level\":";
+  append_json_string(line, level);
+  line += ",\"job\":";
+  append_json_string_or_null(line, job);
+  line += ",\"event\":";
+  append_json_string(line, event);
+  line += ",\"details\":";
+  line += d.json();
+  line += "}\n";
+  std::lock_guard lock(mutex_);
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
+}
+
+}  // namespace fleetcast::app
