@@ -25,25 +25,6 @@
 namespace fleetcast::app {
 namespace {
 
-constexpr std::string_view usage = R"(usage: fleetcast bench [options]
-
-Rolls a command out to a synthetic fleet with the real engine and reports
-devices/s, requests/s, request latency p50/p90/p99/p99.9, the engine's CPU
-seconds per million devices, and peak RSS.
-
-options:
-  --devices N           fleet size (default 1000000)
-  --batch N             devices per request (default 100)
-  --connections N       keep-alive connections (default 8)
-  --pipeline N          HTTP/1.1 pipeline depth (default 1)
-  --plain               plain HTTP instead of TLS (in-process emulator only)
-  --latency-ms N        the emulator's added latency per request (default 0)
-  --emulator-threads N  the in-process emulator's threads (default 1)
-  --target URL          another server instead of the in-process emulator
-  --ca-file FILE        the CA to trust for --target
-  --json                one JSON object on stdout instead of text
-)";
-
 // Devices made up as they are read: constant memory at any fleet size.
 class synthetic_fleet final : public device_reader {
  public:
@@ -75,11 +56,6 @@ struct counting_sink final : result_sink {
   void on_result(const device_result&) override { ++results; }
 };
 
-bool number(std::string_view s, std::uint64_t& out) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && p == s.data() + s.size();
-}
-
 double thread_cpu_seconds() {
   rusage u{};
   getrusage(RUSAGE_THREAD, &u);
@@ -89,57 +65,10 @@ double thread_cpu_seconds() {
 
 }  // namespace
 
-int bench(const std::vector<std::string_view>& args) {
-  std::uint64_t devices = 1'000'000, batch_size = 100, connections = 8, pipeline = 1, latency = 0,
-                emulator_threads = 1;
-  bool tls = true, json = false;
-  std::string target, ca_file;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const auto a = args[i];
-    const auto num = [&](std::uint64_t& out) {
-      if (i + 1 >= args.size() || !number(args[i + 1], out)) return false;
-      ++i;
-      return true;
-    };
-    const auto text = [&](std::string& out) {
-      if (i + 1 >= args.size()) return false;
-      out = std::string(args[++i]);
-      return true;
-    };
-    bool ok = true;
-    if (a == "--help" || a == "-h") {
-      fmt::print("{}", usage);
-      return 0;
-    } else if (a == "--devices") {
-      ok = num(devices) && devices > 0;
-    } else if (a == "--batch") {
-      ok = num(batch_size) && batch_size > 0 && batch_size <= 100000;
-    } else if (a == "--connections") {
-      ok = num(connections) && connections > 0 && connections <= 1024;
-    } else if (a == "--pipeline") {
-      ok = num(pipeline) && pipeline > 0 && pipeline <= 64;
-    } else if (a == "--latency-ms") {
-      ok = num(latency);
-    } else if (a == "--emulator-threads") {
-      ok = num(emulator_threads) && emulator_threads > 0;
-    } else if (a == "--plain") {
-      tls = false;
-    } else if (a == "--json") {
-      json = true;
-    } else if (a == "--target") {
-      ok = text(target);
-    } else if (a == "--ca-file") {
-      ok = text(ca_file);
-    } else {
-      fmt::print(stderr, "fleetcast bench: unknown option {}\n{}", a, usage);
-      return 2;
-    }
-    if (!ok) {
-      fmt::print(stderr, "fleetcast bench: {} needs a valid value\n", a);
-      return 2;
-    }
-  }
-
+int bench(const bench_flags& flags) {
+  const auto& [devices, batch_size, connections, pipeline, latency, emulator_threads, tls, json,
+               target_flag, ca_file] = flags;
+  std::string target = target_flag;
   std::optional<net::emulator> emulator;
   net::rollout_options options;
   if (target.empty()) {

@@ -52,37 +52,6 @@ namespace {
 namespace fs = std::filesystem;
 using steady = std::chrono::steady_clock;
 
-constexpr std::string_view daemon_usage =
-    R"(usage: fleetcast daemon --spool DIR [--config FILE] [--shard I/N]
-
-Runs the jobs dropped into DIR/incoming/ (write a job elsewhere or under a
-dot name, then rename it to NAME.json in incoming/). Relative paths in a job
-are relative to DIR/incoming/; its outputs go to DIR/done/NAME/ (completed)
-or DIR/failed/NAME/ (invalid, failed, aborted or cancelled; reason.txt says
-why); output.dir is not used.
-
-  --spool DIR     the spool (incoming/ running/ done/ failed/ cancel/ are
-                  created when missing); one daemon per spool
-  --config FILE   the daemon's config (config/daemon.example.json); SIGHUP
-                  reloads it
-  --shard I/N     every job runs only the devices of shard I of N
-
-control:
-  DIR/cancel/NAME (an empty file) or POST /jobs/NAME/cancel cancels a job.
-  DIR/resume/NAME or POST /jobs/NAME/resume takes a job in done/ or failed/
-  back to running/ and continues it as `fleetcast run --resume` would: the
-  devices without a final result and those skipped (cancelled, job_failed,
-  aborted) are sent; nothing with a result is sent again.
-  DIR/retry-failed/NAME (holding REASON,... or nothing for the defaults) or
-  POST /jobs/NAME/retry-failed[?reasons=REASON,...] also sends the devices
-  that failed for those reasons again, as `--retry-failed` would.
-  SIGTERM or SIGINT drains (requests in flight finish, unfinished jobs stay in
-  running/ and resume at the next start) and exits 0; SIGHUP reloads.
-admin port (config admin_listen, loopback only): GET /metrics (Prometheus),
-GET /healthz, GET /jobs (JSON), the POSTs above.
-logs: JSON lines on stderr: time, level, job, event, details.
-)";
-
 // ------------------------------------------------------------------ files
 
 void sync_dir(const fs::path& dir) {
@@ -1091,44 +1060,8 @@ int daemon_service::run() {
 
 }  // namespace
 
-int daemon(const std::vector<std::string_view>& args) {
-  std::string spool, config;
-  std::optional<shard_spec> shard;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const auto a = args[i];
-    auto value = [&](std::string& out) {
-      if (i + 1 >= args.size()) {
-        fmt::print(stderr, "fleetcast daemon: {} needs a value\n", a);
-        return false;
-      }
-      out = std::string(args[++i]);
-      return true;
-    };
-    if (a == "--help" || a == "-h") {
-      fmt::print("{}", daemon_usage);
-      return 0;
-    } else if (a == "--spool") {
-      if (!value(spool)) return 2;
-    } else if (a == "--config") {
-      if (!value(config)) return 2;
-    } else if (a == "--shard") {
-      std::string text, error;
-      if (!value(text)) return 2;
-      shard = parse_shard(text, error);
-      if (!shard) {
-        fmt::print(stderr, "fleetcast daemon: {}\n", error);
-        return 2;
-      }
-    } else {
-      fmt::print(stderr, "fleetcast daemon: unknown argument {}\n{}", a, daemon_usage);
-      return 2;
-    }
-  }
-  if (spool.empty()) {
-    fmt::print(stderr, "fleetcast daemon: --spool DIR is required\n{}", daemon_usage);
-    return 2;
-  }
-  daemon_service service(spool, config, shard);
+int daemon(const daemon_flags& flags) {
+  daemon_service service(flags.spool, flags.config, flags.shard);
   return service.run();
 }
 

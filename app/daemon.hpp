@@ -7,13 +7,21 @@
 // the admin port) cancels a job; SIGTERM drains; SIGHUP reloads the config.
 #pragma once
 
-#include <string_view>
-#include <vector>
+#include "core/shard.hpp"
+
+#include <optional>
+#include <string>
 
 namespace fleetcast::app {
 
 // Returns the exit status: 0 after a drain (SIGTERM, SIGINT), 2 when the
-// daemon cannot start (bad arguments or config, spool in use).
-int daemon(const std::vector<std::string_view>& args);
+// daemon cannot start (a bad config, the spool in use).
+struct daemon_flags {
+  std::string spool;
+  std::string config;               // empty: the defaults
+  std::optional<shard_spec> shard;  // every job runs only this shard's devices
+};
+
+int daemon(const daemon_flags& flags);
 
 }  // namespace fleetcast::app

@@ -2,11 +2,21 @@
 // SIGTERM.
 #pragma once
 
-#include <string_view>
-#include <vector>
+#include <cstdint>
+#include <optional>
+#include <string>
 
 namespace fleetcast::app {
 
-int emulate(const std::vector<std::string_view>& args);
+// The command line's choices; each set one overrides the config file.
+struct emulate_flags {
+  std::optional<std::string> config_file, listen, record, cert_out;
+  std::optional<unsigned> threads;
+  std::optional<std::uint64_t> seed;
+  std::optional<std::uint32_t> max_devices;
+  bool plain = false;
+};
+
+int emulate(const emulate_flags& flags);
 
 }  // namespace fleetcast::app

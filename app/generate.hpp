@@ -2,11 +2,19 @@
 // rehearsals, demos and benchmarks.
 #pragma once
 
-#include <string_view>
-#include <vector>
+#include <cstdint>
+#include <string>
 
 namespace fleetcast::app {
 
-int generate_devices(const std::vector<std::string_view>& args);
+struct generate_flags {
+  std::uint64_t count = 0;
+  std::string file;  // "-": standard output
+  std::uint64_t products = 3;
+  std::uint64_t gateway_every = 10;
+  std::uint64_t seed = 1;
+};
+
+int generate_devices(const generate_flags& flags);
 
 }  // namespace fleetcast::app

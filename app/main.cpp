@@ -1,6 +1,9 @@
-// fleetcast: the command line. Parses arguments and hands over to the
-// library; see `fleetcast --help`.
+// fleetcast: the command line. One parser (CLI11) for every subcommand:
+// `--opt value` and `--opt=value`, `--`, `--version`, per-subcommand
+// `--help`, and one error style: "fleetcast run: unknown option --shrd (did
+// you mean --shard?)", exit 2, with a pointer to the subcommand's help.
 #include "app/bench.hpp"
+#include "app/check.hpp"
 #include "app/daemon.hpp"
 #include "app/dry_run.hpp"
 #include "app/emulate.hpp"
@@ -8,123 +11,371 @@
 #include "app/run.hpp"
 
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#ifndef FLEETCAST_VERSION
+#define FLEETCAST_VERSION "unknown"
+#endif
+
 namespace {
 
-constexpr std::string_view usage = R"(usage: fleetcast <command> [options]
+using namespace fleetcast::app;
 
-Sends one control command to a fleet of devices through the platform's
-batchControlDevice endpoint.
-
-commands:
-  run JOB.json [options]   send the job's command to its devices
-      --dry-run            validate the job, read every device, print the
-                           batch plan and the counts; send nothing
-      --resume             continue a stopped run from its output folder:
-                           sends the devices without a final result and
-                           those skipped (cancelled, job_failed, aborted);
-                           refused when the device list, endpoint or
-                           command changed
-      --retry-failed[=R,...]
-                           with --resume's work, also send again the devices
-                           that failed for these reasons (default
-                           transport_failed,missing_in_answer,batch_rejected;
-                           device_failed only when named)
-      --emulate            rehearse: send to an in-process emulator on a free
-                           loopback port instead of the job's endpoint
-      --emulator-config F  that emulator's config (see fleetcast emulate --help)
-      --shard I/N          only the devices of shard I of N (0 <= I < N): N
-                           processes with the same job cover it exactly once
-  daemon --spool DIR [options]
-                           run jobs dropped into DIR/incoming/ (see
-                           fleetcast daemon --help)
-  emulate [options]        serve a local emulator of the endpoint (see
-                           fleetcast emulate --help)
-  generate-devices N FILE  write a synthetic fleet of N devices (CSV)
-  bench [options]          a fleet-wide rollout benchmark (fleetcast bench --help)
-  help                     this text
-
-exit status of run: 0 all devices succeeded (a dry run: would be sent); 1
-some failed or were skipped, or the job failed on the way (resumable); 2 the
-job is invalid and nothing was sent (also: the output folder is in use, or a
+constexpr std::string_view run_footer = R"(
+exit status: 0 all devices succeeded (a dry run: all would be sent); 1 some
+failed or were skipped, or the job failed on the way (resumable); 2 the job
+is invalid and nothing was sent (also: the output folder is in use, or a
 resume whose rollout changed); 3 aborted by the rollout guard; 4 cancelled
-(signal, end of the time window). 1, 3 and 4: continue with --resume.
-)";
+(signal, end of the time window). 1, 3 and 4: continue with --resume.)";
 
-int run(const std::vector<std::string_view>& args) {
-  std::string job_file;
-  bool dry = false;
-  fleetcast::app::run_flags flags;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const auto a = args[i];
-    if (a == "--dry-run") {
-      dry = true;
-    } else if (a == "--resume") {
-      flags.resume = true;
-    } else if (a == "--retry-failed" || a.starts_with("--retry-failed=")) {
-      flags.resume = true;
-      flags.retry_failed = std::string(a.size() > 15 ? a.substr(15) : std::string_view());
-    } else if (a == "--emulate") {
-      flags.emulate = true;
-    } else if (a == "--emulator-config") {
-      if (i + 1 >= args.size()) {
-        fmt::print(stderr, "fleetcast run: --emulator-config needs a file\n");
-        return 2;
-      }
-      flags.emulate = true;
-      flags.emulator_config = std::string(args[++i]);
-    } else if (a == "--shard") {
-      std::string error;
-      if (i + 1 >= args.size()) {
-        fmt::print(stderr, "fleetcast run: --shard needs I/N\n");
-        return 2;
-      }
-      flags.shard = fleetcast::parse_shard(args[++i], error);
-      if (!flags.shard) {
-        fmt::print(stderr, "fleetcast run: {}\n", error);
-        return 2;
-      }
-    } else if (a == "--help" || a == "-h") {
-      fmt::print("{}", usage);
-      return 0;
-    } else if (a.starts_with("-")) {
-      fmt::print(stderr, "fleetcast run: unknown option {}\n", a);
-      return 2;
-    } else if (job_file.empty()) {
-      job_file = std::string(a);
-    } else {
-      fmt::print(stderr, "fleetcast run: one job file at a time (got {} and {})\n", job_file, a);
-      return 2;
+constexpr std::string_view emulate_footer = R"(
+config file keys (snake_case; unknown keys are errors):
+  listen, threads, seed, max_devices, record   as the flags above
+  tls                   {"cert": FILE, "key": FILE}, false (plain HTTP), or
+                        absent/null (self-signed, written to self_signed_out)
+  self_signed_out       as --cert-out
+  tokens                accepted Authorization values; [] = any non-empty
+  products              productKeys the user may command (5041); [] = all
+  max_body_bytes        larger bodies get HTTP 413 (default 1048576)
+  device_failure_ratio  share of devices in failureList (default 0)
+  failure_messages      their messages (default device offline, device not found)
+  latency_ms            N, or {"fixed": N, "random": M} (fixed + 0..M)
+  rate_limit_rps        requests/s above which HTTP 429 + Retry-After (0 = none)
+  faults                {"reset_ratio", "http_502_ratio", "http_503_ratio",
+                         "code_5340_ratio", "stall_ratio", "missing_device_ratio":
+                         shares of requests (0..1); "stall_ms": how long a stall
+                         lasts; "close_after_requests": Connection: close on the
+                         Nth answer of a connection; "token_expires_after_requests":
+                         a token is refused with 5032 after N uses;
+                         "retry_after_s": a 503's Retry-After; "echo_token": 1
+                         echoes the Authorization value in the answer})";
+
+constexpr std::string_view daemon_footer = R"(
+Relative paths in a job are relative to DIR/incoming/; its outputs go to
+DIR/done/NAME/ (completed) or DIR/failed/NAME/ (invalid, failed, aborted or
+cancelled; reason.txt says why); output.dir is not used.
+
+control:
+  DIR/cancel/NAME (an empty file) or POST /jobs/NAME/cancel cancels a job.
+  DIR/resume/NAME or POST /jobs/NAME/resume takes a job in done/ or failed/
+  back to running/ and continues it as `fleetcast run --resume` would: the
+  devices without a final result and those skipped (cancelled, job_failed,
+  aborted) are sent; nothing with a result is sent again.
+  DIR/retry-failed/NAME (holding REASON,... or nothing for the defaults) or
+  POST /jobs/NAME/retry-failed[?reasons=REASON,...] also sends the devices
+  that failed for those reasons again, as `--retry-failed` would.
+  SIGTERM or SIGINT drains (requests in flight finish, unfinished jobs stay in
+  running/ and resume at the next start) and exits 0; SIGHUP reloads.
+admin port (config admin_listen, loopback only): GET /metrics (Prometheus),
+GET /healthz, GET /jobs (JSON), the POSTs above.
+logs: JSON lines on stderr: time, level, job, event, details.)";
+
+// Edit distance, for "did you mean".
+std::size_t distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
     }
   }
-  if (job_file.empty()) {
-    fmt::print(stderr, "fleetcast run: missing JOB.json\n{}", usage);
-    return 2;
+  return row[b.size()];
+}
+
+// The closest of `names` to `word`, when close enough to be a typo.
+std::string closest(std::string_view word, const std::vector<std::string>& names) {
+  std::string best;
+  std::size_t best_d = std::max<std::size_t>(2, word.size() / 3) + 1;
+  for (const auto& n : names) {
+    const auto d = distance(word, n);
+    if (d < best_d) {
+      best_d = d;
+      best = n;
+    }
   }
-  if (dry) return fleetcast::app::dry_run(job_file, flags.shard);
-  return fleetcast::app::run_job(job_file, flags);
+  return best;
+}
+
+int usage_error(std::string_view where, std::string_view message) {
+  fmt::print(stderr, "{}: {}\nSee '{} --help'.\n", where, message, where);
+  return 2;
+}
+
+// What CLI11 left over (allow_extras): an unknown option or a stray argument.
+int leftover_error(const CLI::App& sub, std::string_view where) {
+  for (const auto& extra : sub.remaining()) {
+    if (extra == "--") continue;
+    if (!extra.starts_with("-"))
+      return usage_error(where, fmt::format("unexpected argument \"{}\"", extra));
+    const auto name = extra.substr(0, extra.find('='));
+    std::vector<std::string> known{"--help"};
+    for (const auto* o : sub.get_options())
+      for (const auto& l : o->get_lnames()) known.push_back("--" + l);
+    const auto guess = closest(name, known);
+    return usage_error(
+        where, guess.empty() ? fmt::format("unknown option {}", name)
+                             : fmt::format("unknown option {} (did you mean {}?)", name, guess));
+  }
+  return 0;
+}
+
+// A whole number in [low, high], said plainly when it is not.
+CLI::Validator whole(std::uint64_t low, std::uint64_t high = UINT64_MAX) {
+  return CLI::Validator(
+      [low, high](std::string& text) -> std::string {
+        std::uint64_t v = 0;
+        const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (ec != std::errc() || p != text.data() + text.size() || text.empty())
+          return fmt::format("\"{}\" is not a whole number", text);
+        if (v < low || v > high) {
+          return high == UINT64_MAX ? fmt::format("{} is below {}", v, low)
+                                    : fmt::format("{} is not in {}..{}", v, low, high);
+        }
+        return {};
+      },
+      "N");
+}
+
+CLI::App* subcommand(CLI::App& app, std::string name, std::string description,
+                     std::string_view footer = {}) {
+  auto* sub = app.add_subcommand(std::move(name), std::move(description));
+  sub->allow_extras();
+  if (!footer.empty()) sub->footer(std::string(footer));
+  return sub;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string_view> args(argv + 1, argv + argc);
-  if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
-    fmt::print(args.empty() ? stderr : stdout, "{}", usage);
-    return args.empty() ? 2 : 0;
+  CLI::App app{
+      "Sends one control command to a fleet of devices through the platform's "
+      "batchControlDevice endpoint.",
+      "fleetcast"};
+  app.set_version_flag("--version", "fleetcast " FLEETCAST_VERSION);
+  app.require_subcommand(1, 1);
+  app.footer("Run 'fleetcast COMMAND --help' for a command's options.");
+
+  // run
+  auto* run = subcommand(app, "run", "Send the job's command to its devices.", run_footer);
+  std::string job_file, shard_text, retry_reasons;
+  bool dry = false;
+  run_flags flags;
+  run->add_option("JOB", job_file, "the job file (JSON)")->required();
+  run->add_flag("--dry-run", dry,
+                "validate the job, read every device, print the batch plan and the counts; send "
+                "nothing");
+  run->add_flag("--resume", flags.resume,
+                "continue a stopped run from its output folder: sends the devices without a "
+                "final result and those skipped (cancelled, job_failed, aborted); refused when "
+                "the device list, endpoint or command changed");
+  auto* retry = run->add_flag("--retry-failed", retry_reasons,
+                              "with --resume's work, also send again the devices that failed for "
+                              "these reasons (--retry-failed=R,...; default "
+                              "transport_failed,missing_in_answer,batch_rejected; device_failed "
+                              "only when named)")
+                    ->option_text("[=R,...]");
+  run->add_flag("--emulate", flags.emulate,
+                "rehearse: send to an in-process emulator on a free loopback port instead of "
+                "the job's endpoint");
+  auto* emulator_config =
+      run->add_option("--emulator-config", flags.emulator_config,
+                      "that emulator's config (see fleetcast emulate --help); implies --emulate");
+  run->add_option("--shard", shard_text,
+                  "only the devices of shard I of N (0 <= I < N): N processes with the same job "
+                  "cover it exactly once");
+
+  // check
+  auto* check_cmd = subcommand(
+      app, "check",
+      "Validate a job file, a daemon config or an emulator config, reading neither devices nor "
+      "tokens. Exit 0 valid, 2 not.");
+  std::string check_file, check_kind;
+  check_cmd->add_option("FILE", check_file, "the file (JSON)")->required();
+  check_cmd->add_option("--as", check_kind, "what the file is (default: told by its fields)")
+      ->check(CLI::IsMember({"job", "daemon", "emulator"}));
+
+  // daemon
+  auto* daemon_cmd = subcommand(
+      app, "daemon",
+      "Run the jobs dropped into DIR/incoming/ (write a job elsewhere or under a dot name, then "
+      "rename it to NAME.json in incoming/).",
+      daemon_footer);
+  daemon_flags dflags;
+  std::string daemon_shard;
+  daemon_cmd
+      ->add_option("--spool", dflags.spool,
+                   "the spool (incoming/ running/ done/ failed/ cancel/ resume/ retry-failed/ are "
+                   "created when missing); one daemon per spool")
+      ->required();
+  daemon_cmd->add_option("--config", dflags.config,
+                         "the daemon's config (config/daemon.example.json); SIGHUP reloads it");
+  daemon_cmd->add_option("--shard", daemon_shard,
+                         "every job runs only the devices of shard I of N");
+
+  // emulate
+  auto* emulate_cmd = subcommand(
+      app, "emulate",
+      "Serve POST /v2/binding/enduserapi/batchControlDevice like the platform does, checking "
+      "every rule and code of its reference page, with configurable per-device failures, "
+      "latency, rate limiting and faults. GET /stats returns the counters. Stops on SIGINT or "
+      "SIGTERM and prints the final counters. Each flag overrides the config file.",
+      emulate_footer);
+  emulate_flags eflags;
+  emulate_cmd->add_option("--listen", eflags.listen,
+                          "HOST:PORT to serve on (default 127.0.0.1:8443; port 0 = any)");
+  emulate_cmd->add_option("--config", eflags.config_file,
+                          "JSON config (see config/emulator.example.json)");
+  emulate_cmd->add_flag("--plain", eflags.plain, "plain HTTP instead of HTTPS");
+  emulate_cmd->add_option("--threads", eflags.threads, "server threads (default: the cores)")
+      ->check(whole(0, 256));
+  emulate_cmd->add_option("--seed", eflags.seed, "seed of every random choice (default 1)")
+      ->check(whole(0));
+  emulate_cmd
+      ->add_option("--max-devices", eflags.max_devices,
+                   "list-size limit, code 5312 above it (default 100)")
+      ->check(whole(1, 1'000'000));
+  emulate_cmd->add_option("--record", eflags.record,
+                          "write one NDJSON line per executed device command");
+  emulate_cmd->add_option("--cert-out", eflags.cert_out,
+                          "where the generated self-signed certificate goes (default "
+                          "fleetcast-emulator-cert.pem); give it to clients as their CA file");
+
+  // generate-devices
+  auto* generate_cmd = subcommand(
+      app, "generate-devices",
+      "Write N devices as a CSV device list (header productKey,deviceKey,gatewayProductKey,"
+      "gatewayDeviceKey) with deterministic, distinct keys.");
+  generate_flags gflags;
+  generate_cmd->add_option("N", gflags.count, "how many devices")->required()->check(whole(0));
+  generate_cmd->add_option("FILE", gflags.file, "where to write them (- = standard output)")
+      ->required();
+  generate_cmd
+      ->add_option("--products", gflags.products, "spread devices over K products (default 3)")
+      ->check(whole(1));
+  generate_cmd->add_option("--gateway-every", gflags.gateway_every,
+                           "every Mth device is a sub-device behind a gateway (0 = none, default "
+                           "10)->check(whole(0)); 50 sub-devices share a gateway");
+  generate_cmd
+      ->add_option("--seed", gflags.seed, "a different seed gives different keys (default 1)")
+      ->check(whole(0));
+
+  // bench
+  auto* bench_cmd = subcommand(
+      app, "bench",
+      "Roll a command out to a synthetic fleet with the real engine and report devices/s, "
+      "requests/s, request latency p50/p90/p99/p99.9, the engine's CPU seconds per million "
+      "devices, and peak RSS.");
+  bench_flags bflags;
+  bool bench_plain = false;
+  bench_cmd->add_option("--devices", bflags.devices, "fleet size (default 1000000)")
+      ->check(whole(1));
+  bench_cmd->add_option("--batch", bflags.batch, "devices per request (default 100)")
+      ->check(whole(1, 100000));
+  bench_cmd->add_option("--connections", bflags.connections, "keep-alive connections (default 8)")
+      ->check(whole(1, 1024));
+  bench_cmd->add_option("--pipeline", bflags.pipeline, "HTTP/1.1 pipeline depth (default 1)")
+      ->check(whole(1, 64));
+  bench_cmd->add_flag("--plain", bench_plain,
+                      "plain HTTP instead of TLS (in-process emulator only)");
+  bench_cmd
+      ->add_option("--latency-ms", bflags.latency_ms,
+                   "the emulator's added latency per request (default 0)")
+      ->check(whole(0));
+  bench_cmd
+      ->add_option("--emulator-threads", bflags.emulator_threads,
+                   "the in-process emulator's threads (default 1)")
+      ->check(whole(1));
+  bench_cmd->add_option("--target", bflags.target,
+                        "another server instead of the in-process emulator");
+  bench_cmd->add_option("--ca-file", bflags.ca_file, "the CA to trust for --target");
+  bench_cmd->add_flag("--json", bflags.json, "one JSON object on stdout instead of text");
+
+  app.add_subcommand("help", "this text")->allow_extras();
+
+  if (argc < 2) {
+    fmt::print(stderr, "{}", app.help());
+    return 2;
   }
-  if (args[0] == "run") return run({args.begin() + 1, args.end()});
-  if (args[0] == "emulate") return fleetcast::app::emulate({args.begin() + 1, args.end()});
-  if (args[0] == "daemon") return fleetcast::app::daemon({args.begin() + 1, args.end()});
-  if (args[0] == "bench") return fleetcast::app::bench({args.begin() + 1, args.end()});
-  if (args[0] == "generate-devices") {
-    return fleetcast::app::generate_devices({args.begin() + 1, args.end()});
+  // An unknown command, said as such (CLI11 would say a subcommand is required).
+  const std::string_view first = argv[1];
+  if (!first.starts_with("-")) {
+    std::vector<std::string> names;
+    for (const auto* s : app.get_subcommands({})) names.push_back(s->get_name());
+    if (std::find(names.begin(), names.end(), first) == names.end()) {
+      const auto guess = closest(first, names);
+      return usage_error("fleetcast", guess.empty() ? fmt::format("unknown command \"{}\"", first)
+                                                    : fmt::format("unknown command \"{}\" (did "
+                                                                  "you mean {}?)",
+                                                                  first, guess));
+    }
   }
-  fmt::print(stderr, "fleetcast: unknown command \"{}\"\n{}", args[0], usage);
-  return 2;
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    if (app.get_subcommands().empty()) {
+      fmt::print("{}", app.help());
+    } else {
+      fmt::print("{}", app.get_subcommands().front()->help("fleetcast"));
+    }
+    return 0;
+  } catch (const CLI::CallForVersion& e) {
+    fmt::print("{}\n", e.what());
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    const auto subs = app.get_subcommands();
+    const std::string where =
+        subs.empty() ? "fleetcast" : fmt::format("fleetcast {}", subs.front()->get_name());
+    // A mistyped option explains a missing one better than the other way round.
+    if (!subs.empty())
+      if (const int rc = leftover_error(*subs.front(), where)) return rc;
+    return usage_error(where, e.what());
+  }
+  CLI::App* const sub = app.get_subcommands().front();
+  const auto where = fmt::format("fleetcast {}", sub->get_name());
+  if (sub->get_name() == "help") {
+    fmt::print("{}", app.help());
+    return 0;
+  }
+  if (const int rc = leftover_error(*sub, where)) return rc;
+
+  if (sub == run) {
+    if (!shard_text.empty()) {
+      std::string error;
+      flags.shard = fleetcast::parse_shard(shard_text, error);
+      if (!flags.shard) return usage_error(where, error);
+    }
+    if (retry->count() > 0) {
+      flags.resume = true;
+      // A bare flag (or "--retry-failed=") reads as "true": the defaults.
+      flags.retry_failed = retry_reasons == "true" ? std::string() : retry_reasons;
+    }
+    if (emulator_config->count() > 0) flags.emulate = true;
+    if (dry) return dry_run(job_file, flags.shard);
+    return run_job(job_file, flags);
+  }
+  if (sub == check_cmd) return check(check_file, check_kind);
+  if (sub == daemon_cmd) {
+    if (!daemon_shard.empty()) {
+      std::string error;
+      dflags.shard = fleetcast::parse_shard(daemon_shard, error);
+      if (!dflags.shard) return usage_error(where, error);
+    }
+    return daemon(dflags);
+  }
+  if (sub == emulate_cmd) return emulate(eflags);
+  if (sub == generate_cmd) return generate_devices(gflags);
+  bflags.tls = !bench_plain;
+  return bench(bflags);
 }

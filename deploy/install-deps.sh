@@ -20,6 +20,7 @@ packages="
   libssl-dev
   libsimdjson-dev
   libfmt-dev
+  libcli11-dev
   doctest-dev
   libbenchmark-dev
   systemd

@@ -18,7 +18,7 @@ failed=0
 fail() { echo "FAIL $*"; failed=$((failed + 1)); }
 
 sh "$src/deploy/install.sh" --root "$tmp/root" --no-user >"$tmp/install.out" 2>&1 || fail "install.sh: $(cat "$tmp/install.out")"
-"$tmp/root/usr/local/bin/fleetcast" daemon --help | grep -q 'fleetcast daemon --spool DIR' || fail "the installed binary does not run"
+"$tmp/root/usr/local/bin/fleetcast" daemon --help | grep -q 'Usage: fleetcast daemon \[OPTIONS\]' || fail "the installed binary does not run"
 [ -f "$tmp/root/etc/fleetcast/daemon.json" ] || fail "no /etc/fleetcast/daemon.json"
 unit=$tmp/fleetcast.service
 # The unit as installed, pointing at the binary in the temporary root.

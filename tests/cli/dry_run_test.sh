@@ -91,7 +91,7 @@ has 'batches +2 of up to 2 devices'
 has 'type 3 \(service\), data \[\{"reboot":\[\{"delay":"5"\}\]\}\]'
 
 check no_job 2 -- run
-has 'missing JOB.json'
+has 'JOB is required'
 check no_such_job 2 -- run "$tmp/none.json" --dry-run
 has 'none.json: cannot open'
 check unknown_command 2 -- frobnicate

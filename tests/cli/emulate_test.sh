@@ -55,7 +55,7 @@ echo '{"max_devices": 0, "faults": {"rest_ratio": 1}}' >"$tmp/bad.json"
 grep -q 'bad.json: max_devices: must be in 1..1000000' "$tmp/err2" && ok || fail "bad config message: $(cat "$tmp/err2")"
 grep -q 'bad.json: faults.rest_ratio: unknown field' "$tmp/err2" && ok || fail "unknown field: $(cat "$tmp/err2")"
 "$bin" emulate --threads many 2>"$tmp/err3"
-[ $? -eq 2 ] && grep -q -- '--threads many: not a valid number' "$tmp/err3" && ok || fail "bad flag: $(cat "$tmp/err3")"
+[ $? -eq 2 ] && grep -q -- '--threads: "many" is not a whole number' "$tmp/err3" && ok || fail "bad flag: $(cat "$tmp/err3")"
 "$bin" emulate --listen 256.0.0.1:1 --plain 2>"$tmp/err4"
 [ $? -eq 2 ] && grep -q 'is not an IP address' "$tmp/err4" && ok || fail "bad listen: $(cat "$tmp/err4")"
 

@@ -1,0 +1,72 @@
+#!/bin/bash
+# The command line's conventions: --version, --opt=value and --opt value,
+# `--`, one error style with "did you mean", per-subcommand --help, `-` for
+# standard output, and `fleetcast check` on job files, daemon configs and
+# emulator configs (reading neither devices nor tokens).
+# usage: cli_test.sh FLEETCAST SOURCE_DIR
+set -u
+bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+src=$2
+tmp=$(mktemp -d)
+source "$(dirname "$0")/lib.sh"
+trap 'rm -rf "$tmp"' EXIT
+
+expect() {  # LABEL RC PATTERN CMD...: exit status RC, PATTERN in stdout+stderr
+  local label=$1 want=$2 pattern=$3
+  shift 3
+  "$@" >"$tmp/out" 2>&1
+  local rc=$?
+  [ "$rc" -eq "$want" ] && grep -q -- "$pattern" "$tmp/out" && ok || fail "$label: exit $rc (want $want), output: $(head -5 "$tmp/out")"
+}
+
+expect "--version" 0 '^fleetcast [0-9][0-9.]*$' "$bin" --version
+expect "unknown option" 2 '^fleetcast run: unknown option --shrd (did you mean --shard?)$' "$bin" run job.json --shrd 0/2
+lines=$("$bin" run job.json --shrd 0/2 2>&1 | wc -l)
+[ "$lines" -eq 2 ] && ok || fail "an error is one line and a pointer to --help, got $lines lines"
+expect "the pointer to help" 2 "^See 'fleetcast run --help'.$" "$bin" run job.json --shrd 0/2
+expect "unknown command" 2 'unknown command "rn" (did you mean run?)' "$bin" rn job.json
+expect "daemon, same style" 2 '^fleetcast daemon: unknown option --spol (did you mean --spool?)$' "$bin" daemon --spol x
+expect "a missing positional" 2 '^fleetcast generate-devices: FILE is required$' "$bin" generate-devices 10
+expect "not a number" 2 '"ten" is not a whole number' "$bin" generate-devices ten x.csv
+expect "a stray argument" 2 'unexpected argument "b.json"' "$bin" run a.json b.json
+expect "per-subcommand help" 0 '^Usage: fleetcast run \[OPTIONS\] JOB' "$bin" run --help
+grep -q -- '--retry-failed' "$tmp/out" && ! grep -q 'generate-devices' "$tmp/out" && ok || fail "run --help is not run's own help"
+expect "emulate help" 0 'faults' "$bin" emulate --help
+expect "top help" 0 'generate-devices' "$bin" --help
+
+# - is standard output; --opt=value and --opt value alike.
+"$bin" generate-devices 5 - --gateway-every=0 >"$tmp/five.csv" 2>/dev/null
+[ "$(wc -l <"$tmp/five.csv")" -eq 6 ] && [ ! -e ./- ] && ok || fail "generate-devices 5 - wrote $(wc -l <"$tmp/five.csv") lines"
+"$bin" generate-devices 5 - --gateway-every 0 2>/dev/null | cmp -s - "$tmp/five.csv" && ok || fail "--opt value and --opt=value differ"
+
+# `--` ends the options: a job file whose name starts with a dash.
+printf 'secret\n' >"$tmp/token"
+cat >"$tmp/-odd.json" <<'JOB'
+{"endpoint": "https://127.0.0.1:1", "auth": {"token_file": "token"},
+ "command": {"type": 2, "data": "[]"}, "devices": {"file": "five.csv"}}
+JOB
+(cd "$tmp" && "$bin" run --dry-run --shard=0/2 -- -odd.json >"$tmp/dry.out" 2>&1)
+rc=$?
+[ "$rc" -eq 0 ] && grep -q 'devices' "$tmp/dry.out" && ok || fail "run -- -odd.json: exit $rc: $(cat "$tmp/dry.out")"
+
+# fleetcast check: each kind, valid and not; devices and token are not read.
+cat >"$tmp/job.json" <<'JOB'
+{"endpoint": "https://iot.example.com", "auth": {"token_file": "no-such-token"},
+ "command": {"type": 2, "data": "[]"}, "devices": {"file": "no-such-devices.csv"}}
+JOB
+expect "check a job" 0 'a valid job file' "$bin" check "$tmp/job.json"
+sed 's/"type": 2/"type": 9/' "$tmp/job.json" >"$tmp/bad-job.json"
+expect "check a bad job" 2 'command.type' "$bin" check "$tmp/bad-job.json"
+expect "check a daemon config" 0 'a valid daemon config' "$bin" check "$src/config/daemon.example.json"
+echo '{"max_jobs": 0}' >"$tmp/bad-daemon.json"
+expect "check a bad daemon config" 2 'max_jobs' "$bin" check "$tmp/bad-daemon.json"
+expect "check an emulator config" 0 'a valid emulator config' "$bin" check "$src/config/emulator.example.json"
+echo '{"listen": "127.0.0.1:0", "device_failure_ratio": 2}' >"$tmp/bad-emu.json"
+expect "check a bad emulator config" 2 'device_failure_ratio' "$bin" check "$tmp/bad-emu.json"
+expect "check --as" 2 'read as a daemon file' "$bin" check --as daemon "$tmp/job.json"
+expect "check a missing file" 2 'no-such-file.json' "$bin" check "$tmp/no-such-file.json"
+for f in "$src"/config/examples/*.json; do
+  "$bin" check "$f" >/dev/null 2>&1 && ok || fail "example $f does not pass check: $("$bin" check "$f" 2>&1 | head -3)"
+done
+
+finish
