@@ -98,7 +98,8 @@ bool probe_devices(const job& j, const std::optional<shard_spec>& shard, std::st
   return false;
 }
 
-bool identify(const job& j, bool emulated, rollout_manifest& out, std::string& error) {
+bool identify(const job& j, bool emulated, rollout_manifest& out, std::string& error,
+              std::uint64_t* newlines) {
   out.endpoint = emulated ? "emulator" : j.endpoint.url;
   out.cmd = j.cmd;
   if (!j.devices.file) {
@@ -110,7 +111,7 @@ bool identify(const job& j, bool emulated, rollout_manifest& out, std::string& e
   std::error_code ec;
   if (!std::filesystem::is_regular_file(*j.devices.file, ec)) return true;  // no digest
   std::string hex;
-  if (!file_sha256(*j.devices.file, hex, error)) return false;
+  if (!file_sha256(*j.devices.file, hex, error, newlines)) return false;
   out.devices_sha256 = hex;
   return true;
 }

@@ -42,7 +42,9 @@ bool probe_devices(const job& j, const std::optional<shard_spec>& shard, std::st
 // What the rollout is, for its output folder: the device list's digest
 // (absent when the list is not a regular file), the endpoint ("emulator"
 // for a rehearsal) and the command. False with `error` when the list
-// cannot be read.
-bool identify(const job& j, bool emulated, rollout_manifest& out, std::string& error);
+// cannot be read. With `newlines`: the list file's line breaks, counted in
+// the same pass (for the progress line's total).
+bool identify(const job& j, bool emulated, rollout_manifest& out, std::string& error,
+              std::uint64_t* newlines = nullptr);
 
 }  // namespace fleetcast::app

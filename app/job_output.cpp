@@ -179,7 +179,8 @@ std::string hex(const unsigned char* md, unsigned len) {
 
 }  // namespace
 
-bool file_sha256(const std::string& path, std::string& hex_out, std::string& error) {
+bool file_sha256(const std::string& path, std::string& hex_out, std::string& error,
+                 std::uint64_t* newlines) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     error = fmt::format("{}: cannot open: {}", path, errno_text());
@@ -190,7 +191,10 @@ bool file_sha256(const std::string& path, std::string& hex_out, std::string& err
   std::vector<char> buf(1 << 20);
   ssize_t n;
   while ((n = ::read(fd, buf.data(), buf.size())) > 0 || (n < 0 && errno == EINTR)) {
-    if (n > 0) EVP_DigestUpdate(ctx, buf.data(), static_cast<std::size_t>(n));
+    if (n <= 0) continue;
+    EVP_DigestUpdate(ctx, buf.data(), static_cast<std::size_t>(n));
+    if (newlines)
+      *newlines += static_cast<std::uint64_t>(std::count(buf.data(), buf.data() + n, '\n'));
   }
   const bool ok = n == 0;
   if (!ok) error = fmt::format("{}: read failed: {}", path, errno_text());

@@ -192,6 +192,9 @@ int main(int argc, char** argv) {
   auto* emulator_config =
       run->add_option("--emulator-config", flags.emulator_config,
                       "that emulator's config (see fleetcast emulate --help); implies --emulate");
+  run->add_flag("-q,--quiet", flags.quiet, "no progress line and no closing line (errors still)");
+  run->add_flag("--json", flags.json,
+                "print the summary (summary.json's text, the whole rollout) on stdout at the end");
   run->add_option("--shard", shard_text,
                   "only the devices of shard I of N (0 <= I < N): N processes with the same job "
                   "cover it exactly once");

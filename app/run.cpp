@@ -7,17 +7,21 @@
 #include "app/job_output.hpp"
 #include "core/device_result.hpp"
 #include "core/job_parser.hpp"
+#include "core/progress_view.hpp"
 #include "net/emulator.hpp"
 #include "net/rollout.hpp"
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <optional>
 #include <thread>
 #include <vector>
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 namespace fleetcast::app {
@@ -61,10 +65,29 @@ class stop_signals {
   std::atomic<int> signal_{0};
 };
 
-std::string rate_text(double per_s) {
-  return per_s >= 1e6   ? fmt::format("{:.2f}M", per_s / 1e6)
-         : per_s >= 1e3 ? fmt::format("{:.1f}k", per_s / 1e3)
-                        : fmt::format("{:.0f}", per_s);
+// The terminal's width in columns (80 when it cannot be told).
+std::size_t terminal_width() {
+  winsize w{};
+  if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &w) == 0 && w.ws_col > 0) return w.ws_col;
+  if (const char* c = std::getenv("COLUMNS")) {
+    const long n = std::strtol(c, nullptr, 10);
+    if (n > 0) return static_cast<std::size_t>(n);
+  }
+  return 80;
+}
+
+// The records a list file holds, from its line breaks (an estimate: blank
+// lines and quoted line breaks count too); 0 when not known.
+std::uint64_t records_from_lines(const job& j, std::uint64_t newlines) {
+  if (!j.devices.file || newlines == 0) return 0;
+  switch (j.devices.format) {
+    case device_format::csv:
+      return newlines - 1;  // the header
+    case device_format::ndjson:
+      return newlines;
+    default:
+      return 0;  // a JSON array's layout says nothing
+  }
 }
 
 }  // namespace
@@ -129,7 +152,8 @@ int run_job(const std::string& job_file, const run_flags& flags) {
       return 2;
     }
   }
-  if (!identify(j, flags.emulate, request.identity, error)) {
+  std::uint64_t newlines = 0;
+  if (!identify(j, flags.emulate, request.identity, error, &newlines)) {
     fmt::print(stderr, "fleetcast: {}: {}\n", job_file, error);
     return 2;
   }
@@ -170,25 +194,34 @@ int run_job(const std::string& job_file, const run_flags& flags) {
     fmt::print(stderr, "fleetcast: resuming: {} records keep their result\n", before.records);
   }
   output.attach(options);
-  const bool terminal = isatty(STDERR_FILENO);
+  // The progress line: on a terminal one line redrawn in place, fitted to
+  // its width; elsewhere (a log, TERM=dumb) a plain line every 5 s.
+  const char* term = std::getenv("TERM");
+  const bool terminal =
+      isatty(STDERR_FILENO) && !(term && std::string_view(term) == "dumb") && !flags.quiet;
+  std::uint64_t estimated_total = records_from_lines(j, newlines);
+  if (estimated_total == 0) estimated_total = devices.stream->expected_records();
+  if (flags.shard) estimated_total /= flags.shard->count;
+  progress_view view;
+  net::rollout_progress last;
   double last_line_s = -10;
   options.on_progress = [&](const net::rollout_progress& p) {
-    const double rate = p.elapsed_s > 0 ? static_cast<double>(p.done) / p.elapsed_s : 0;
-    std::string total =
-        p.input_complete ? fmt::format("{}", p.records) : fmt::format("{}+", p.records);
-    std::string eta;
-    if (p.input_complete && rate > 0 && p.records > p.done) {
-      eta = fmt::format(", ETA {:.0f} s", static_cast<double>(p.records - p.done) / rate);
-    }
-    const auto line = fmt::format(
-        "{} of {} devices done, {} devices/s, {} failed, {} skipped, {} requests, {} retries, "
-        "batch {}{}{}",
-        before.records + p.done, total, rate_text(rate), p.failed, p.skipped, p.requests, p.retries,
-        p.batch_size, eta, p.waiting_for.empty() ? "" : "; waiting: " + p.waiting_for);
+    last = p;
+    view.sample(p.elapsed_s, p.succeeded + p.failed);
+    if (flags.quiet) return;
+    progress_counts c;
+    c.done = before.records + p.done;
+    c.total_exact = p.input_complete;
+    c.total = p.input_complete ? p.records : std::max(estimated_total, p.records);
+    c.failed = p.failed;
+    c.skipped = p.skipped;
+    c.requests = p.requests;
+    c.retries = p.retries;
+    c.waiting_for = p.waiting_for;
     if (terminal) {
-      fmt::print(stderr, "\r\033[K{}", line);
+      fmt::print(stderr, "\r{}\033[K", view.line(c, terminal_width()));
     } else if (p.elapsed_s - last_line_s >= 5) {
-      fmt::print(stderr, "fleetcast: {}\n", line);
+      fmt::print(stderr, "fleetcast: {}\n", view.line(c, 0));
       last_line_s = p.elapsed_s;
     }
   };
@@ -222,14 +255,23 @@ int run_job(const std::string& job_file, const run_flags& flags) {
                signals.signal() == SIGINT ? "SIGINT" : "SIGTERM", job_file,
                flags.shard ? " --shard " + to_string(*flags.shard) : std::string());
   }
-  fmt::print(
+  // Devices/s: those this run sent, over this run's time.
+  const double run_s = summary.runs.empty() ? summary.elapsed_s : summary.runs.back().elapsed_s;
+  const auto sent_now = last.succeeded + last.failed;
+  const auto text = fmt::format(
       "fleetcast: {} \"{}\": {} devices: {} succeeded, {} failed, {} skipped; {} requests, {} "
-      "retries, {:.1f} s, {} devices/s, batch size {}; outputs in {}\n",
+      "retries, {:.1f} s, {} sent at {} devices/s, batch size {}; outputs in {}\n",
       to_string(summary.state), summary.name, summary.records,
       summary.count_of(device_status::succeeded), summary.count_of(device_status::failed),
-      summary.count_of(device_status::skipped), summary.requests, summary.retries,
-      summary.runs.empty() ? summary.elapsed_s : summary.runs.back().elapsed_s,
-      rate_text(summary.devices_per_second()), summary.batch_size, j.output_dir);
+      summary.count_of(device_status::skipped), summary.requests, summary.retries, run_s, sent_now,
+      rate_text(run_s > 0 ? static_cast<double>(sent_now) / run_s : 0), summary.batch_size,
+      j.output_dir);
+  if (flags.json) {
+    fmt::print("{}", summary.to_json());
+    if (!flags.quiet) fmt::print(stderr, "{}", text);
+  } else if (!flags.quiet) {
+    fmt::print("{}", text);
+  }
   return summary.exit_code();
 }
 

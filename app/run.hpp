@@ -16,6 +16,8 @@ struct run_flags {
   std::optional<shard_spec> shard;  // --shard I/N: only this shard's devices
   // --retry-failed[=REASON,...]: those failures are sent again ("" = the defaults).
   std::optional<std::string> retry_failed;
+  bool quiet = false;  // no progress line and no closing line (errors still)
+  bool json = false;   // summary.json's text on stdout at the end
 };
 
 // Exit status: 0 all succeeded, 1 some failed or were skipped (or the job

@@ -41,6 +41,7 @@ class device_stream {
   // shard's part of them is reserved. A hint: any number of records still
   // works. Before the first next().
   void expect_records(std::uint64_t n) noexcept { expected_ = n; }
+  std::uint64_t expected_records() const noexcept { return expected_; }
 
   // Bytes held by the duplicate filter (for memory reports).
   std::size_t memory_bytes() const noexcept { return seen_.memory_bytes(); }

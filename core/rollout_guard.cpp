@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 
 namespace fleetcast {
 
@@ -92,6 +93,17 @@ void rollout_guard::judge_canary(std::int64_t now_us) {
 
 void rollout_guard::tick(std::int64_t now_us) noexcept {
   if (phase_ == phase::canary_cooldown && now_us >= cooldown_until_us_) phase_ = phase::running;
+}
+
+std::string rollout_guard::holding_for(std::int64_t now_us) const {
+  if (phase_ == phase::canary_waiting) {
+    return fmt::format("the canary's results ({} of {} devices)", done_, canary_size_);
+  }
+  if (phase_ == phase::canary_cooldown && now_us < cooldown_until_us_) {
+    return fmt::format("the canary's wait ({:.0f} s left)",
+                       std::ceil(static_cast<double>(cooldown_until_us_ - now_us) / 1e6));
+  }
+  return {};
 }
 
 std::int64_t rollout_guard::next_change_us() const noexcept {

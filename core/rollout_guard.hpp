@@ -41,6 +41,10 @@ class rollout_guard {
   std::int64_t next_change_us() const noexcept;
 
   bool aborted() const noexcept { return phase_ == phase::aborted; }
+  // What the guard holds sending back for, for the progress line ("the
+  // canary's results (40 of 100 devices)", "the canary's wait (25 s
+  // left)"); empty while it holds nothing back.
+  std::string holding_for(std::int64_t now_us) const;
   bool in_canary() const noexcept {
     return phase_ == phase::canary_sending || phase_ == phase::canary_waiting;
   }

@@ -37,6 +37,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <deque>
 #include <optional>
 #include <random>
@@ -161,6 +162,7 @@ struct rollout::impl {
   std::mt19937_64 rng{std::random_device{}()};
   unsigned connections_running = 0;
   std::int64_t rate_wait_us = 0;
+  std::int64_t reported_at_us = 0, reported_wait_us = 0;  // at the last progress report
 
   // Counts each result and hands it on, with any token a server echoed
   // redacted.
@@ -916,7 +918,22 @@ struct rollout::impl {
     } else if (now < long_wait_until_us) {
       p.waiting_for = fmt::format("{} ({:.0f} s left)", long_wait_why,
                                   static_cast<double>(long_wait_until_us - now) / 1e6);
+    } else if (window_start_us && now < *window_start_us && !stopping) {
+      p.waiting_for = fmt::format("the time window (opens in {:.0f} s)",
+                                  std::ceil(static_cast<double>(*window_start_us - now) / 1e6));
+    } else if (auto held = guard.holding_for(now); !held.empty() && !stopping) {
+      p.waiting_for = std::move(held);
+    } else if (gateways.waiting() > 0 && ready.empty() && delayed.empty() && !stopping) {
+      p.waiting_for = fmt::format("the gateway cap ({} devices wait for room behind their gateway)",
+                                  gateways.waiting());
+    } else if (connections_running > 0 && now > reported_at_us && !stopping) {
+      // Connections that spent most of the last interval waiting for a slot.
+      const double idle = static_cast<double>(rate_wait_us - reported_wait_us) /
+                          (static_cast<double>(now - reported_at_us) * connections_running);
+      if (idle > 0.5) p.waiting_for = "the rate limit";
     }
+    reported_at_us = now;
+    reported_wait_us = rate_wait_us;
     options.on_progress(p);
   }
 

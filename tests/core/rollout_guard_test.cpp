@@ -51,20 +51,25 @@ TEST_CASE("a canary goes alone, then a good verdict opens the rollout after the 
   CHECK(g.admit_limit() == 10);
   g.on_admitted(6);
   CHECK(g.admit_limit() == 4);
+  CHECK(g.holding_for(0).empty());  // the canary is still being sent
   g.on_admitted(4);
   CHECK(g.admit_limit() == 0);  // nothing more until the canary is judged
   for (int i = 0; i < 9; ++i)
     g.on_result(i == 0 ? outcome_reason::device_failed : outcome_reason::accepted, 1'000'000);
   CHECK(g.admit_limit() == 0);
+  CHECK(g.holding_for(1'000'000) == "the canary's results (9 of 10 devices)");
   g.on_result(outcome_reason::accepted, 1'000'000);  // the last canary outcome: 10% failed
   CHECK(!g.aborted());
   CHECK(g.admit_limit() == 0);  // waiting canary_wait_s
+  CHECK(g.holding_for(1'000'000) == "the canary's wait (2 s left)");
+  CHECK(g.holding_for(2'500'000) == "the canary's wait (1 s left)");
   CHECK(g.next_change_us() == 3'000'000);
   g.tick(2'999'999);
   CHECK(g.admit_limit() == 0);
   g.tick(3'000'000);
   CHECK(g.admit_limit() > 1'000'000);
   CHECK(!g.in_canary());
+  CHECK(g.holding_for(3'000'000).empty());
 }
 
 TEST_CASE("a bad canary aborts; a canary larger than the fleet is the whole fleet") {
