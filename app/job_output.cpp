@@ -231,6 +231,7 @@ struct job_output::impl {
   bool fresh = false;     // no results were there before this run
   std::string compacted;  // the kept results, written aside until commit()
   bool committed = false;
+  bool created_dir = false;  // open() made the folder
   fsync_policy fsync{};
 
   ~impl() {
@@ -397,6 +398,7 @@ open_outcome job_output::open(const std::string& dir, const output_request& requ
   auto& s = *impl_;
   s.dir = dir;
   std::error_code ec;
+  s.created_dir = !fs::exists(s.dir, ec);
   fs::create_directories(s.dir, ec);
   if (ec) {
     error = fmt::format("output.dir: {}: {}", dir, ec.message());
@@ -534,6 +536,10 @@ void job_output::abandon() {
     std::error_code ec;
     for (const char* f : {"results.ndjson", "sent.journal", "rollout.json"})
       fs::remove(s.dir / f, ec);
+    if (s.created_dir) {  // as if never started: the folder goes too (when empty)
+      fs::remove(s.dir / ".lock", ec);
+      fs::remove(s.dir, ec);
+    }
   }
 }
 

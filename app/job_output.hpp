@@ -62,7 +62,8 @@ class job_output {
   result_sink& sink();
 
   // A run that stopped before sending anything (its start-up failed): when
-  // the folder held no results before, it is left as if never used.
+  // the folder held no results before, it is left as if never used (removed
+  // when this run made it).
   void abandon();
 
   // Counts of the runs this one resumes (zero without resume).

@@ -9,6 +9,7 @@
 #include "app/emulate.hpp"
 #include "app/generate.hpp"
 #include "app/run.hpp"
+#include "core/suggest.hpp"
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
@@ -78,34 +79,9 @@ admin port (config admin_listen, loopback only): GET /metrics (Prometheus),
 GET /healthz, GET /jobs (JSON), the POSTs above.
 logs: JSON lines on stderr: time, level, job, event, details.)";
 
-// Edit distance, for "did you mean".
-std::size_t distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diag = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
 // The closest of `names` to `word`, when close enough to be a typo.
 std::string closest(std::string_view word, const std::vector<std::string>& names) {
-  std::string best;
-  std::size_t best_d = std::max<std::size_t>(2, word.size() / 3) + 1;
-  for (const auto& n : names) {
-    const auto d = distance(word, n);
-    if (d < best_d) {
-      best_d = d;
-      best = n;
-    }
-  }
-  return best;
+  return fleetcast::closest_name(word, {names.begin(), names.end()});
 }
 
 int usage_error(std::string_view where, std::string_view message) {

@@ -10,6 +10,7 @@
 #include "core/progress_view.hpp"
 #include "net/emulator.hpp"
 #include "net/rollout.hpp"
+#include "net/token_source.hpp"
 
 #include <fmt/format.h>
 
@@ -140,8 +141,20 @@ int run_job(const std::string& job_file, const run_flags& flags) {
 
   // Nothing is written before the job is known to be sendable: a device
   // list that cannot be read or holds no record is refused here.
-  if (!probe_devices(j, flags.shard, error)) {
-    fmt::print(stderr, "fleetcast: {}: {}; nothing was sent\n", job_file, error);
+  // Every problem of this kind in one round: the device list and the token.
+  std::vector<std::string> problems;
+  if (!probe_devices(j, flags.shard, error)) problems.push_back(error);
+  if (j.auth.kind != auth_config::source::token_command) {  // a command runs at the start
+    try {
+      if (auto bad = net::check_token(net::token_source(j.auth).fetch()); !bad.empty())
+        problems.push_back(bad);
+    } catch (const std::exception& e) {
+      problems.push_back(e.what());
+    }
+  }
+  if (!problems.empty()) {
+    for (const auto& p : problems) fmt::print(stderr, "fleetcast: {}: {}\n", job_file, p);
+    fmt::print(stderr, "fleetcast: {}: nothing was sent\n", job_file);
     return 2;
   }
   output_request request;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "core/json_syntax.hpp"
+#include "core/suggest.hpp"
 
 #include <fmt/format.h>
 #include <simdjson.h>
@@ -48,8 +49,10 @@ class config_reader {
     }
     for (auto [key, value] : out) {
       if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+        const auto guess = closest_name(key, allowed);
         errors_.push_back(
-            fmt::format("{}{}{}: unknown field", field, field.empty() ? "" : ".", key));
+            fmt::format("{}{}{}: unknown field{}", field, field.empty() ? "" : ".", key,
+                        guess.empty() ? "" : fmt::format(" (did you mean {}?)", guess)));
       }
     }
     return true;

@@ -2,7 +2,9 @@
 #include "core/job_parser.hpp"
 
 #include "core/device_result.hpp"
+#include "core/json_locate.hpp"
 #include "core/json_syntax.hpp"
+#include "core/suggest.hpp"
 #include "core/validation.hpp"
 
 #include <fmt/format.h>
@@ -38,6 +40,16 @@ std::string job_error::describe(std::string_view job_file) const {
 std::optional<std::string> parse_endpoint(std::string_view url, endpoint_config& out) {
   out = {};
   out.url = std::string(url);
+  // Every problem of the URL at once, "; "-separated.
+  std::string problems;
+  auto problem = [&](std::string_view p) {
+    if (!problems.empty()) problems += "; ";
+    problems += p;
+  };
+  auto result = [&]() -> std::optional<std::string> {
+    if (problems.empty()) return std::nullopt;
+    return problems;
+  };
   std::string_view rest = url;
   if (rest.starts_with("https://")) {
     out.tls = true;
@@ -48,10 +60,13 @@ std::optional<std::string> parse_endpoint(std::string_view url, endpoint_config&
     out.port = 80;
     rest.remove_prefix(7);
   } else {
-    return "must start with https:// (or http:// for a loopback rehearsal)";
+    problem("must start with https:// (or http:// for a loopback rehearsal)");
+    const auto scheme_end = rest.find("://");
+    if (scheme_end == std::string_view::npos) return result();
+    rest.remove_prefix(scheme_end + 3);  // the rest may have problems of its own
   }
   if (rest.find_first_of("?#@") != std::string_view::npos) {
-    return "must not contain a user name, a query or a fragment";
+    problem("must not contain a user name, a query or a fragment");
   }
   const std::size_t slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
@@ -61,35 +76,51 @@ std::optional<std::string> parse_endpoint(std::string_view url, endpoint_config&
     out.path_prefix = std::string(prefix);
   }
   std::string_view port_text;
+  bool port_given = false;
   if (authority.starts_with('[')) {
     const std::size_t close = authority.find(']');
-    if (close == std::string_view::npos) return "has an unclosed '[' in the host";
+    if (close == std::string_view::npos) {
+      problem("has an unclosed '[' in the host");
+      return result();
+    }
     out.host = std::string(authority.substr(1, close - 1));
     std::string_view after = authority.substr(close + 1);
     if (!after.empty()) {
-      if (after[0] != ':') return "has text after the IPv6 address";
-      port_text = after.substr(1);
-      if (port_text.empty()) return "has an empty port";
+      if (after[0] != ':') {
+        problem("has text after the IPv6 address");
+      } else {
+        port_text = after.substr(1);
+        port_given = true;
+      }
     }
   } else {
     const std::size_t colon = authority.rfind(':');
     out.host = std::string(authority.substr(0, colon));
     if (colon != std::string_view::npos) {
       port_text = authority.substr(colon + 1);
-      if (port_text.empty()) return "has an empty port";
+      port_given = true;
     }
   }
-  if (out.host.empty()) return "has no host";
-  if (!port_text.empty()) {
+  if (out.host.empty()) problem("has no host");
+  if (port_given && port_text.empty()) {
+    problem("has an empty port");
+  } else if (port_given) {
     unsigned port = 0;
+    bool number = true;
     for (char c : port_text) {
-      if (c < '0' || c > '9' || port > 65535) return "has a port that is not a number 1-65535";
+      if (c < '0' || c > '9' || port > 65535) {
+        number = false;
+        break;
+      }
       port = port * 10 + static_cast<unsigned>(c - '0');
     }
-    if (port == 0 || port > 65535) return "has a port that is not a number 1-65535";
-    out.port = static_cast<std::uint16_t>(port);
+    if (!number || port == 0 || port > 65535) {
+      problem("has a port that is not a number 1-65535");
+    } else {
+      out.port = static_cast<std::uint16_t>(port);
+    }
   }
-  return std::nullopt;
+  return result();
 }
 
 std::string format_iso8601_utc(std::int64_t seconds, std::optional<int> millis) {
@@ -202,9 +233,12 @@ class job_reader {
     std::vector<std::string_view> seen;
     for (auto [key, value] : out) {
       if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+        const auto guess = closest_name(key, allowed);
         std::string known;
         for (auto a : allowed) known += fmt::format("{}{}", known.empty() ? "" : ", ", a);
-        error(join(field, key), fmt::format("unknown field (known here: {})", known));
+        error(join(field, key), guess.empty()
+                                    ? fmt::format("unknown field (known here: {})", known)
+                                    : fmt::format("unknown field (did you mean {}?)", guess));
       } else if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
         error(join(field, key), "given more than once");
       }
@@ -311,14 +345,21 @@ void read_command(job_reader& r, dom::element e, command& cmd) {
                 {"type", "data", "dataFormat", "qos", "isCache", "cacheTime", "isCover"}, obj)) {
     return;
   }
-  const std::size_t errors_before = r.errors_.size();
+  // Fields whose type is wrong: the API's rules are checked on the others,
+  // so that one round shows every problem.
+  std::vector<std::string> mistyped;
   auto opt_int = [&](std::string_view key, std::optional<std::int64_t>& out) {
     dom::element v;
     if (obj[key].get(v) != simdjson::SUCCESS || v.is_null()) return;
     std::int64_t value = 0;
+    const std::size_t before = r.errors_.size();
     r.integer(obj, "command", key, value, std::numeric_limits<std::int32_t>::min(),
               std::numeric_limits<std::int32_t>::max());
-    if (r.errors_.size() == errors_before) out = value;
+    if (r.errors_.size() == before) {
+      out = value;
+    } else {
+      mistyped.emplace_back(key);
+    }
   };
   opt_int("type", cmd.type);
   opt_int("dataFormat", cmd.data_format);
@@ -337,10 +378,14 @@ void read_command(job_reader& r, dom::element e, command& cmd) {
       cmd.data = simdjson::minify(data);
     } else {
       r.wrong_type("command.data", data, "a string (or, for type 2 or 3, JSON)");
+      mistyped.emplace_back("data");
     }
   }
-  if (r.errors_.size() != errors_before) return;  // types first, then the API's rules
+  // Without a valid type the rules that depend on it say nothing useful.
+  if (std::find(mistyped.begin(), mistyped.end(), "type") != mistyped.end()) return;
   for (auto& v : validate_command(cmd)) {
+    // A rule about a mistyped field repeats its type error ("required", ...).
+    if (std::find(mistyped.begin(), mistyped.end(), v.field) != mistyped.end()) continue;
     int code = v.code.category().name() == std::string_view("fleetcast.api") ? v.code.value() : 0;
     r.error("command." + v.field, v.message, code ? std::optional<int>(code) : std::nullopt);
   }
@@ -434,7 +479,26 @@ void read_devices(job_reader& r, dom::element e, device_source& devices) {
 
 }  // namespace
 
+namespace {
+job_parse_result read_job(std::string_view text, std::string_view job_file);
+}  // namespace
+
 job_parse_result parse_job(std::string_view text, std::string_view job_file) {
+  auto result = read_job(text, job_file);
+  // Each field's mistake with the line and column of its key.
+  for (auto& e : result.errors) {
+    if (e.field.empty() || e.line != 0 || e.field == "job") continue;
+    if (const auto at = locate_json_field(text, e.field)) {
+      e.line = at->line;
+      e.column = at->column;
+    }
+  }
+  return result;
+}
+
+namespace {
+
+job_parse_result read_job(std::string_view text, std::string_view job_file) {
   job_parse_result result;
   auto& errors = result.errors;
 
@@ -632,5 +696,7 @@ job_parse_result parse_job(std::string_view text, std::string_view job_file) {
   if (errors.empty()) result.job = std::move(j);
   return result;
 }
+
+}  // namespace
 
 }  // namespace fleetcast

@@ -10,7 +10,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # The compiler and build tools, then the libraries (all headers or -dev), and
-# systemd for `systemd-analyze verify` of the unit in deploy/ (a test).
+# systemd for `systemd-analyze verify` of the unit in deploy/ and man-db for
+# `man -l` of the man page (tests).
 packages="
   g++
   cmake
@@ -24,6 +25,7 @@ packages="
   doctest-dev
   libbenchmark-dev
   systemd
+  man-db
 "
 
 export DEBIAN_FRONTEND=noninteractive

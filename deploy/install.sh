@@ -1,8 +1,8 @@
 #!/bin/sh
 # Installs a built fleetcast (cmake --preset release && cmake --build --preset
-# release) as a service: the binary and library under PREFIX, the systemd
-# unit, a system user and group `fleetcast`, and /etc/fleetcast/daemon.json
-# (kept if present). Run as root from the source folder:
+# release) as a service: the binary and library under PREFIX, the man page
+# and bash completion, the systemd unit, a system user and group
+# `fleetcast`, and /etc/fleetcast/daemon.json (kept if present). Run as root from the source folder:
 #   sh deploy/install.sh [--root DIR] [--prefix /usr/local] [--no-user]
 # --root installs into another filesystem root (an image, a test).
 set -eu
@@ -28,6 +28,9 @@ sed "s|/usr/local/bin/fleetcast|$prefix/bin/fleetcast|; s|/usr/local/share/doc|$
 chmod 0644 "$root/etc/systemd/system/fleetcast.service"
 [ -e "$root/etc/fleetcast/daemon.json" ] || install -m 0644 "$src/config/daemon.example.json" "$root/etc/fleetcast/daemon.json"
 install -m 0644 "$src/README.md" "$root$prefix/share/doc/fleetcast/README.md"
+install -d "$root$prefix/share/man/man1" "$root$prefix/share/bash-completion/completions"
+install -m 0644 "$src/docs/fleetcast.1" "$root$prefix/share/man/man1/fleetcast.1"
+install -m 0644 "$src/deploy/bash-completion/fleetcast" "$root$prefix/share/bash-completion/completions/fleetcast"
 if [ "$make_user" = yes ] && ! getent passwd fleetcast >/dev/null; then
   useradd --system --user-group --home-dir /var/lib/fleetcast --shell /usr/sbin/nologin fleetcast
 fi

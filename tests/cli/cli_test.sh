@@ -14,9 +14,9 @@ trap 'rm -rf "$tmp"' EXIT
 expect() {  # LABEL RC PATTERN CMD...: exit status RC, PATTERN in stdout+stderr
   local label=$1 want=$2 pattern=$3
   shift 3
-  "$@" >"$tmp/out" 2>&1
+  "$@" >"$tmp/expect.out" 2>&1
   local rc=$?
-  [ "$rc" -eq "$want" ] && grep -q -- "$pattern" "$tmp/out" && ok || fail "$label: exit $rc (want $want), output: $(head -5 "$tmp/out")"
+  [ "$rc" -eq "$want" ] && grep -q -- "$pattern" "$tmp/expect.out" && ok || fail "$label: exit $rc (want $want), output: $(head -5 "$tmp/expect.out")"
 }
 
 expect "--version" 0 '^fleetcast [0-9][0-9.]*$' "$bin" --version
@@ -30,7 +30,7 @@ expect "a missing positional" 2 '^fleetcast generate-devices: FILE is required$'
 expect "not a number" 2 '"ten" is not a whole number' "$bin" generate-devices ten x.csv
 expect "a stray argument" 2 'unexpected argument "b.json"' "$bin" run a.json b.json
 expect "per-subcommand help" 0 '^Usage: fleetcast run \[OPTIONS\] JOB' "$bin" run --help
-grep -q -- '--retry-failed' "$tmp/out" && ! grep -q 'generate-devices' "$tmp/out" && ok || fail "run --help is not run's own help"
+grep -q -- '--retry-failed' "$tmp/expect.out" && ! grep -q 'generate-devices' "$tmp/expect.out" && ok || fail "run --help is not run's own help"
 expect "emulate help" 0 'faults' "$bin" emulate --help
 expect "top help" 0 'generate-devices' "$bin" --help
 
@@ -68,5 +68,24 @@ expect "check a missing file" 2 'no-such-file.json' "$bin" check "$tmp/no-such-f
 for f in "$src"/config/examples/*.json; do
   "$bin" check "$f" >/dev/null 2>&1 && ok || fail "example $f does not pass check: $("$bin" check "$f" 2>&1 | head -3)"
 done
+
+# One round for what a run checks before it sends: the device list and the
+# token together; nothing is left behind, so the next run needs no --resume.
+cat >"$tmp/two-missing.json" <<'JOB'
+{"endpoint": "https://iot.example.com", "auth": {"token_file": "no-token"},
+ "command": {"type": 2, "data": "[]"}, "devices": {"file": "no-devices.csv"},
+ "output": {"dir": "out/two-missing"}}
+JOB
+(cd "$tmp" && "$bin" run two-missing.json --emulate >"$tmp/two.out" 2>&1)
+rc=$?
+[ "$rc" -eq 2 ] && grep -q 'no-devices.csv: cannot open' "$tmp/two.out" && grep -q 'no-token: cannot open' "$tmp/two.out" && ok ||
+  fail "a missing list and a missing token in one round: exit $rc: $(cat "$tmp/two.out")"
+[ ! -e "$tmp/out/two-missing" ] && ok || fail "a run refused before sending left $(ls -A "$tmp/out/two-missing")"
+"$bin" generate-devices 10 "$tmp/no-devices.csv" 2>/dev/null
+(cd "$tmp" && "$bin" run two-missing.json --emulate >"$tmp/two.out" 2>&1)
+[ $? -eq 2 ] && [ ! -e "$tmp/out/two-missing" ] && ok || fail "a missing token alone: $(cat "$tmp/two.out")"
+echo "Bearer x" >"$tmp/no-token"
+(cd "$tmp" && "$bin" run two-missing.json --emulate >"$tmp/two.out" 2>&1)
+[ $? -eq 0 ] && ok || fail "the run after the refusals (no --resume): $(tail -2 "$tmp/two.out")"
 
 finish

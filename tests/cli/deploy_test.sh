@@ -20,6 +20,23 @@ fail() { echo "FAIL $*"; failed=$((failed + 1)); }
 sh "$src/deploy/install.sh" --root "$tmp/root" --no-user >"$tmp/install.out" 2>&1 || fail "install.sh: $(cat "$tmp/install.out")"
 "$tmp/root/usr/local/bin/fleetcast" daemon --help | grep -q 'Usage: fleetcast daemon \[OPTIONS\]' || fail "the installed binary does not run"
 [ -f "$tmp/root/etc/fleetcast/daemon.json" ] || fail "no /etc/fleetcast/daemon.json"
+# The man page renders (man -l, no warnings) and says what it must.
+page=$tmp/root/usr/local/share/man/man1/fleetcast.1
+[ -f "$page" ] || fail "no man page installed"
+rendered=$(MANWIDTH=80 man -l "$page" 2>/dev/null)
+echo "$rendered" | grep -q 'EXIT STATUS' && echo "$rendered" | grep -q -- '--retry-failed' || fail "man -l does not render the page"
+warnings=$(man --warnings -l "$page" 2>&1 >/dev/null)
+[ -z "$warnings" ] || fail "man page warnings: $warnings"
+# Bash completion: commands, a command's options, file names.
+completion=$tmp/root/usr/local/share/bash-completion/completions/fleetcast
+[ -f "$completion" ] || fail "no bash completion installed"
+complete_words() {  # WORDS...: what completing the last one offers
+  bash -c 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _fleetcast; echo "${COMPREPLY[*]}"' _ "$completion" "$@"
+}
+[ "$(complete_words fleetcast ru)" = "run" ] || fail "completion of a command: $(complete_words fleetcast ru)"
+[ "$(complete_words fleetcast run --re)" = "--resume --retry-failed --retry-failed=" ] || fail "completion of run's options: $(complete_words fleetcast run --re)"
+[ "$(complete_words fleetcast daemon --sp)" = "--spool" ] || fail "completion of daemon's options"
+[ "$(complete_words fleetcast check --as d)" = "daemon" ] || fail "completion of check --as"
 unit=$tmp/fleetcast.service
 # The unit as installed, pointing at the binary in the temporary root.
 sed "s|^ExecStart=/usr/local/bin/fleetcast|ExecStart=$tmp/root/usr/local/bin/fleetcast|" \

@@ -154,7 +154,12 @@ TEST_CASE("unknown fields are errors that name the field, at every level") {
   auto e = only_error(with("connectoins", "4"));
   CHECK(e.field == "connectoins");
   CHECK(e.message.find("unknown field") != std::string::npos);
-  CHECK(e.describe("job.json").starts_with("job.json: connectoins: unknown field"));
+  // With the key's line and column, and the field it is probably a typo of.
+  CHECK(e.describe("job.json") ==
+        "job.json:2:3: connectoins: unknown field (did you mean connections?)");
+  // Nothing close: the fields known there.
+  CHECK(only_error(with("zzz", "4"))
+            .message.starts_with("unknown field (known here: name, endpoint"));
   CHECK(only_error(with("rate", R"({"requests_per_secnd": 5})")).field ==
         "rate.requests_per_secnd");
   CHECK(only_error(with("command", R"({"type": 2, "data": "[]", "iscache": 1})")).field ==
@@ -389,4 +394,28 @@ TEST_CASE("ISO 8601 times print back in UTC") {
   CHECK(format_iso8601_utc(*t) == "2026-11-26T12:00:05Z");
   CHECK(format_iso8601_utc(*t, 7) == "2026-11-26T12:00:05.007Z");
   CHECK(parse_iso8601(format_iso8601_utc(*t)) == t);
+}
+
+TEST_CASE("a job with six mistakes shows all six in one round, each where it is") {
+  const char* text = R"({"endpoint": "ftp://iot.example.com:99999",
+ "auth": {"token_file": "token"},
+ "command": {"type": 2, "data": "[]", "qos": "1", "isCache": 1, "cacheTime": 99999999, "isCover": 1},
+ "devices": {"file": "devices.csv"},
+ "conections": 4,
+ "rate": {"requests_per_second": -1}}
+)";
+  const auto r = parse_job(text, "job.json");
+  REQUIRE_FALSE(r.job);
+  std::vector<std::string> said;
+  for (const auto& e : r.errors) said.push_back(e.describe("job.json"));
+  const std::vector<std::string> want{
+      "job.json:5:2: conections: unknown field (did you mean connections?)",
+      "job.json:1:2: endpoint: \"ftp://iot.example.com:99999\" must start with https:// (or "
+      "http:// for a loopback rehearsal); has a port that is not a number 1-65535",
+      "job.json:3:39: command.qos: must be an integer, not a string",
+      "job.json:3:65: command.cacheTime: cacheTime 99999999 is outside 1..7776000 seconds (code "
+      "5329)",
+      "job.json:6:11: rate.requests_per_second: -1 is outside 0..1000000",
+  };
+  CHECK(said == want);  // the scheme and the port are two mistakes of one field
 }
