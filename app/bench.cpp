@@ -96,6 +96,7 @@ int bench(const bench_flags& flags) {
       fmt::print(stderr, "fleetcast bench: {}\n", e.describe("bench"));
     return 2;
   }
+  if (emulator) parsed.job->proxy = "direct";  // in process: never through a proxy
   if (!std::getenv("FLEETCAST_BENCH_TOKEN")) setenv("FLEETCAST_BENCH_TOKEN", "Bearer bench", 0);
 
   device_stream fleet(std::make_unique<synthetic_fleet>(devices));

@@ -128,6 +128,7 @@ int run_job(const std::string& job_file, const run_flags& flags) {
       return 2;
     }
     parse_endpoint(emulator->url(), j.endpoint);
+    j.proxy = "direct";  // the emulator is in this process: never through a proxy
     options.extra_ca_pem = emulator->certificate_pem();
     options.system_trust_store = false;  // only the emulator's certificate
     fmt::print(stderr, "fleetcast: rehearsing against the emulator at {} (list limit {})\n",
@@ -239,7 +240,17 @@ int run_job(const std::string& job_file, const run_flags& flags) {
     }
   };
 
-  net::rollout rollout(j, *devices.stream, output.sink(), options);
+  std::optional<net::rollout> made;
+  try {
+    made.emplace(j, *devices.stream, output.sink(), options);
+  } catch (const std::exception& e) {  // e.g. a malformed HTTPS_PROXY
+    fmt::print(stderr, "fleetcast: {}; nothing was sent\n", e.what());
+    output.abandon();
+    return 2;
+  }
+  net::rollout& rollout = *made;
+  if (const auto route = rollout.route(); !route.empty() && !flags.quiet)
+    fmt::print(stderr, "fleetcast: reaching {} {}\n", j.endpoint.url, route);
   signals.watch(rollout);
   run_summary summary;
   try {

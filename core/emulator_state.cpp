@@ -111,8 +111,10 @@ std::string emulator_state::stats_json() const {
   std::lock_guard lock(gateway_mutex_);
   std::uint64_t in_flight = 0;
   for (const auto& [gw, n] : in_flight_) in_flight += n;
-  fmt::format_to(it, "\"in_flight_gateway_devices\":{},\"peak_in_flight_per_gateway\":{},",
-                 in_flight, peak_in_flight_);
+  fmt::format_to(it,
+                 "\"connections\":{},\"in_flight_gateway_devices\":{},"
+                 "\"peak_in_flight_per_gateway\":{},",
+                 v(c::connections), in_flight, peak_in_flight_);
   out += "\"peak_gateway\":";
   append_json_string_or_null(out, peak_gateway_);
   out += "}\n";

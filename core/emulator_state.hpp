@@ -50,6 +50,7 @@ enum class emulator_counter : std::size_t {
   stalls,
   closes,
   tokens_expired,
+  connections,  // TCP connections accepted
   count_
 };
 

@@ -117,6 +117,9 @@ struct job {
   retry_config retry;
   rollout_config rollout;
   std::string output_dir;  // resolved; default out/<name> beside the job file
+  // An HTTP proxy ("http://[user:password@]host:port") or "direct"; absent:
+  // the environment's (HTTPS_PROXY, HTTP_PROXY, NO_PROXY; core/proxy.hpp).
+  std::optional<std::string> proxy;
 };
 
 }  // namespace fleetcast

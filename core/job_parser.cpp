@@ -4,6 +4,7 @@
 #include "core/device_result.hpp"
 #include "core/json_locate.hpp"
 #include "core/json_syntax.hpp"
+#include "core/proxy.hpp"
 #include "core/suggest.hpp"
 #include "core/validation.hpp"
 
@@ -526,7 +527,7 @@ job_parse_result read_job(std::string_view text, std::string_view job_file) {
   if (!r.fields(
           root, "",
           {"name", "endpoint", "auth", "tls", "command", "devices", "batch", "rate", "connections",
-           "pipeline_depth", "max_answer_bytes", "timeouts", "retry", "rollout", "output"},
+           "pipeline_depth", "max_answer_bytes", "timeouts", "retry", "rollout", "output", "proxy"},
           top)) {
     return result;
   }
@@ -580,6 +581,14 @@ job_parse_result read_job(std::string_view text, std::string_view job_file) {
     r.number(obj, "rate", "requests_per_second", j.rate.requests_per_second, 0, 1e6);
     r.number(obj, "rate", "devices_per_second", j.rate.devices_per_second, 0, 1e9);
     r.number(obj, "rate", "burst", j.rate.burst, 1, 1e9);
+  }
+  std::string proxy;
+  if (r.string(top, "", "proxy", proxy)) {
+    proxy_url parsed;
+    if (proxy != "direct") {
+      if (auto problem = parse_proxy_url(proxy, parsed)) r.error("proxy", *problem);
+    }
+    j.proxy = proxy;
   }
   r.integer(top, "", "connections", j.connections, 1, 1024);
   r.integer(top, "", "pipeline_depth", j.pipeline_depth, 1, 64);

@@ -94,6 +94,7 @@ struct emulator::impl {
         continue;  // e.g. too many open files: keep serving the others
       }
       socket.set_option(tcp::no_delay(true), ec);
+      state.count(emulator_counter::connections);
       auto ex = socket.get_executor();
       if (tls) {
         co_spawn(ex, serve_tls(beast::tcp_stream(std::move(socket))), asio::detached);

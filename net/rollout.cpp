@@ -4,6 +4,8 @@
 // file moves bytes and keeps the queues.
 #include "net/rollout.hpp"
 
+#include "core/proxy.hpp"
+
 #include "core/accountant.hpp"
 #include "core/adaptive_rate.hpp"
 #include "core/attempt_classifier.hpp"
@@ -72,6 +74,31 @@ bool is_ip_address(const std::string& host) {
   boost::system::error_code ec;
   asio::ip::make_address(host, ec);
   return !ec;
+}
+
+// The proxy variables, by curl's rules: lowercase first; HTTP_PROXY is not
+// read under CGI (REQUEST_METHOD set), where a request header could set it.
+proxy_environment proxy_environment_now() {
+  auto get = [](const char* name) -> std::string {
+    const char* v = std::getenv(name);
+    return v ? v : "";
+  };
+  proxy_environment env;
+  env.https_proxy = get("https_proxy");
+  env.https_source = "https_proxy";
+  if (env.https_proxy.empty()) {
+    env.https_proxy = get("HTTPS_PROXY");
+    env.https_source = "HTTPS_PROXY";
+  }
+  env.http_proxy = get("http_proxy");
+  env.http_source = "http_proxy";
+  if (env.http_proxy.empty() && get("REQUEST_METHOD").empty()) {
+    env.http_proxy = get("HTTP_PROXY");
+    env.http_source = "HTTP_PROXY";
+  }
+  env.no_proxy = get("no_proxy");
+  if (env.no_proxy.empty()) env.no_proxy = get("NO_PROXY");
+  return env;
 }
 
 // One keep-alive connection and what it reuses from request to request.
@@ -245,7 +272,17 @@ struct rollout::impl {
         adapt(jb.rate.requests_per_second),
         retry(jb.retry),
         guard(jb.rollout, jb.rate.requests_per_second),
-        tokens(jb.auth) {}
+        tokens(jb.auth) {
+    std::string error;
+    auto choice = choose_proxy(j.endpoint, j.proxy, proxy_environment_now(), error);
+    if (!error.empty()) throw std::runtime_error(error);
+    proxy = std::move(choice.proxy);
+    proxy_why = std::move(choice.why);
+  }
+
+  // The proxy the endpoint is reached through (absent: directly), and why.
+  std::optional<proxy_url> proxy;
+  std::string proxy_why;
 
   // The time results are counted at: read once per batch, not per device.
   std::int64_t results_now_us = 0;
@@ -615,17 +652,26 @@ struct rollout::impl {
 
   // ----------------------------------------------------------------- I/O
 
-  asio::awaitable<boost::system::error_code> connect(connection& c) {
+  // Connects (through the proxy's tunnel, when there is one) and shakes
+  // hands; "" when connected, else why not, naming the endpoint and proxy.
+  asio::awaitable<std::string> connect(connection& c) {
     c.close();
     const auto& ep = j.endpoint;
+    const auto why = [&](std::string_view what) {
+      c.close();
+      endpoints.reset();  // resolve again next time
+      return proxy ? fmt::format("cannot connect to {} through the proxy {}: {}", ep.url,
+                                 proxy->display(), what)
+                   : fmt::format("cannot connect to {}: {}", ep.url, what);
+    };
+    const auto limit = std::chrono::milliseconds(j.timeouts.connect_ms);
     if (!endpoints) {
       tcp::resolver resolver(ioc);
-      auto [ec, results] =
-          co_await resolver.async_resolve(ep.host, std::to_string(ep.port), no_throw);
-      if (ec) co_return ec;
+      auto [ec, results] = co_await resolver.async_resolve(
+          proxy ? proxy->host : ep.host, std::to_string(proxy ? proxy->port : ep.port), no_throw);
+      if (ec) co_return why(ec.message());
       endpoints = results;
     }
-    const auto limit = std::chrono::milliseconds(j.timeouts.connect_ms);
     if (ep.tls) {
       c.tls.emplace(ioc, ssl_ctx);
       SSL* ssl = c.tls->native_handle();
@@ -639,16 +685,37 @@ struct rollout::impl {
     low.expires_after(limit);
     auto [ec, connected] = co_await low.async_connect(*endpoints, no_throw);
     if (!ec) low.socket().set_option(tcp::no_delay(true), ec);
-    if (!ec && c.tls) {
+    if (ec) co_return why(ec == beast::error::timeout ? "connect timed out" : ec.message());
+    if (proxy) {
+      // The tunnel: CONNECT, the proxy's answer; then TLS to the endpoint
+      // through it, with the endpoint's own host check.
+      const auto request = connect_request(*proxy, ep.host, ep.port);
+      low.expires_after(limit);
+      std::tie(ec, std::ignore) = co_await asio::async_write(low, asio::buffer(request), no_throw);
+      http::response_parser<http::empty_body> answer;
+      answer.skip(true);  // an answer to CONNECT has no body
+      if (!ec)
+        std::tie(ec, std::ignore) =
+            co_await http::async_read_header(low, c.buffer, answer, no_throw);
+      if (ec) {
+        co_return why(fmt::format("no answer to CONNECT: {}",
+                                  ec == beast::error::timeout ? "timed out" : ec.message()));
+      }
+      const auto target = fmt::format("{}:{}", ep.host, ep.port);
+      if (auto refused =
+              tunnel_refusal(*proxy, target, answer.get().result_int(), answer.get().reason());
+          !refused.empty()) {
+        c.close();
+        co_return refused;
+      }
+      if (c.buffer.size() != 0) co_return why("the proxy sent bytes after its answer to CONNECT");
+    }
+    if (c.tls) {
       low.expires_after(limit);
       std::tie(ec) = co_await c.tls->async_handshake(ssl::stream_base::client, no_throw);
+      if (ec) co_return why(ec == beast::error::timeout ? "TLS handshake timed out" : ec.message());
     }
-    if (ec) {
-      if (ec == beast::error::timeout) ec = asio::error::timed_out;
-      c.close();
-      endpoints.reset();  // resolve again next time
-    }
-    co_return ec;
+    co_return std::string();
   }
 
   template <typename Stream>
@@ -773,14 +840,14 @@ struct rollout::impl {
           break;
         }
         if (!c.open()) {
-          auto ec = co_await connect(c);
-          if (ec) {
+          const auto why = co_await connect(c);
+          if (!why.empty()) {
             // Not a try: nothing was sent. The batch waits for a connection;
             // the job fails only when none can be made for unreachable_s.
             --in_flight;
             ready.push_front(std::move(p));
             ++c.connect_failures;
-            note_unreachable(fmt::format("cannot connect to {}: {}", j.endpoint.url, ec.message()));
+            note_unreachable(why);
             co_await wait_until(
                 c,
                 now_us() + 1000 * static_cast<std::int64_t>(
@@ -998,9 +1065,8 @@ struct rollout::impl {
         end_connections(n);
         co_return;
       }
-      const auto ec = co_await connect(*c);
-      if (!ec) break;
-      const auto why = fmt::format("cannot connect to {}: {}", j.endpoint.url, ec.message());
+      const auto why = co_await connect(*c);
+      if (why.empty()) break;
       if (attempt >= std::max<std::uint32_t>(1, j.retry.max_attempts)) {
         stop(job_state::failed, fmt::format("{} ({} tr{}; nothing was sent)", why, attempt,
                                             attempt == 1 ? "y" : "ies"));
@@ -1078,6 +1144,12 @@ void rollout::cancel() {
 
 const std::string& rollout::failure() const noexcept {
   return impl_->failure;
+}
+
+std::string rollout::route() const {
+  const auto& s = *impl_;
+  return s.proxy ? fmt::format("through the proxy {} ({})", s.proxy->display(), s.proxy_why)
+                 : std::string();
 }
 
 run_summary rollout::run() {

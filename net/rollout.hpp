@@ -102,6 +102,10 @@ class rollout {
   // Why the job failed (state failed), e.g. a refused token; empty otherwise.
   const std::string& failure() const noexcept;
 
+  // How the endpoint is reached: "through the proxy host:port (HTTPS_PROXY)",
+  // or empty for a direct connection. Never the proxy's user or password.
+  std::string route() const;
+
  private:
   struct impl;
   std::unique_ptr<impl> impl_;
