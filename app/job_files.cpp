@@ -2,6 +2,7 @@
 #include "app/job_files.hpp"
 
 #include "app/job_output.hpp"
+#include "net/token_source.hpp"
 
 #include <fmt/format.h>
 
@@ -27,7 +28,7 @@ bool read_text_file(const std::string& path, std::string& text, std::string& err
   return true;
 }
 
-std::optional<job> load_job(const std::string& job_file) {
+std::optional<job> load_job(const std::string& job_file, bool check_sendable) {
   std::string text, error;
   if (!read_text_file(job_file, text, error)) {
     fmt::print(stderr, "fleetcast: {}\n", error);
@@ -36,10 +37,39 @@ std::optional<job> load_job(const std::string& job_file) {
   auto parsed = parse_job(text, job_file);
   if (!parsed.job) {
     for (const auto& e : parsed.errors) fmt::print(stderr, "fleetcast: {}\n", e.describe(job_file));
-    fmt::print(stderr, "fleetcast: the job is invalid ({} problem{}); nothing was sent\n",
-               parsed.errors.size(), parsed.errors.size() == 1 ? "" : "s");
+    std::size_t problems = parsed.errors.size();
+    if (check_sendable && parsed.partial) {
+      // The same round: the device list and the token, where their fields are right.
+      bool devices_ok = true, auth_ok = true;
+      for (const auto& e : parsed.errors) {
+        devices_ok = devices_ok && !e.field.starts_with("devices");
+        auth_ok = auth_ok && !e.field.starts_with("auth");
+      }
+      for (const auto& p : sendable_problems(*parsed.partial, std::nullopt, devices_ok, auth_ok)) {
+        fmt::print(stderr, "fleetcast: {}: {}\n", job_file, p);
+        ++problems;
+      }
+    }
+    fmt::print(stderr, "fleetcast: the job is invalid ({} problem{}); nothing was sent\n", problems,
+               problems == 1 ? "" : "s");
   }
   return std::move(parsed.job);
+}
+
+std::vector<std::string> sendable_problems(const job& j, const std::optional<shard_spec>& shard,
+                                           bool devices, bool token) {
+  std::vector<std::string> problems;
+  std::string error;
+  if (devices && !probe_devices(j, shard, error)) problems.push_back(error);
+  if (token && j.auth.kind != auth_config::source::token_command) {  // a command runs at the start
+    try {
+      if (auto bad = net::check_token(net::token_source(j.auth).fetch()); !bad.empty())
+        problems.push_back(bad);
+    } catch (const std::exception& e) {
+      problems.push_back(e.what());
+    }
+  }
+  return problems;
 }
 
 bool open_devices(const job& j, opened_devices& out, std::string& error) {

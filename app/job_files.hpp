@@ -13,6 +13,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace fleetcast::app {
 
@@ -20,8 +21,16 @@ namespace fleetcast::app {
 bool read_text_file(const std::string& path, std::string& text, std::string& error);
 
 // Reads and parses a job file; on failure prints every problem (file, line,
-// field, code) to stderr and returns nullopt.
-std::optional<job> load_job(const std::string& job_file);
+// field, code) to stderr and returns nullopt. With `check_sendable`, a job
+// file with mistakes also has its device list and token checked (where
+// their fields are right), so that one round shows everything.
+std::optional<job> load_job(const std::string& job_file, bool check_sendable = false);
+
+// What stops a valid job from being sent, every problem at once: the device
+// list cannot be read or holds no record (probe_devices), the token cannot be
+// had (a file or variable; a token command runs only at the start).
+std::vector<std::string> sendable_problems(const job& j, const std::optional<shard_spec>& shard,
+                                           bool devices = true, bool token = true);
 
 // A device_stream over the job's devices with the input it reads from.
 struct opened_devices {

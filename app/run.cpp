@@ -94,7 +94,7 @@ std::uint64_t records_from_lines(const job& j, std::uint64_t newlines) {
 }  // namespace
 
 int run_job(const std::string& job_file, const run_flags& flags) {
-  auto loaded = load_job(job_file);
+  auto loaded = load_job(job_file, true);
   if (!loaded) return 2;
   job j = std::move(*loaded);
   std::string error;
@@ -143,17 +143,7 @@ int run_job(const std::string& job_file, const run_flags& flags) {
   // Nothing is written before the job is known to be sendable: a device
   // list that cannot be read or holds no record is refused here.
   // Every problem of this kind in one round: the device list and the token.
-  std::vector<std::string> problems;
-  if (!probe_devices(j, flags.shard, error)) problems.push_back(error);
-  if (j.auth.kind != auth_config::source::token_command) {  // a command runs at the start
-    try {
-      if (auto bad = net::check_token(net::token_source(j.auth).fetch()); !bad.empty())
-        problems.push_back(bad);
-    } catch (const std::exception& e) {
-      problems.push_back(e.what());
-    }
-  }
-  if (!problems.empty()) {
+  if (const auto problems = sendable_problems(j, flags.shard); !problems.empty()) {
     for (const auto& p : problems) fmt::print(stderr, "fleetcast: {}: {}\n", job_file, p);
     fmt::print(stderr, "fleetcast: {}: nothing was sent\n", job_file);
     return 2;

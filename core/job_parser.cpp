@@ -702,7 +702,11 @@ job_parse_result read_job(std::string_view text, std::string_view job_file) {
     j.output_dir = r.path("out/" + j.name);
   }
 
-  if (errors.empty()) result.job = std::move(j);
+  if (errors.empty()) {
+    result.job = std::move(j);
+  } else {
+    result.partial = std::move(j);
+  }
   return result;
 }
 

@@ -28,6 +28,10 @@ struct job_error {
 struct job_parse_result {
   std::optional<fleetcast::job> job;  // set when errors is empty
   std::vector<job_error> errors;
+  // With errors in a valid JSON text: the job as far as it could be read
+  // (so that a caller can check what it names, e.g. the device list, in the
+  // same round). Its fields with errors hold defaults.
+  std::optional<fleetcast::job> partial;
 };
 
 // Parses the text of a job file; `job_file` is its path (for relative paths,

@@ -69,6 +69,20 @@ for f in "$src"/config/examples/*.json; do
   "$bin" check "$f" >/dev/null 2>&1 && ok || fail "example $f does not pass check: $("$bin" check "$f" 2>&1 | head -3)"
 done
 
+# The job with six mistakes that took five runs to see: one run shows all.
+cat >"$tmp/six.json" <<'JOB'
+{"endpoint": "ftp://iot.example.com:99999",
+ "auth": {"token_file": "six-token"},
+ "command": {"type": 1, "data": "ABCD", "qos": "1", "isCache": 1, "cacheTime": 99999999},
+ "devices": {"file": "six-devices.csv"}}
+JOB
+(cd "$tmp" && "$bin" run six.json >"$tmp/six.out" 2>&1)
+rc=$?
+[ "$rc" -eq 2 ] && ok || fail "six mistakes: exit $rc"
+for want in 'six.json:3:[0-9]*: command.qos: must be an integer' 'six.json:3:[0-9]*: command.dataFormat: dataFormat is required'   'six.json:3:[0-9]*: command.cacheTime: .*outside' 'six.json:1:2: endpoint: .*must start with https://.*port that is not a number'   'six-devices.csv: cannot open' 'six-token: cannot open' 'the job is invalid (6 problems)'; do
+  grep -q -- "$want" "$tmp/six.out" && ok || fail "six mistakes in one round: no \"$want\" in: $(cat "$tmp/six.out")"
+done
+
 # One round for what a run checks before it sends: the device list and the
 # token together; nothing is left behind, so the next run needs no --resume.
 cat >"$tmp/two-missing.json" <<'JOB'
