@@ -59,6 +59,13 @@ write_job log 0
 (cd "$tmp" && "$bin" run log.json >"$tmp/log.out" 2>"$tmp/log.err")
 ! grep -q $'\x1b' "$tmp/log.err" && ! grep -q $'\r' "$tmp/log.err" && grep -q '^fleetcast: .*devices' "$tmp/log.err" && ok || fail "a log: $(head -3 "$tmp/log.err")"
 
+# What a run waits for: the time window, said on the plain line too.
+opens=$(date -u -d '+3 seconds' +%Y-%m-%dT%H:%M:%SZ)
+write_job window 0
+sed -i "s|\"output\"|\"rollout\": {\"not_before\": \"$opens\"}, \"output\"|" "$tmp/window.json"
+(cd "$tmp" && "$bin" run window.json >"$tmp/window.out" 2>"$tmp/window.err")
+grep -q 'waiting: the time window (opens in [0-9]* s)' "$tmp/window.err" && ok || fail "the time window: $(head -3 "$tmp/window.err")"
+
 # 3. --quiet says nothing; --json prints the summary on stdout.
 write_job quiet 0
 (cd "$tmp" && "$bin" run quiet.json --quiet >"$tmp/quiet.out" 2>"$tmp/quiet.err")
