@@ -9,10 +9,13 @@
 #include "app/daemon_log.hpp"
 #include "app/job_files.hpp"
 #include "app/job_output.hpp"
+#include "app/sd_notify.hpp"
+#include "core/admin_access.hpp"
 #include "core/daemon_config.hpp"
 #include "core/fair_rate_gate.hpp"
 #include "core/job_parser.hpp"
 #include "core/json_escape.hpp"
+#include "core/progress_view.hpp"
 #include "core/prometheus.hpp"
 #include "core/shard.hpp"
 #include "core/spool_rules.hpp"
@@ -23,8 +26,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -122,7 +127,29 @@ struct daemon_job {
   run_summary summary;
   std::string startup_error;
   steady::time_point started = steady::now();
-  std::string resumed_from;  // done or failed, when an operator asked for a resume
+  std::string resumed_from;           // done or failed, when an operator asked for a resume
+  std::uint64_t estimated_total = 0;  // the list's records, estimated (0: unknown)
+  progress_view view;                 // the current rate (under jobs_mutex)
+  steady::time_point progress_logged = steady::now();
+  // Done, total, exact, percent, rate and ETA as /jobs and the log give them.
+  struct figures {
+    std::uint64_t done = 0, total = 0;
+    bool exact = false;
+    double percent = 0, rate = 0, eta_s = -1;
+  };
+  figures now(std::uint64_t earlier) const {
+    figures f;
+    f.done = earlier + progress.done;
+    f.exact = progress.input_complete;
+    f.total = f.exact ? progress.records : std::max(estimated_total, progress.records);
+    f.rate = view.current_rate();
+    if (f.total > 0) {
+      f.percent = std::min(f.exact ? 100.0 : 99.0,
+                           100.0 * static_cast<double>(f.done) / static_cast<double>(f.total));
+      if (f.rate > 0 && f.total > f.done) f.eta_s = static_cast<double>(f.total - f.done) / f.rate;
+    }
+    return f;
+  }
 };
 
 // In a job's folder while a --retry-failed request waits to be applied: the
@@ -162,6 +189,7 @@ class daemon_service {
   void handle_signal(int sig);
   void scan_cancels();
   void scan_resumes();
+  void log_progress();
   job_folder_facts facts_of(const std::string& name, bool count_pending);
   bool take_resume(const std::string& name, const resume_request& request);
   void claim_incoming();
@@ -192,6 +220,10 @@ class daemon_service {
   int inotify_fd_ = -1;
   int lock_fd_ = -1;
   std::atomic<bool> draining_{false};  // read by the admin port
+  std::atomic<bool> ready_{false};     // the spool is recovered: jobs are taken
+  std::string admin_token_;            // admin_token_file's token; set before the port opens
+  service_notifier notifier_;          // systemd's Type=notify (no-op without NOTIFY_SOCKET)
+  steady::time_point watchdog_due_{};
   steady::time_point drain_deadline_{};
   steady::time_point epoch_ = steady::now();
 
@@ -447,7 +479,8 @@ bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
       return false;
     }
   }
-  if (!identify(dj.spec, false, request.identity, error) ||
+  std::uint64_t newlines = 0;
+  if (!identify(dj.spec, false, request.identity, error, &newlines) ||
       dj.output.open(dj.dir.string(), request, error) != open_outcome::ok) {
     dj.startup_error = error;
     fail_invalid(dj.name, dj.dir, error);
@@ -483,9 +516,11 @@ bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
   net::rollout_options options;
   dj.output.attach(options);
   daemon_job* self = &dj;
+  dj.estimated_total = estimate_total(dj.spec, newlines, dj.devices, shard_);
   options.on_progress = [this, self](const net::rollout_progress& p) {
     std::lock_guard lock(jobs_mutex_);
     self->progress = p;
+    self->view.sample(p.elapsed_s, p.succeeded + p.failed);
   };
   options.on_attempt = [this](std::string_view outcome, std::size_t devices) {
     std::lock_guard lock(metrics_mutex_);
@@ -624,8 +659,12 @@ void daemon_service::settle(daemon_job& dj) {
   const std::string where(to_string(to.folder));
   const std::string& reason = to.reason;
   if (where != "running") move_to(dj.dir, where, dj.name, reason);
-  log_.write(where == "failed" ? "error" : "info", dj.name,
-             where == "running" ? "job_left_for_resume" : "job_finished",
+  // An operator's cancel is not an error; an abort is the guard doing its job.
+  const std::string_view level = where != "failed"                           ? "info"
+                                 : dj.cancel_by_user && state == "cancelled" ? "info"
+                                 : state == "aborted"                        ? "warn"
+                                                                             : "error";
+  log_.write(level, dj.name, where == "running" ? "job_left_for_resume" : "job_finished",
              details()
                  .str("state", state)
                  .str("folder", where)
@@ -668,6 +707,29 @@ void daemon_service::scan_cancels() {
     target->cancel_by_user = true;
     target->rollout->cancel();
     log_.write("info", name, "job_cancel_requested", details().str("source", "cancel file"));
+  }
+}
+
+// Each running job's progress in the log, every progress_log_interval_s.
+void daemon_service::log_progress() {
+  if (config_.progress_log_interval_s == 0) return;
+  const auto now = steady::now();
+  const auto every = std::chrono::seconds(config_.progress_log_interval_s);
+  std::lock_guard lock(jobs_mutex_);
+  for (const auto& j : jobs_) {
+    if (j->phase != job_phase::running || now - j->progress_logged < every) continue;
+    j->progress_logged = now;
+    const auto f = j->now(j->output.earlier().records);
+    log_.write("info", j->name, "job_progress",
+               details()
+                   .num("done", f.done)
+                   .num("total", f.total)
+                   .str("total_is", f.exact ? "exact" : "estimated")
+                   .num("percent", std::round(f.percent * 10) / 10)
+                   .num("devices_per_second", std::round(f.rate))
+                   .num("eta_s", f.eta_s >= 0 ? std::round(f.eta_s) : -1.0)
+                   .num("failed", j->progress.failed)
+                   .num("skipped", j->progress.skipped));
   }
 }
 
@@ -771,6 +833,11 @@ void daemon_service::handle_signal(int sig) {
                  details().str("field", "admin_listen").str("kept", config_.admin_listen));
       fresh.admin_listen = config_.admin_listen;
     }
+    if (fresh.admin_token_file != config_.admin_token_file) {
+      log_.write("warn", "", "config_needs_restart",
+                 details().str("field", "admin_token_file").str("kept", config_.admin_token_file));
+      fresh.admin_token_file = config_.admin_token_file;
+    }
     config_ = std::move(fresh);
     for (auto& [key, acct] : accounts_) {
       const auto url = key.substr(0, key.find('\n'));
@@ -790,6 +857,7 @@ void daemon_service::handle_signal(int sig) {
     return;
   }
   draining_ = true;
+  notifier_.send("STOPPING=1\nSTATUS=draining");
   drain_deadline_ = steady::now() + std::chrono::seconds(config_.drain_timeout_s);
   std::lock_guard lock(jobs_mutex_);
   log_.write("info", "", "draining",
@@ -827,6 +895,21 @@ std::string daemon_service::jobs_json() {
                    "\"batch_size\":{},\"connections\":{},\"elapsed_s\":{:.3f}",
                    p.records, p.input_complete, p.done, p.succeeded, p.failed, p.skipped,
                    p.requests, p.retries, p.batch_size, j->connections, p.elapsed_s);
+    if (j->phase != job_phase::waiting) {
+      // Done of total (the earlier runs' results included), the rate over
+      // the last seconds, the ETA (null until there is a rate).
+      const auto f = j->now(j->output.earlier().records);
+      fmt::format_to(
+          std::back_inserter(out),
+          ",\"progress\":{{\"done\":{},\"total\":{},\"total_exact\":{},\"percent\":{:.1f},"
+          "\"devices_per_second\":{:.1f},\"eta_s\":",
+          f.done, f.total, f.exact, f.percent, f.rate);
+      if (f.eta_s >= 0) {
+        fmt::format_to(std::back_inserter(out), "{:.0f}}}", f.eta_s);
+      } else {
+        out += "null}";
+      }
+    }
     if (j->cancel_by_user) out += ",\"cancelling\":true";
     out += '}';
   }
@@ -912,7 +995,22 @@ std::string daemon_service::metrics_text() {
 }
 
 net::admin_response daemon_service::admin(const net::admin_request& req) {
+  constexpr std::string_view text = "text/plain; charset=utf-8";
+  switch (admin_access(req.method, req.client_on_loopback, req.authorization, admin_token_)) {
+    case admin_verdict::unauthorized:
+      return {401, std::string(text),
+              "a change needs Authorization: Bearer <the token in admin_token_file>\n", true};
+    case admin_verdict::forbidden:
+      return {403, std::string(text),
+              "changes are taken from loopback clients only; set admin_token_file to take them "
+              "from elsewhere with a bearer token\n"};
+    case admin_verdict::allowed:
+      break;
+  }
   const std::string_view target = req.target;
+  if (req.method == "GET" && target == "/readyz")
+    return ready_ && !draining_ ? net::admin_response{200, std::string(text), "ready\n"}
+                                : net::admin_response{503, std::string(text), "not ready\n"};
   if (req.method == "GET" && target == "/metrics")
     return {200, "text/plain; version=0.0.4; charset=utf-8", metrics_text()};
   if (req.method == "GET" && target == "/healthz")
@@ -992,6 +1090,20 @@ int daemon_service::run() {
     }
   }
 
+  if (!config_.admin_token_file.empty()) {
+    std::string error;
+    if (!read_text_file(config_.admin_token_file, admin_token_, error)) {
+      fmt::print(stderr, "fleetcast daemon: admin_token_file: {}\n", error);
+      return 2;
+    }
+    while (!admin_token_.empty() && std::isspace(static_cast<unsigned char>(admin_token_.back())))
+      admin_token_.pop_back();
+    if (admin_token_.empty()) {
+      fmt::print(stderr, "fleetcast daemon: admin_token_file: {} is empty\n",
+                 config_.admin_token_file);
+      return 2;
+    }
+  }
   std::unique_ptr<net::admin_server> admin_port;
   if (!config_.admin_listen.empty()) {
     try {
@@ -1002,6 +1114,14 @@ int daemon_service::run() {
       return 2;
     }
     const auto host = config_.admin_listen.substr(0, config_.admin_listen.rfind(':'));
+    if (!is_loopback_listen(config_.admin_listen) && admin_token_.empty()) {
+      log_.write("warn", "", "admin_changes_loopback_only",
+                 details()
+                     .str("listen", config_.admin_listen)
+                     .str("message",
+                          "reading is open on this address; cancel and resume are refused (403) "
+                          "from other hosts until admin_token_file is set"));
+    }
     const auto address = fmt::format("{}:{}", host, admin_port->port());
     write_file(spool_ / "admin.address", address + "\n");
   }
@@ -1015,8 +1135,11 @@ int daemon_service::run() {
                  .str("shard", shard_ ? to_string(*shard_) : ""));
 
   recover();
+  ready_ = true;
+  notifier_.send(fmt::format("READY=1\nSTATUS=serving {}", spool_.string()));
   for (;;) {
     reap();
+    log_progress();
     scan_cancels();
     scan_resumes();
     start_waiting();
@@ -1035,7 +1158,19 @@ int daemon_service::run() {
       }
     }
     pollfd fds[3] = {{signal_fd_, POLLIN, 0}, {event_fd_, POLLIN, 0}, {inotify_fd_, POLLIN, 0}};
-    const int timeout = draining_ ? 100 : static_cast<int>(config_.poll_interval_ms);
+    int timeout = draining_ ? 100 : static_cast<int>(config_.poll_interval_ms);
+    if (const auto every = notifier_.watchdog_every()) {
+      const auto now = steady::now();
+      if (now >= watchdog_due_) {
+        notifier_.send("WATCHDOG=1");
+        watchdog_due_ = now + *every;
+      }
+      timeout = std::min<int>(
+          timeout,
+          static_cast<int>(
+              std::chrono::duration_cast<std::chrono::milliseconds>(watchdog_due_ - now).count()) +
+              1);
+    }
     const int n = ::poll(fds, inotify_fd_ >= 0 ? 3 : 2, timeout);
     if (n <= 0) continue;
     if (fds[0].revents & POLLIN) {

@@ -7,6 +7,10 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+
+#include <sys/stat.h>
+#include <unistd.h>
 #include <iterator>
 
 namespace fleetcast::app {
@@ -43,9 +47,21 @@ details& details::num(std::string_view key, std::uint64_t value) {
   return *this;
 }
 
+bool is_journal_stream(const char* journal_stream, int fd) {
+  if (!journal_stream) return false;
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return false;
+  return fmt::format("{}:{}", static_cast<unsigned long long>(st.st_dev),
+                     static_cast<unsigned long long>(st.st_ino)) == journal_stream;
+}
+
+json_log::json_log() : journal_(is_journal_stream(std::getenv("JOURNAL_STREAM"), STDERR_FILENO)) {}
+
 void json_log::write(std::string_view level, std::string_view job, std::string_view event,
                      const details& d) {
-  std::string line = "{\"time\":";
+  std::string line;
+  if (journal_) line = level == "error" ? "<3>" : level == "warn" ? "<4>" : "<6>";
+  line += "{\"time\":";
   append_json_string(line, utc_now());
   line += ",\"level\":";
   append_json_string(line, level);

@@ -56,6 +56,18 @@ std::optional<job> load_job(const std::string& job_file, bool check_sendable) {
   return std::move(parsed.job);
 }
 
+std::uint64_t estimate_total(const job& j, std::uint64_t newlines, const opened_devices& devices,
+                             const std::optional<shard_spec>& shard) {
+  std::uint64_t n = 0;
+  if (j.devices.file && newlines > 0) {
+    if (j.devices.format == device_format::csv) n = newlines - 1;  // the header
+    if (j.devices.format == device_format::ndjson) n = newlines;
+  }
+  if (n == 0 && devices.stream) n = devices.stream->expected_records();
+  if (shard) n /= shard->count;
+  return n;
+}
+
 std::vector<std::string> sendable_problems(const job& j, const std::optional<shard_spec>& shard,
                                            bool devices, bool token) {
   std::vector<std::string> problems;

@@ -42,6 +42,13 @@ struct opened_devices {
 // Opens the job's device list; false with `error` set when it cannot.
 bool open_devices(const job& j, opened_devices& out, std::string& error);
 
+// The records the job's list holds, for progress (0: not known): a file's
+// line breaks, counted in identify()'s pass (a CSV's header aside; an
+// estimate, since blank lines and quoted line breaks count too), else the
+// estimate from its first bytes; a shard's share of it.
+std::uint64_t estimate_total(const job& j, std::uint64_t newlines, const opened_devices& devices,
+                             const std::optional<shard_spec>& shard);
+
 // Before anything is sent: whether the device list (this shard's part of it)
 // has a record at all. A list that cannot be re-read (a pipe) is not
 // probed: true. False with `error` saying why: the list cannot be opened or

@@ -75,8 +75,9 @@ control:
   that failed for those reasons again, as `--retry-failed` would.
   SIGTERM or SIGINT drains (requests in flight finish, unfinished jobs stay in
   running/ and resume at the next start) and exits 0; SIGHUP reloads.
-admin port (config admin_listen, loopback only): GET /metrics (Prometheus),
-GET /healthz, GET /jobs (JSON), the POSTs above.
+admin port (config admin_listen, any address): GET /metrics (Prometheus),
+GET /healthz, GET /readyz, GET /jobs (JSON); the POSTs above need the bearer
+token of admin_token_file, or a loopback client when none is set.
 logs: JSON lines on stderr: time, level, job, event, details.)";
 
 // The closest of `names` to `word`, when close enough to be a typo.

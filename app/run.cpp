@@ -77,20 +77,6 @@ std::size_t terminal_width() {
   return 80;
 }
 
-// The records a list file holds, from its line breaks (an estimate: blank
-// lines and quoted line breaks count too); 0 when not known.
-std::uint64_t records_from_lines(const job& j, std::uint64_t newlines) {
-  if (!j.devices.file || newlines == 0) return 0;
-  switch (j.devices.format) {
-    case device_format::csv:
-      return newlines - 1;  // the header
-    case device_format::ndjson:
-      return newlines;
-    default:
-      return 0;  // a JSON array's layout says nothing
-  }
-}
-
 }  // namespace
 
 int run_job(const std::string& job_file, const run_flags& flags) {
@@ -203,9 +189,7 @@ int run_job(const std::string& job_file, const run_flags& flags) {
   const char* term = std::getenv("TERM");
   const bool terminal =
       isatty(STDERR_FILENO) && !(term && std::string_view(term) == "dumb") && !flags.quiet;
-  std::uint64_t estimated_total = records_from_lines(j, newlines);
-  if (estimated_total == 0) estimated_total = devices.stream->expected_records();
-  if (flags.shard) estimated_total /= flags.shard->count;
+  const std::uint64_t estimated_total = estimate_total(j, newlines, devices, flags.shard);
   progress_view view;
   net::rollout_progress last;
   double last_line_s = -10;

@@ -48,22 +48,24 @@ daemon_config_result parse_daemon_config(std::string_view text) {
   detail::config_reader r(errors, {});
   daemon_config c;
   dom::object top;
-  if (!r.object(root, "",
-                {"max_jobs", "admin_listen", "poll_interval_ms", "drain_timeout_s", "fsync",
-                 "default_endpoint", "endpoints"},
-                top)) {
+  if (!r.object(
+          root, "",
+          {"max_jobs", "admin_listen", "admin_token_file", "poll_interval_ms", "drain_timeout_s",
+           "progress_log_interval_s", "fsync", "default_endpoint", "endpoints"},
+          top)) {
     return result;
   }
   r.integer(top, "", "max_jobs", c.max_jobs, 1, 1024);
   r.string(top, "", "admin_listen", c.admin_listen);
-  if (!c.admin_listen.empty() && !is_loopback_listen(c.admin_listen)) {
+  if (!c.admin_listen.empty() && c.admin_listen.rfind(':') == std::string::npos) {
     r.fail("", "admin_listen",
-           fmt::format("\"{}\" is not a loopback HOST:PORT (127.0.0.1:PORT or [::1]:PORT): the "
-                       "admin port cancels jobs without authentication",
+           fmt::format("\"{}\" is not HOST:PORT (e.g. 127.0.0.1:9464, 0.0.0.0:9464, [::]:9464)",
                        c.admin_listen));
   }
+  r.string(top, "", "admin_token_file", c.admin_token_file);
   r.integer(top, "", "poll_interval_ms", c.poll_interval_ms, 10, 3'600'000);
   r.integer(top, "", "drain_timeout_s", c.drain_timeout_s, 0, 86'400);
+  r.integer(top, "", "progress_log_interval_s", c.progress_log_interval_s, 0, 86'400);
   dom::element e;
   if (top["fsync"].get(e) == simdjson::SUCCESS) {
     std::string_view mode;

@@ -25,8 +25,12 @@ struct endpoint_limits {
 struct daemon_config {
   std::uint32_t max_jobs = 4;                   // jobs run at once
   std::string admin_listen = "127.0.0.1:9464";  // /metrics, /healthz, /jobs; "" = off
-  std::uint32_t poll_interval_ms = 1000;        // the scan of incoming/ besides inotify
-  std::uint32_t drain_timeout_s = 30;           // SIGTERM: jobs may finish for this long
+  // The bearer token that changes need (cancel, resume) on the admin port;
+  // empty: changes only from loopback clients (core/admin_access.hpp).
+  std::string admin_token_file;
+  std::uint32_t poll_interval_ms = 1000;       // the scan of incoming/ besides inotify
+  std::uint32_t drain_timeout_s = 30;          // SIGTERM: jobs may finish for this long
+  std::uint32_t progress_log_interval_s = 60;  // a job_progress log line per job (0 = none)
   using fsync_mode = fsync_policy::mode;
   fsync_mode fsync = fsync_mode::every_batch;
   std::uint32_t fsync_interval_ms = 1000;

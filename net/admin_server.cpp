@@ -30,6 +30,14 @@ struct admin_server::impl {
   std::thread thread;
 
   asio::awaitable<void> serve(tcp::socket socket) {
+    boost::system::error_code peer_ec;
+    const auto peer = socket.remote_endpoint(peer_ec);
+    const auto address = peer.address();
+    const bool on_loopback =
+        !peer_ec &&
+        (address.is_loopback() ||
+         (address.is_v6() && address.to_v6().is_v4_mapped() &&
+          asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6()).is_loopback()));
     beast::tcp_stream stream(std::move(socket));
     beast::flat_buffer buffer;
     constexpr auto no_throw = asio::as_tuple(asio::use_awaitable);
@@ -42,7 +50,9 @@ struct admin_server::impl {
       const auto& req = parser.get();
       admin_response answer;
       try {
-        answer = handle({std::string(req.method_string()), std::string(req.target())});
+        admin_request r{std::string(req.method_string()), std::string(req.target()),
+                        std::string(req[http::field::authorization]), on_loopback};
+        answer = handle(r);
       } catch (const std::exception& e) {
         answer = {500, "text/plain; charset=utf-8", std::string(e.what()) + "\n"};
       }
@@ -50,6 +60,7 @@ struct admin_server::impl {
                                             req.version()};
       res.set(http::field::content_type, answer.content_type);
       res.set(http::field::cache_control, "no-store");
+      if (answer.ask_bearer) res.set(http::field::www_authenticate, "Bearer");
       res.keep_alive(req.keep_alive());
       res.body() = std::move(answer.body);
       res.prepare_payload();

@@ -1,7 +1,8 @@
 // admin_server: a small HTTP/1.1 server for a service's own operators
-// (the daemon's /metrics, /healthz, /jobs and cancel calls). Plain HTTP, meant
-// for loopback; one thread of its own; keep-alive; requests are answered by a
-// handler the owner gives, called on the server's thread.
+// (the daemon's /metrics, /healthz, /jobs and cancel calls). Plain HTTP; one
+// thread of its own; keep-alive; requests are answered by a handler the owner
+// gives, called on the server's thread, with the client's Authorization
+// header and whether it is on loopback (core/admin_access.hpp decides).
 #pragma once
 
 #include <cstdint>
@@ -12,14 +13,17 @@
 namespace fleetcast::net {
 
 struct admin_request {
-  std::string method;  // "GET", "POST", ...
-  std::string target;  // "/metrics", "/jobs/x/cancel"
+  std::string method;               // "GET", "POST", ...
+  std::string target;               // "/metrics", "/jobs/x/cancel"
+  std::string authorization;        // the Authorization header, "" when absent
+  bool client_on_loopback = false;  // the peer's address is 127.0.0.0/8 or ::1
 };
 
 struct admin_response {
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
+  bool ask_bearer = false;  // a 401: WWW-Authenticate: Bearer
 };
 
 class admin_server {

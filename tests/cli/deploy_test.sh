@@ -51,7 +51,7 @@ echo "systemd-analyze security: exposure $score"
 spool=$tmp/spool
 timeout 10 "$tmp/root/usr/local/bin/fleetcast" daemon --spool "$spool" --config "$src/config/daemon.example.json" >"$tmp/d.out" 2>&1 &
 pid=$!
-for _ in $(seq 50); do [ -s "$spool/admin.address" ] && break; sleep 0.1; done
+for _ in $(seq 200); do [ -s "$spool/admin.address" ] && break; sleep 0.1; done
 [ -s "$spool/admin.address" ] || fail "the daemon does not start with the example config: $(cat "$tmp/d.out")"
 kill -TERM "$pid" 2>/dev/null
 wait "$pid" || fail "the daemon did not stop with exit 0"

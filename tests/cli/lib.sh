@@ -21,7 +21,7 @@ emulator_config() {  # JSON -> a config file's path
 start_emulator() {  # extra flags...; sets port and emu_pid (EMU_PORT: that port, not a free one)
   "$bin" emulate --plain --listen "127.0.0.1:${EMU_PORT:-0}" --threads 1 "$@" 2>"$tmp/emu.err" &
   emu_pid=$!
-  for _ in $(seq 100); do grep -q serving "$tmp/emu.err" && break; sleep 0.1; done
+  for _ in $(seq 300); do grep -q serving "$tmp/emu.err" && break; sleep 0.1; done
   port=$(sed -n 's|.*serving http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$tmp/emu.err")
   [ -n "$port" ] || { echo "emulator did not start: $(cat "$tmp/emu.err")"; exit 1; }
 }

@@ -45,7 +45,7 @@ echo "Bearer proxy-test-token" >"$tmp/token"
 start_tls_emulator() {  # RECORD: TLS, its certificate in $tmp/emu.pem
   "$bin" emulate --listen 127.0.0.1:0 --threads 1 --cert-out "$tmp/emu.pem" --record "$1" 2>"$tmp/emu.err" &
   emu_pid=$!
-  for _ in $(seq 100); do grep -q serving "$tmp/emu.err" && break; sleep 0.1; done
+  for _ in $(seq 300); do grep -q serving "$tmp/emu.err" && break; sleep 0.1; done
   port=$(sed -n 's|.*serving https://127.0.0.1:\([0-9]*\)/.*|\1|p' "$tmp/emu.err")
   [ -n "$port" ] || { echo "emulator did not start: $(cat "$tmp/emu.err")"; exit 1; }
 }

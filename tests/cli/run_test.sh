@@ -87,7 +87,7 @@ stop_emulator
 # 4. tls.verify false: it works, and every run says so loudly.
 "$bin" emulate --listen 127.0.0.1:0 --threads 1 --cert-out "$tmp/cert.pem" 2>"$tmp/emu.err" &
 emu_pid=$!
-for _ in $(seq 100); do grep -q serving "$tmp/emu.err" && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q serving "$tmp/emu.err" && break; sleep 0.1; done
 port=$(sed -n 's|.*serving https://127.0.0.1:\([0-9]*\)/.*|\1|p' "$tmp/emu.err")
 head -101 "$tmp/devices.csv" >"$tmp/few.csv"
 cat >"$tmp/unverified.json" <<JOB
