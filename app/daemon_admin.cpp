@@ -1,0 +1,208 @@
+// The daemon's admin port (see daemon_service.hpp): who may do what
+// (core/admin_access.hpp), /metrics, /healthz, /readyz, /jobs, and the
+// requests that cancel, resume and retry jobs.
+#include "app/daemon_service.hpp"
+
+#include "core/admin_access.hpp"
+#include "core/json_escape.hpp"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+
+namespace fleetcast::app::daemon_detail {
+
+// ------------------------------------------------------------------ admin
+
+std::string daemon_service::jobs_json() {
+  std::string out = "{\"jobs\":[";
+  std::lock_guard lock(jobs_mutex_);
+  bool first = true;
+  auto open = [&](std::string_view name, std::string_view state) {
+    out += first ? "{" : ",{";
+    first = false;
+    out += "\"name\":";
+    append_json_string(out, name);
+    out += ",\"state\":";
+    append_json_string(out, state);
+  };
+  for (const auto& j : jobs_) {
+    const auto& p = j->progress;
+    open(j->name, j->phase == job_phase::waiting ? "waiting" : "running");
+    fmt::format_to(std::back_inserter(out),
+                   ",\"records\":{},\"input_complete\":{},\"done\":{},\"succeeded\":{},"
+                   "\"failed\":{},\"skipped\":{},\"requests\":{},\"retries\":{},"
+                   "\"batch_size\":{},\"connections\":{},\"elapsed_s\":{:.3f}",
+                   p.records, p.input_complete, p.done, p.succeeded, p.failed, p.skipped,
+                   p.requests, p.retries, p.batch_size, j->connections, p.elapsed_s);
+    if (j->phase != job_phase::waiting) {
+      // Done of total (the earlier runs' results included), the rate over
+      // the last seconds, the ETA (null until there is a rate).
+      const auto f = j->now(j->output.earlier().records);
+      fmt::format_to(
+          std::back_inserter(out),
+          ",\"progress\":{{\"done\":{},\"total\":{},\"total_exact\":{},\"percent\":{:.1f},"
+          "\"devices_per_second\":{:.1f},\"eta_s\":",
+          f.done, f.total, f.exact, f.percent, f.rate);
+      if (f.eta_s >= 0) {
+        fmt::format_to(std::back_inserter(out), "{:.0f}}}", f.eta_s);
+      } else {
+        out += "null}";
+      }
+    }
+    if (j->cancel_by_user) out += ",\"cancelling\":true";
+    out += '}';
+  }
+  for (const auto& f : finished_) {
+    open(f.name, f.state);
+    out += ",\"folder\":";
+    append_json_string(out, f.where);
+    fmt::format_to(std::back_inserter(out),
+                   ",\"records\":{},\"succeeded\":{},\"failed\":{},\"skipped\":{},"
+                   "\"requests\":{},\"retries\":{},\"elapsed_s\":{:.3f}",
+                   f.summary.records, f.summary.count_of(device_status::succeeded),
+                   f.summary.count_of(device_status::failed),
+                   f.summary.count_of(device_status::skipped), f.summary.requests,
+                   f.summary.retries, f.summary.elapsed_s);
+    if (!f.reason.empty()) {
+      out += ",\"reason\":";
+      append_json_string(out, f.reason);
+    }
+    out += '}';
+  }
+  out += "]}\n";
+  return out;
+}
+
+std::string daemon_service::metrics_text() {
+  namespace pm = prometheus;
+  std::string out;
+  std::array<std::uint64_t, 3> devices{};
+  std::uint64_t retries = 0;
+  double rate_wait = 0;
+  std::size_t waiting = 0, running = 0;
+  std::size_t incoming = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(spool_ / "incoming", ec)) incoming += is_job_file(e);
+  std::scoped_lock lock(jobs_mutex_, metrics_mutex_);
+  {
+    for (const auto& j : jobs_) {
+      (j->phase == job_phase::waiting ? waiting : running) += 1;
+      devices[0] += j->progress.succeeded;
+      devices[1] += j->progress.failed;
+      devices[2] += j->progress.skipped;
+      retries += j->progress.retries;
+      rate_wait += j->progress.rate_wait_s;
+    }
+  }
+
+  pm::append_header(out, "fleetcast_jobs", "gauge", "Jobs by state right now.");
+  pm::append_sample(out, "fleetcast_jobs", "state", "incoming", static_cast<double>(incoming));
+  pm::append_sample(out, "fleetcast_jobs", "state", "waiting", static_cast<double>(waiting));
+  pm::append_sample(out, "fleetcast_jobs", "state", "running", static_cast<double>(running));
+  pm::append_header(out, "fleetcast_jobs_finished_total", "counter",
+                    "Jobs that ended since the daemon started, by final state.");
+  for (const char* s : {"completed", "aborted", "cancelled", "failed", "invalid", "drained"}) {
+    const auto it = jobs_finished_by_state_.find(s);
+    pm::append_sample(out, "fleetcast_jobs_finished_total", "state", s,
+                      it == jobs_finished_by_state_.end() ? 0.0 : static_cast<double>(it->second));
+  }
+  pm::append_header(out, "fleetcast_devices_total", "counter",
+                    "Devices with a result since the daemon started, by status.");
+  constexpr std::array<device_status, 3> statuses{device_status::succeeded, device_status::failed,
+                                                  device_status::skipped};
+  for (std::size_t i = 0; i < 3; ++i) {
+    pm::append_sample(out, "fleetcast_devices_total", "status", to_string(statuses[i]),
+                      static_cast<double>(devices[i] + devices_finished_[i]));
+  }
+  pm::append_header(out, "fleetcast_requests_total", "counter",
+                    "Requests by what came of them (accounted, throttled, no_answer, ...).");
+  for (const auto& [outcome, n] : requests_by_outcome_)
+    pm::append_sample(out, "fleetcast_requests_total", "outcome", outcome, static_cast<double>(n));
+  pm::append_header(out, "fleetcast_retries_total", "counter", "Batches sent again.");
+  pm::append_sample(out, "fleetcast_retries_total", "", "",
+                    static_cast<double>(retries + retries_finished_));
+  pm::append_header(out, "fleetcast_rate_limit_wait_seconds_total", "counter",
+                    "Time requests waited for a rate limit, summed over connections.");
+  pm::append_sample(out, "fleetcast_rate_limit_wait_seconds_total", "", "",
+                    rate_wait + rate_wait_finished_s_);
+  latency_.append(out, "fleetcast_request_duration_seconds",
+                  "From a request's write to its answer.");
+  batch_sizes_.append(out, "fleetcast_batch_size", "Devices per request.");
+  pm::append_header(out, "fleetcast_draining", "gauge", "1 while the daemon drains.");
+  pm::append_sample(out, "fleetcast_draining", "", "", draining_ ? 1 : 0);
+  return out;
+}
+
+net::admin_response daemon_service::admin(const net::admin_request& req) {
+  constexpr std::string_view text = "text/plain; charset=utf-8";
+  switch (admin_access(req.method, req.client_on_loopback, req.authorization, admin_token_)) {
+    case admin_verdict::unauthorized:
+      return {401, std::string(text),
+              "a change needs Authorization: Bearer <the token in admin_token_file>\n", true};
+    case admin_verdict::forbidden:
+      return {403, std::string(text),
+              "changes are taken from loopback clients only; set admin_token_file to take them "
+              "from elsewhere with a bearer token\n"};
+    case admin_verdict::allowed:
+      break;
+  }
+  const std::string_view target = req.target;
+  if (req.method == "GET" && target == "/readyz")
+    return ready_ && !draining_ ? net::admin_response{200, std::string(text), "ready\n"}
+                                : net::admin_response{503, std::string(text), "not ready\n"};
+  if (req.method == "GET" && target == "/metrics")
+    return {200, "text/plain; version=0.0.4; charset=utf-8", metrics_text()};
+  if (req.method == "GET" && target == "/healthz")
+    return draining_ ? net::admin_response{503, "text/plain; charset=utf-8", "draining\n"}
+                     : net::admin_response{200, "text/plain; charset=utf-8", "ok\n"};
+  if (req.method == "GET" && target == "/jobs") return {200, "application/json", jobs_json()};
+  if (target.starts_with("/jobs/")) return job_action(req.method, target.substr(6));
+  return {404, "text/plain; charset=utf-8", "not found: try /metrics, /healthz, /jobs\n"};
+}
+
+// POST /jobs/NAME/cancel, /jobs/NAME/resume, /jobs/NAME/retry-failed[?reasons=R,...].
+net::admin_response daemon_service::job_action(std::string_view method, std::string_view rest) {
+  constexpr std::string_view text = "text/plain; charset=utf-8";
+  std::string_view query;
+  if (const auto q = rest.find('?'); q != std::string_view::npos) {
+    query = rest.substr(q + 1);
+    rest = rest.substr(0, q);
+  }
+  const auto slash = rest.find('/');
+  if (slash == std::string_view::npos) return {404, std::string(text), "not found: try /jobs\n"};
+  const auto name = std::string(rest.substr(0, slash));
+  const auto action = rest.substr(slash + 1);
+  if (action != "cancel" && action != "resume" && action != "retry-failed")
+    return {404, std::string(text), "not found: POST /jobs/NAME/cancel, resume or retry-failed\n"};
+  if (method != "POST") return {405, std::string(text), "use POST\n"};
+  if (name.empty() || name != clean_name(name)) return {400, std::string(text), "not a job name\n"};
+  if (action != "cancel") {
+    const auto kind = action == "resume" ? resume_kind::resume : resume_kind::retry_failed;
+    std::string reasons;
+    if (query.starts_with("reasons="))
+      reasons = std::string(query.substr(8));
+    else if (!query.empty())
+      return {400, std::string(text), "the only parameter is reasons=REASON,...\n"};
+    const auto verdict = judge_resume(name, facts_of(name, true), resume_request_of(kind, reasons));
+    if (!verdict.accepted) return {verdict.http_status, std::string(text), verdict.why + "\n"};
+    const auto dir = spool_ / (kind == resume_kind::resume ? "resume" : "retry-failed");
+    if (!write_file(dir / ("." + name), reasons) ||
+        (std::rename((dir / ("." + name)).c_str(), (dir / name).c_str()) != 0))
+      return {500, std::string(text), "cannot write the request file\n"};
+    wake();
+    return {202, "application/json", fmt::format("{{\"{}\":\"requested\"}}\n", action)};
+  }
+  bool known = fs::exists(spool_ / "incoming" / (name + ".json"));
+  {
+    std::lock_guard lock(jobs_mutex_);
+    for (const auto& j : jobs_) known = known || j->name == name;
+  }
+  if (!known) return {404, "text/plain; charset=utf-8", "no such job waiting or running\n"};
+  if (!write_file(spool_ / "cancel" / name, ""))
+    return {500, "text/plain; charset=utf-8", "cannot write the cancel file\n"};
+  wake();
+  return {202, "application/json", "{\"cancel\":\"requested\"}\n"};
+}
+
+}  // namespace fleetcast::app::daemon_detail

@@ -1,0 +1,199 @@
+// daemon_service: the daemon's supervisor (see daemon.hpp), in three parts:
+// daemon.cpp (start-up, the loop, signals, starting a job on its thread),
+// daemon_spool.cpp (the spool's folders: recovery, claims, where an ended job
+// goes, cancel and resume requests, progress events) and daemon_admin.cpp
+// (the admin port: /metrics, /jobs and the requests it takes). One
+// supervisor thread owns the spool; the admin port and the job threads read
+// shared state under `jobs_mutex_` and `metrics_mutex_`.
+#pragma once
+
+#include "app/daemon_log.hpp"
+#include "app/job_files.hpp"
+#include "app/job_output.hpp"
+#include "app/sd_notify.hpp"
+#include "core/daemon_config.hpp"
+#include "core/fair_rate_gate.hpp"
+#include "core/progress_view.hpp"
+#include "core/prometheus.hpp"
+#include "core/shard.hpp"
+#include "core/spool_rules.hpp"
+#include "net/admin_server.hpp"
+#include "net/rollout.hpp"
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace fleetcast::app::daemon_detail {
+
+namespace fs = std::filesystem;
+using steady = std::chrono::steady_clock;
+
+// Files (daemon_spool.cpp).
+void sync_dir(const fs::path& dir);
+// A job name that is safe as a folder name and a metrics label: the default
+// name `fleetcast run` gives a job file (core's job_name_from_stem).
+std::string clean_name(std::string_view stem);
+// A job file ready to be claimed: NAME.json, not hidden.
+bool is_job_file(const fs::directory_entry& e);
+bool write_file(const fs::path& path, std::string_view text);
+// What identifies a job's token source, for the shared account rate.
+std::string_view auth_identity(const auth_config& a);
+
+// ------------------------------------------------------------------ jobs
+
+// One endpoint account (endpoint and token source): its fair rate limit.
+struct account {
+  std::mutex mutex;
+  fair_rate_gate gate;
+  account(double rate, double burst) : gate(rate, burst) {}
+};
+
+struct connection_budget {
+  std::uint32_t capacity = 0;
+  std::uint32_t in_use = 0;
+};
+
+enum class job_phase { waiting, running, finished };
+
+struct daemon_job {
+  std::string name;
+  fs::path dir;  // running/<name>/
+  job spec;
+  opened_devices devices;
+  job_output output;
+  std::unique_ptr<net::rollout> rollout;
+  std::thread thread;
+  std::string endpoint_url;
+  // Set by the supervisor, read by the admin port too.
+  std::atomic<std::uint32_t> connections{0};
+  account* acct = nullptr;
+  std::uint32_t member = 0;
+  std::atomic<bool> cancel_by_user{false};
+  std::atomic<bool> cancel_by_drain{false};
+  std::atomic<bool> done{false};
+  // Written by the job's thread, read under jobs_mutex.
+  job_phase phase = job_phase::waiting;
+  net::rollout_progress progress;
+  run_summary summary;
+  std::string startup_error;
+  steady::time_point started = steady::now();
+  std::string resumed_from;           // done or failed, when an operator asked for a resume
+  std::uint64_t estimated_total = 0;  // the list's records, estimated (0: unknown)
+  progress_view view;                 // the current rate (under jobs_mutex)
+  steady::time_point progress_logged = steady::now();
+  // Done, total, exact, percent, rate and ETA as /jobs and the log give them.
+  struct figures {
+    std::uint64_t done = 0, total = 0;
+    bool exact = false;
+    double percent = 0, rate = 0, eta_s = -1;
+  };
+  figures now(std::uint64_t earlier) const {
+    figures f;
+    f.done = earlier + progress.done;
+    f.exact = progress.input_complete;
+    f.total = f.exact ? progress.records : std::max(estimated_total, progress.records);
+    f.rate = view.current_rate();
+    if (f.total > 0) {
+      f.percent = std::min(f.exact ? 100.0 : 99.0,
+                           100.0 * static_cast<double>(f.done) / static_cast<double>(f.total));
+      if (f.rate > 0 && f.total > f.done) f.eta_s = static_cast<double>(f.total - f.done) / f.rate;
+    }
+    return f;
+  }
+};
+
+// In a job's folder while a --retry-failed request waits to be applied: the
+// reasons (a crash between the request and the job's start keeps them).
+constexpr std::string_view retry_marker = "retry-failed.request";
+
+struct finished_job {
+  std::string name, state, where, reason;
+  run_summary summary;
+};
+
+class daemon_service {
+ public:
+  daemon_service(fs::path spool, std::string config_file, std::optional<shard_spec> shard)
+      : spool_(std::move(spool)), config_file_(std::move(config_file)), shard_(shard) {}
+
+  int run();
+
+ private:
+  // Set-up.
+  bool load_config(daemon_config& out, bool at_start);
+  bool prepare_spool();
+  void recover();
+  // The loop's work.
+  void handle_signal(int sig);
+  void scan_cancels();
+  void scan_resumes();
+  void log_progress();
+  job_folder_facts facts_of(const std::string& name, bool count_pending);
+  bool take_resume(const std::string& name, const resume_request& request);
+  void claim_incoming();
+  bool refuse_if_invalid(const fs::path& path, fs::file_time_type when);
+  void start_waiting();
+  bool start(const std::shared_ptr<daemon_job>& dj);
+  void reap();
+  void settle(daemon_job& dj);
+  void move_to(const fs::path& from, const std::string& where, const std::string& name,
+               std::string_view reason);
+  void fail_invalid(const std::string& name, const fs::path& dir, std::string_view reason);
+  void wake();
+  std::size_t running_jobs() const;
+  // Admin.
+  net::admin_response admin(const net::admin_request& req);
+  net::admin_response job_action(std::string_view method, std::string_view rest);
+  std::string metrics_text();
+  std::string jobs_json();
+
+  fs::path spool_;
+  std::string config_file_;
+  std::optional<shard_spec> shard_;
+  daemon_config config_;
+  json_log log_;
+
+  int event_fd_ = -1;
+  int signal_fd_ = -1;
+  int inotify_fd_ = -1;
+  int lock_fd_ = -1;
+  std::atomic<bool> draining_{false};  // read by the admin port
+  std::atomic<bool> ready_{false};     // the spool is recovered: jobs are taken
+  std::string admin_token_;            // admin_token_file's token; set before the port opens
+  service_notifier notifier_;          // systemd's Type=notify (no-op without NOTIFY_SOCKET)
+  steady::time_point watchdog_due_{};
+  steady::time_point drain_deadline_{};
+  steady::time_point epoch_ = steady::now();
+
+  mutable std::mutex jobs_mutex_;
+  std::vector<std::shared_ptr<daemon_job>> jobs_;  // waiting and running
+  std::deque<finished_job> finished_;              // the last 100, for /jobs
+  std::map<std::string, std::unique_ptr<account>> accounts_;
+  std::map<std::string, connection_budget> budgets_;  // by endpoint URL (supervisor only)
+  std::set<std::pair<std::string, fs::file_time_type>> known_valid_;  // waiting in incoming/
+
+  std::mutex metrics_mutex_;
+  std::map<std::string, std::uint64_t> requests_by_outcome_;
+  std::map<std::string, std::uint64_t> jobs_finished_by_state_;
+  std::array<std::uint64_t, 3> devices_finished_{};  // by status, of jobs that ended
+  std::uint64_t retries_finished_ = 0;
+  double rate_wait_finished_s_ = 0;
+  prometheus::histogram latency_{
+      {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}};
+  prometheus::histogram batch_sizes_{{1, 10, 25, 50, 100, 200, 300, 400, 500, 1000}};
+};
+
+}  // namespace fleetcast::app::daemon_detail
