@@ -5,10 +5,16 @@
 #include "net/token_source.hpp"
 
 #include <fmt/format.h>
+#include <openssl/evp.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 namespace fleetcast::app {
 
@@ -138,6 +144,55 @@ bool probe_devices(const job& j, const std::optional<shard_spec>& shard, std::st
                         probe.name, shard ? " in shard " + to_string(*shard) : std::string());
   }
   return false;
+}
+
+namespace {
+
+std::string hex(const unsigned char* md, unsigned len) {
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) fmt::format_to(std::back_inserter(out), "{:02x}", md[i]);
+  return out;
+}
+
+std::string errno_text() {
+  return std::strerror(errno);
+}
+
+}  // namespace
+
+bool file_sha256(const std::string& path, std::string& hex_out, std::string& error,
+                 std::uint64_t* newlines) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    error = fmt::format("{}: cannot open: {}", path, errno_text());
+    return false;
+  }
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  std::vector<char> buf(1 << 20);
+  ssize_t n;
+  while ((n = ::read(fd, buf.data(), buf.size())) > 0 || (n < 0 && errno == EINTR)) {
+    if (n <= 0) continue;
+    EVP_DigestUpdate(ctx, buf.data(), static_cast<std::size_t>(n));
+    if (newlines)
+      *newlines += static_cast<std::uint64_t>(std::count(buf.data(), buf.data() + n, '\n'));
+  }
+  const bool ok = n == 0;
+  if (!ok) error = fmt::format("{}: read failed: {}", path, errno_text());
+  ::close(fd);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  EVP_DigestFinal_ex(ctx, md, &len);
+  EVP_MD_CTX_free(ctx);
+  hex_out = hex(md, len);
+  return ok;
+}
+
+std::string text_sha256(std::string_view text) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  EVP_Digest(text.data(), text.size(), md, &len, EVP_sha256(), nullptr);
+  return hex(md, len);
 }
 
 bool identify(const job& j, bool emulated, rollout_manifest& out, std::string& error,

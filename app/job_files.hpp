@@ -55,6 +55,12 @@ std::uint64_t estimate_total(const job& j, std::uint64_t newlines, const opened_
 // read, or it holds no record (the reference page's 5311).
 bool probe_devices(const job& j, const std::optional<shard_spec>& shard, std::string& error);
 
+// The SHA-256 of a file's bytes, in hex; false with `error` when unreadable.
+// With `newlines`, also adds the file's count of '\n' to it (the same pass).
+bool file_sha256(const std::string& path, std::string& hex, std::string& error,
+                 std::uint64_t* newlines = nullptr);
+std::string text_sha256(std::string_view text);
+
 // What the rollout is, for its output folder: the device list's digest
 // (absent when the list is not a regular file), the endpoint ("emulator"
 // for a rehearsal) and the command. False with `error` when the list

@@ -85,10 +85,4 @@ class job_output {
   std::unique_ptr<impl> impl_;
 };
 
-// The SHA-256 of a file's bytes, in hex; false with `error` when unreadable.
-// With `newlines`, also adds the file's count of '\n' to it (the same pass).
-bool file_sha256(const std::string& path, std::string& hex, std::string& error,
-                 std::uint64_t* newlines = nullptr);
-std::string text_sha256(std::string_view text);
-
 }  // namespace fleetcast::app

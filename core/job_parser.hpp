@@ -6,6 +6,8 @@
 #pragma once
 
 #include "core/job.hpp"
+#include "core/time_text.hpp"
+#include "core/url.hpp"
 
 #include <optional>
 #include <string>
@@ -41,18 +43,5 @@ job_parse_result parse_job(std::string_view text, std::string_view job_file);
 // A job's default name from its file's name without extension: characters
 // other than letters, digits, '-', '_' and '.' become '_'; at most 128.
 std::string job_name_from_stem(std::string_view stem);
-
-// Seconds since the Unix epoch of an ISO 8601 time with an offset
-// ("2026-11-26T12:00:00+01:00", "...Z", fractions of a second allowed);
-// nullopt when it is not one.
-std::optional<std::int64_t> parse_iso8601(std::string_view text);
-
-// The reverse, in UTC: "2026-11-26T12:00:00Z" for seconds since the epoch,
-// or with milliseconds ("2026-11-26T12:00:00.250Z") when `millis` is given.
-std::string format_iso8601_utc(std::int64_t seconds, std::optional<int> millis = std::nullopt);
-
-// Parses an endpoint URL: http:// or https://, a host, an optional port and
-// an optional path prefix. Returns the problem, or nullopt.
-std::optional<std::string> parse_endpoint(std::string_view url, endpoint_config& out);
 
 }  // namespace fleetcast

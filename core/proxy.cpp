@@ -1,5 +1,7 @@
 #include "core/proxy.hpp"
 
+#include "core/url.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -83,29 +85,12 @@ std::optional<std::string> parse_proxy_url(std::string_view text, proxy_url& out
     if (colon != std::string_view::npos) out.password = percent_decode(userinfo.substr(colon + 1));
     rest.remove_prefix(at + 1);
   }
-  std::string_view port_text;
-  if (rest.starts_with('[')) {
-    const auto close = rest.find(']');
-    if (close == std::string_view::npos) return "has an unclosed '[' in the host";
-    out.host = std::string(rest.substr(1, close - 1));
-    if (close + 1 < rest.size()) {
-      if (rest[close + 1] != ':') return "has text after the IPv6 address";
-      port_text = rest.substr(close + 2);
-    }
-  } else {
-    const auto colon = rest.rfind(':');
-    out.host = std::string(rest.substr(0, colon));
-    if (colon != std::string_view::npos) port_text = rest.substr(colon + 1);
-  }
-  if (out.host.empty()) return "has no host";
-  if (!port_text.empty()) {
-    unsigned port = 0;
-    const auto [p, ec] =
-        std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-    if (ec != std::errc() || p != port_text.data() + port_text.size() || port == 0 || port > 65535)
-      return "has a port that is not a number 1-65535";
-    out.port = static_cast<std::uint16_t>(port);
-  }
+  url_authority authority;
+  std::vector<std::string> problems;
+  parse_authority(rest, authority, problems);
+  if (!problems.empty()) return problems.front();
+  out.host = std::move(authority.host);
+  if (authority.port) out.port = *authority.port;
   return std::nullopt;
 }
 
