@@ -17,6 +17,7 @@
 #include "core/batch.hpp"
 #include "core/device_result.hpp"
 #include "core/device_stream.hpp"
+#include "core/dispatch/dispatch_progress.hpp"
 #include "core/job.hpp"
 #include "core/run_summary.hpp"
 
@@ -29,19 +30,7 @@
 
 namespace fleetcast::net {
 
-struct rollout_progress {
-  std::uint64_t records = 0;  // input records read so far
-  std::uint64_t done = 0;     // records with a final result
-  std::uint64_t succeeded = 0, failed = 0, skipped = 0;
-  std::uint64_t requests = 0, retries = 0;
-  std::size_t batch_size = 0;
-  double elapsed_s = 0;
-  double rate_wait_s = 0;       // time requests waited for a rate limit (summed over connections)
-  bool input_complete = false;  // every record has been read
-  // What sending waits for, when it waits for something worth saying (no
-  // connection, a fresh token, a long Retry-After); empty otherwise.
-  std::string waiting_for;
-};
+using rollout_progress = fleetcast::dispatch_progress;
 
 struct rollout_options {
   // PEM certificates trusted besides the job's (e.g. a local emulator's).

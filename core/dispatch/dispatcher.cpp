@@ -1,0 +1,509 @@
+// The dispatcher (see dispatcher.hpp): tokens, stop, input, outcomes. The
+// lanes' actions and events are in dispatcher_lanes.cpp; progress, drain
+// and summary in dispatcher_report.cpp.
+#include "core/dispatch/dispatcher.hpp"
+
+#include "core/dispatch/lane.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <limits>
+
+namespace fleetcast {
+
+std::string_view to_string(attempt_outcome o) noexcept {
+  switch (o) {
+    case attempt_outcome::accounted:
+      return "accounted";
+    case attempt_outcome::throttled:
+      return "throttled";
+    case attempt_outcome::resent:
+      return "resent";
+    case attempt_outcome::no_answer:
+      return "no_answer";
+    case attempt_outcome::not_sent:
+      return "not_sent";
+    case attempt_outcome::split_too_long:
+      return "split_too_long";
+    case attempt_outcome::split_permission:
+      return "split_permission";
+    case attempt_outcome::token_refused:
+      return "token_refused";
+    case attempt_outcome::batch_rejected:
+      return "batch_rejected";
+    case attempt_outcome::failed_unknown:
+      return "failed_unknown";
+    case attempt_outcome::job_failed:
+      return "job_failed";
+  }
+  return "other";
+}
+
+namespace {
+
+attempt_outcome outcome_of(const attempt_result& r, const attempt_verdict& v) noexcept {
+  if (r.reached == attempt_result::stage::not_written) return attempt_outcome::not_sent;
+  if (r.reached == attempt_result::stage::no_answer) return attempt_outcome::no_answer;
+  if (v.slow_down) return attempt_outcome::throttled;
+  switch (v.action) {
+    case attempt_action::account:
+      return attempt_outcome::accounted;
+    case attempt_action::resend:
+      return attempt_outcome::resent;
+    case attempt_action::retry:
+      return attempt_outcome::no_answer;
+    case attempt_action::fail_uncertain:
+      return attempt_outcome::failed_unknown;
+    case attempt_action::refresh_token:
+      return attempt_outcome::token_refused;
+    case attempt_action::split_too_long:
+      return attempt_outcome::split_too_long;
+    case attempt_action::split_permission:
+      return attempt_outcome::split_permission;
+    case attempt_action::fail_batch:
+      return attempt_outcome::batch_rejected;
+    case attempt_action::fail_job:
+      return attempt_outcome::job_failed;
+  }
+  return attempt_outcome::job_failed;
+}
+
+}  // namespace
+
+std::uint64_t parse_retry_after(std::string_view value) noexcept {
+  // Delta-seconds only; an HTTP date or anything else counts as absent.
+  std::uint64_t v = 0;
+  for (char ch : value) {
+    if (ch < '0' || ch > '9') return 0;
+    v = std::min<std::uint64_t>(v * 10 + static_cast<unsigned>(ch - '0'), 1ULL << 40);
+  }
+  return v;
+}
+
+// ------------------------------------------------------------------ sink
+
+void dispatcher::counting_sink::on_result(const device_result& in) {
+  const device_result* r = &in;
+  device_result clean;
+  if (self.mentions_token(in.msg) || self.mentions_token(in.ticket)) {
+    clean = in;
+    msg_scratch = self.redact(in.msg);
+    ticket_scratch = self.redact(in.ticket);
+    clean.msg = msg_scratch;
+    clean.ticket = ticket_scratch;
+    r = &clean;
+  }
+  self.summary_.count(*r);
+  self.sink_.on_result(*r);
+  if (r->reason == outcome_reason::invalid_record || r->reason == outcome_reason::duplicate) return;
+  self.guard_.on_result(r->reason, self.results_now_us_);
+  if (self.guard_.aborted() && !self.stopping_) {  // stop sending at once
+    self.stop(job_state::aborted, self.guard_.verdict());
+  }
+}
+
+void dispatcher::counting_sink::flush() {
+  self.sink_.flush();
+  if (const auto f = self.sink_.failure(); !f.empty()) self.fail_outputs(f);
+}
+
+// ------------------------------------------------------------------ set-up
+
+dispatcher::dispatcher(const job& j, device_stream& devices, result_sink& sink,
+                       dispatch_hooks hooks, unsigned lanes, std::uint64_t seed)
+    : j_(j),
+      devices_(devices),
+      sink_(sink),
+      hooks_(std::move(hooks)),
+      encoder_(j.cmd),
+      sizer_(j.batch.max_devices),
+      chunks_(j.batch.max_devices),
+      requests_bucket_(j.rate.requests_per_second, j.rate.burst),
+      devices_bucket_(j.rate.devices_per_second,
+                      std::max(j.rate.burst, static_cast<double>(j.batch.max_devices))),
+      adapt_(j.rate.requests_per_second),
+      retry_(j.retry),
+      guard_(j.rollout, j.rate.requests_per_second),
+      gateways_(j.rollout.max_per_gateway),
+      rng_(seed) {
+  lanes = std::max(1u, lanes);
+  for (unsigned i = 0; i < lanes; ++i) lanes_.push_back(std::make_unique<lane_state>(j, i));
+  lanes_running_ = lanes;
+}
+
+dispatcher::~dispatcher() = default;
+
+void dispatcher::start(std::int64_t now_us, std::int64_t wall_us, std::string token,
+                       std::string host_header) {
+  start_us_ = now_us;
+  reported_at_us_ = now_us;
+  host_header_ = std::move(host_header);
+  summary_.name = j_.name;
+  if (j_.rollout.not_before)
+    window_start_us_ = now_us + *j_.rollout.not_before * 1'000'000 - wall_us;
+  if (j_.rollout.not_after) window_end_us_ = now_us + *j_.rollout.not_after * 1'000'000 - wall_us;
+  if (token.empty()) {
+    token_phase_ = token_phase::wanted;
+    token_startup_ = true;
+  } else {
+    use_token(std::move(token));
+  }
+  update_rate(now_us);
+}
+
+// ------------------------------------------------------------------ tokens
+
+bool dispatcher::mentions_token(std::string_view text) const {
+  if (text.empty()) return false;
+  for (const auto& t : known_tokens_)
+    if (!t.empty() && text.find(t) != std::string_view::npos) return true;
+  return false;
+}
+
+std::string dispatcher::redact(std::string_view text) const {
+  std::string s(text);
+  for (const auto& t : known_tokens_) {
+    if (t.empty()) continue;
+    for (auto at = s.find(t); at != std::string::npos; at = s.find(t, at + 10))
+      s.replace(at, t.size(), "[redacted]");
+  }
+  return s;
+}
+
+void dispatcher::use_token(std::string fresh) {
+  token_ = std::move(fresh);
+  ++token_generation_;
+  if (std::find(known_tokens_.begin(), known_tokens_.end(), token_) == known_tokens_.end())
+    known_tokens_.push_back(token_);
+}
+
+std::optional<token_request> dispatcher::take_token_request() {
+  if (token_phase_ != token_phase::wanted) return std::nullopt;
+  if (stopping_) {  // stopped before the fetch began: nothing to fetch for
+    token_phase_ = token_phase::ready;
+    token_startup_ = false;
+    effects_.wake = true;
+    return std::nullopt;
+  }
+  token_phase_ = token_phase::fetching;
+  return token_request{token_startup_};
+}
+
+void dispatcher::on_token(std::string fresh, std::int64_t now_us) {
+  const bool startup = token_startup_;
+  token_phase_ = token_phase::ready;
+  token_startup_ = false;
+  effects_.wake = true;
+  if (startup) {
+    use_token(std::move(fresh));
+    return;
+  }
+  if (stopping_) return;  // cancelled or failed meanwhile: the waiting batches are drained
+  if (fresh == token_) {
+    stop(job_state::failed,
+         j_.auth.kind == auth_config::source::token_command
+             ? "the token was refused (5032) and auth.token_command printed the same token: "
+               "rotate the token at its source and resume"
+             : "the token was refused (5032) and no fresh token is available: rotate the token "
+               "at its source (auth) and resume");
+    return;
+  }
+  use_token(std::move(fresh));
+  while (!awaiting_token_.empty()) {
+    ready_.push_front(std::move(awaiting_token_.back()));
+    awaiting_token_.pop_back();
+  }
+  (void)now_us;
+}
+
+void dispatcher::on_token_failed(std::string_view error, bool cancelled, std::int64_t) {
+  const bool startup = token_startup_;
+  token_phase_ = token_phase::ready;
+  token_startup_ = false;
+  effects_.wake = true;
+  if (cancelled) {
+    stop(job_state::cancelled);
+  } else if (startup) {
+    startup_error_ = std::string(error);
+    stop(job_state::failed, startup_error_);
+  } else if (!stopping_) {
+    stop(job_state::failed,
+         fmt::format("the token was refused (5032) and a fresh one cannot be had: {}", error));
+  }
+}
+
+void dispatcher::on_token_rotated(std::string fresh) {
+  if (!fresh.empty() && fresh != token_) use_token(std::move(fresh));
+}
+
+// A batch whose token was refused: a fresh token first when the refused one
+// is still in use (other connections go on meanwhile), else at once.
+void dispatcher::refresh_token(pending_ptr p) {
+  if (p->token_generation != token_generation_) {  // a fresher token is in use already
+    ready_.push_front(std::move(p));
+    return;
+  }
+  awaiting_token_.push_back(std::move(p));
+  if (token_phase_ == token_phase::ready) token_phase_ = token_phase::wanted;
+}
+
+// ------------------------------------------------------------------ stop
+
+// Results cannot be kept (a full disk): stop at once, failed, whatever
+// stopped it before; what is not recorded is sent again by --resume.
+void dispatcher::fail_outputs(std::string_view why) {
+  if (outputs_failed_) return;
+  outputs_failed_ = true;
+  stop(job_state::failed);
+  state_ = job_state::failed;
+  failure_ = fmt::format("the results cannot be written: {} (free space, then --resume)", why);
+}
+
+// Stops sending (the first reason wins): requests in flight finish, the rest
+// is recorded skipped by drain().
+void dispatcher::stop(job_state why, std::string failure_text) {
+  if (stopping_) return;
+  stopping_ = true;
+  state_ = why;
+  if (!failure_text.empty()) failure_ = redact(failure_text);
+  if (token_phase_ == token_phase::fetching) effects_.kill_token = true;
+  effects_.wake = true;
+}
+
+void dispatcher::cancel(bool hard) {
+  stop(job_state::cancelled);
+  if (hard) effects_.cut = effects_.wake = true;
+}
+
+dispatch_effects dispatcher::take_effects() noexcept {
+  return std::exchange(effects_, {});
+}
+
+bool dispatcher::finished() const {
+  if (token_phase_ == token_phase::fetching) return false;  // ends soon once stopping
+  if (token_phase_ == token_phase::wanted && token_startup_ && !stopping_) return false;
+  return stopping_ ? in_flight_ == 0
+                   : input_done_ && ready_.empty() && delayed_.empty() && awaiting_token_.empty() &&
+                         in_flight_ == 0 && chunks_.empty() && token_phase_ == token_phase::ready;
+}
+
+// No connection could be made: sending pauses (the connections back off and
+// try again) until timeouts.unreachable_s have passed without one.
+void dispatcher::note_unreachable(std::string why, std::int64_t now_us) {
+  if (!unreachable_since_us_) unreachable_since_us_ = now_us;
+  unreachable_why_ = std::move(why);
+  if (now_us - *unreachable_since_us_ >=
+      static_cast<std::int64_t>(j_.timeouts.unreachable_s) * 1'000'000) {
+    stop(job_state::failed,
+         fmt::format("no connection could be made for {} s (timeouts.unreachable_s): {}",
+                     j_.timeouts.unreachable_s, unreachable_why_));
+  }
+}
+
+void dispatcher::tick(std::int64_t now_us) {
+  if (adapt_.tick(now_us)) update_rate(now_us);
+  if (window_end_us_ && now_us >= *window_end_us_)
+    stop(job_state::cancelled, "the time window ended (rollout.not_after)");
+}
+
+// The request rate in force: the configured one as AIMD has it, under the
+// ramp's while a ramp is on (0 = no limit).
+void dispatcher::update_rate(std::int64_t now_us) {
+  const double aimd = adapt_.rate();
+  const double ramp = guard_.ramp_rate();
+  const double rate = ramp <= 0 ? aimd : aimd <= 0 ? ramp : std::min(aimd, ramp);
+  if (rate != requests_bucket_.rate()) requests_bucket_.set_rate(rate, now_us);
+}
+
+// ------------------------------------------------------------------ input
+
+bool dispatcher::admit_waiting() {
+  gateway_cap::waiting_device w;
+  if (!gateways_.next_ready(w)) return false;
+  chunks_.add(w.index, w.device.view(), w.uncertain);
+  guard_.on_admitted(1);
+  return true;
+}
+
+void dispatcher::release(const batch& b) {
+  for (std::size_t i = 0; i < b.size(); ++i) gateways_.release(b.device(i));
+}
+
+// The next batch from the input, as far as the guard admits devices
+// (`draining`: all of them, to be recorded skipped after a stop).
+dispatcher::pending_ptr dispatcher::read_batch(std::int64_t now_us, bool draining) {
+  results_now_us_ = now_us;
+  device_record record;
+  record_kind kind;
+  while (!chunks_.full() && (draining || guard_.admit_limit() > 0)) {
+    if (!draining && admit_waiting()) continue;
+    if (input_done_) break;                    // only waiting devices are left
+    if (!draining && gateways_.full()) break;  // wait for room before reading on
+    if (!devices_.next(record, kind)) {
+      input_done_ = true;
+      guard_.on_input_end();
+      if (!devices_.fatal_error().empty() && failure_.empty()) {
+        failure_ = "the device list cannot be read further: " + devices_.fatal_error();
+        state_ = job_state::failed;
+      } else if (records_ == 0 && failure_.empty()) {
+        // The reference page's answer to an empty list, said before sending.
+        failure_ =
+            "the device list has no records: nothing to send (5311 Please enter device list)";
+        state_ = job_state::failed;
+      }
+      break;
+    }
+    ++records_;
+    if (hooks_.already_done && hooks_.already_done(record.index)) continue;
+    if (kind != record_kind::device) {
+      out_.on_result(skip_result(record, kind));
+      continue;
+    }
+    const bool uncertain = hooks_.maybe_sent && hooks_.maybe_sent(record.index);
+    if (!draining && !gateways_.admit(record.index, record.device, uncertain)) continue;
+    chunks_.add_hashed(record.index, record.device, record.fingerprint, uncertain);
+    guard_.on_admitted(1);
+  }
+  if (chunks_.empty()) {
+    out_.flush();
+    return nullptr;
+  }
+  auto p = std::make_unique<pending>();
+  chunks_.take(p->devices);
+  return p;
+}
+
+dispatcher::pending_ptr dispatcher::next_batch(std::int64_t now_us) {
+  if (stopping_ || !started_) return nullptr;
+  if (window_end_us_ && now_us >= *window_end_us_) {
+    stop(job_state::cancelled, "the time window ended (rollout.not_after)");
+    return nullptr;
+  }
+  if (window_start_us_ && now_us < *window_start_us_) return nullptr;  // not yet
+  guard_.tick(now_us);
+  if (!ready_.empty()) {
+    auto p = std::move(ready_.front());
+    ready_.pop_front();
+    return p;
+  }
+  if (!delayed_.empty() && delayed_.front()->ready_us <= now_us) {
+    std::pop_heap(delayed_.begin(), delayed_.end(), later);
+    auto p = std::move(delayed_.back());
+    delayed_.pop_back();
+    return p;
+  }
+  if (!input_done_ || gateways_.waiting() > 0) return read_batch(now_us);
+  return nullptr;
+}
+
+// ------------------------------------------------------------------ outcomes
+
+void dispatcher::fail(pending& p, outcome_reason reason, std::optional<std::int64_t> code,
+                      std::string_view msg, std::int64_t now_us) {
+  results_now_us_ = now_us;
+  accountant::account_all(p.devices, reason, code, msg, out_);
+  out_.flush();
+  release(p.devices);
+}
+
+void dispatcher::fail_job(pending& p, std::string msg, std::int64_t now_us) {
+  stop(job_state::failed, std::move(msg));
+  fail(p, outcome_reason::job_failed, p.last_code, failure_, now_us);
+}
+
+void dispatcher::retry_later(pending_ptr p, std::uint32_t retry_after_s, std::int64_t now_us) {
+  if (!retry_.allow_retry(p->tries)) {
+    const auto msg = fmt::format("{} (gave up after {} tr{}{})", p->last_why, p->tries,
+                                 p->tries == 1 ? "y" : "ies",
+                                 retry_.budget_exhausted() ? "; retry budget exhausted" : "");
+    fail(*p, outcome_reason::transport_failed, p->last_code, msg, now_us);
+    return;
+  }
+  const auto delay = retry_.delay_ms(p->tries + 1, unit(), retry_after_s * 1000);
+  p->ready_us = now_us + static_cast<std::int64_t>(delay) * 1000;
+  delayed_.push_back(std::move(p));
+  std::push_heap(delayed_.begin(), delayed_.end(), later);
+}
+
+// Re-slices a batch into pieces of at most `size` devices, first in line.
+void dispatcher::split_front(pending_ptr p, std::size_t size) {
+  const std::size_t n = p->devices.size();
+  size = std::clamp<std::size_t>(size, 1, (n + 1) / 2);
+  std::vector<pending_ptr> pieces;
+  for (std::size_t first = 0; first < n; first += size) {
+    auto piece = std::make_unique<pending>();
+    piece->devices = p->devices.slice(first, first + size);
+    piece->tries = p->tries;
+    pieces.push_back(std::move(piece));
+  }
+  for (auto it = pieces.rbegin(); it != pieces.rend(); ++it) ready_.push_front(std::move(*it));
+}
+
+// What one try came to: account it, retry it, split it, or stop.
+void dispatcher::settle(pending_ptr p, const attempt_result& r, const decoded_response* answer,
+                        std::uint32_t retry_after_s, std::string_view detail, std::int64_t now_us) {
+  results_now_us_ = now_us;
+  effects_.wake = true;
+  if (r.reached != attempt_result::stage::not_written) p->devices.note_attempt();
+  const auto v = classify_attempt(r, p->devices.size(), j_.retry.unknown_outcome);
+  if (hooks_.on_attempt) hooks_.on_attempt(outcome_of(r, v), p->devices.size());
+  if (v.slow_down) {
+    const double elapsed = std::max(1e-3, static_cast<double>(now_us - start_us_) / 1e6);
+    adapt_.on_throttle(now_us, static_cast<double>(summary_.requests) / elapsed);
+    update_rate(now_us);
+  }
+  if (r.reached == attempt_result::stage::answered) {
+    p->last_code = r.decoded ? std::optional<std::int64_t>(r.code) : std::nullopt;
+    p->last_why = r.decoded && r.code != 200
+                      ? fmt::format("{}: {}", v.why, answer ? answer->msg : "")
+                      : fmt::format("{} (HTTP {})", v.why, r.http_status);
+  } else {
+    p->last_why = detail.empty() ? std::string(v.why) : std::string(detail);
+  }
+  switch (v.action) {
+    case attempt_action::account:
+      acct_.account_answer(p->devices, *answer, out_);
+      out_.flush();
+      release(p->devices);
+      update_rate(now_us);  // a ramp steps up with successes
+      sizer_.on_accepted(p->devices.size());
+      chunks_.set_max_devices(sizer_.current());
+      break;
+    case attempt_action::resend:
+      retry_later(std::move(p), retry_after_s, now_us);
+      break;
+    case attempt_action::retry:
+      p->devices.mark_uncertain();
+      retry_later(std::move(p), retry_after_s, now_us);
+      break;
+    case attempt_action::fail_uncertain:
+      p->devices.mark_uncertain();
+      fail(*p, outcome_reason::transport_failed, p->last_code, p->last_why, now_us);
+      break;
+    case attempt_action::refresh_token:
+      refresh_token(std::move(p));
+      break;
+    case attempt_action::split_too_long:
+      // Nothing was executed. Pieces of the size the search tries next: one
+      // refusal teaches every piece.
+      sizer_.on_too_long(p->devices.size());
+      chunks_.set_max_devices(sizer_.current());
+      split_front(std::move(p), sizer_.current());
+      break;
+    case attempt_action::split_permission: {
+      const std::size_t half = (p->devices.size() + 1) / 2;  // halves isolate the refused
+      split_front(std::move(p), half);
+      break;
+    }
+    case attempt_action::fail_batch:
+      fail(*p, outcome_reason::batch_rejected, p->last_code,
+           answer && !answer->msg.empty() ? answer->msg : std::string_view(p->last_why), now_us);
+      break;
+    case attempt_action::fail_job:
+      fail_job(*p, p->last_why, now_us);
+      break;
+  }
+}
+
+}  // namespace fleetcast
