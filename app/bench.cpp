@@ -4,11 +4,11 @@
 // percentiles, the engine's CPU time per million devices, peak RSS.
 #include "app/bench.hpp"
 
-#include "core/device_stream.hpp"
-#include "core/job_parser.hpp"
-#include "core/latency_histogram.hpp"
-#include "net/emulator.hpp"
-#include "net/rollout.hpp"
+#include <fleetcast/core/input/device_stream.hpp>
+#include <fleetcast/core/job/job_parser.hpp>
+#include <fleetcast/net/client/rollout.hpp>
+#include <fleetcast/net/server/emulator.hpp>
+#include "core/output/latency_histogram.hpp"
 
 #include <fmt/format.h>
 

@@ -1,9 +1,9 @@
 #include "app/check.hpp"
 
+#include <fleetcast/core/emulator/emulator_config.hpp>
+#include <fleetcast/core/job/job_parser.hpp>
 #include "app/job_files.hpp"
-#include "core/daemon_config.hpp"
-#include "core/emulator_config.hpp"
-#include "core/job_parser.hpp"
+#include "core/daemon/daemon_config.hpp"
 
 #include <fmt/format.h>
 #include <simdjson.h>

@@ -3,11 +3,11 @@
 // an eventfd), and a job started on a thread of its own (one rollout, its
 // own io_context). Jobs against one endpoint share a connection budget and,
 // per endpoint and token source, one fair request-rate limit
-// (core/fair_rate_gate.hpp).
+// (core/daemon/fair_rate_gate.hpp).
 #include "app/daemon.hpp"
 #include "app/daemon_service.hpp"
 
-#include "core/job_parser.hpp"
+#include <fleetcast/core/job/job_parser.hpp>
 
 #include <fmt/format.h>
 

@@ -7,7 +7,7 @@
 // the admin port) cancels a job; SIGTERM drains; SIGHUP reloads the config.
 #pragma once
 
-#include "core/shard.hpp"
+#include <fleetcast/core/input/shard.hpp>
 
 #include <optional>
 #include <string>

@@ -1,10 +1,10 @@
 // The daemon's admin port (see daemon_service.hpp): who may do what
-// (core/admin_access.hpp), /metrics, /healthz, /readyz, /jobs, and the
+// (core/daemon/admin_access.hpp), /metrics, /healthz, /readyz, /jobs, and the
 // requests that cancel, resume and retry jobs.
 #include "app/daemon_service.hpp"
 
-#include "core/admin_access.hpp"
-#include "core/json_escape.hpp"
+#include "core/daemon/admin_access.hpp"
+#include "core/protocol/json_escape.hpp"
 
 #include <fmt/format.h>
 

@@ -1,7 +1,7 @@
 #include "app/daemon_log.hpp"
 
-#include "core/job_parser.hpp"
-#include "core/json_escape.hpp"
+#include <fleetcast/core/job/job_parser.hpp>
+#include "core/protocol/json_escape.hpp"
 
 #include <fmt/format.h>
 

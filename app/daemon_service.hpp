@@ -7,18 +7,18 @@
 // shared state under `jobs_mutex_` and `metrics_mutex_`.
 #pragma once
 
+#include <fleetcast/core/input/shard.hpp>
+#include <fleetcast/net/client/rollout.hpp>
 #include "app/daemon_log.hpp"
 #include "app/job_files.hpp"
 #include "app/job_output.hpp"
 #include "app/sd_notify.hpp"
-#include "core/daemon_config.hpp"
-#include "core/fair_rate_gate.hpp"
-#include "core/progress_view.hpp"
-#include "core/prometheus.hpp"
-#include "core/shard.hpp"
-#include "core/spool_rules.hpp"
-#include "net/admin_server.hpp"
-#include "net/rollout.hpp"
+#include "core/daemon/daemon_config.hpp"
+#include "core/daemon/fair_rate_gate.hpp"
+#include "core/daemon/spool_rules.hpp"
+#include "core/output/progress_view.hpp"
+#include "core/output/prometheus.hpp"
+#include "net/server/admin_server.hpp"
 
 #include <algorithm>
 #include <array>

@@ -1,9 +1,9 @@
 // The daemon's spool (see daemon_service.hpp): its folders, recovery after a
-// crash, claims, where an ended job goes and why (core/spool_rules.hpp
+// crash, claims, where an ended job goes and why (core/daemon/spool_rules.hpp
 // decides), cancel and resume requests, progress events.
 #include "app/daemon_service.hpp"
 
-#include "core/job_parser.hpp"
+#include <fleetcast/core/job/job_parser.hpp>
 
 #include <fmt/format.h>
 

@@ -2,7 +2,7 @@
 #include "app/dry_run.hpp"
 
 #include "app/job_files.hpp"
-#include "core/rollout_plan.hpp"
+#include "core/output/rollout_plan.hpp"
 
 #include <fmt/format.h>
 

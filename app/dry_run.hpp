@@ -2,7 +2,7 @@
 // the batch plan and the counts. Sends nothing.
 #pragma once
 
-#include "core/shard.hpp"
+#include <fleetcast/core/input/shard.hpp>
 
 #include <optional>
 #include <string>

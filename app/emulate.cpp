@@ -1,9 +1,9 @@
 // The emulate command (see emulate.hpp).
 #include "app/emulate.hpp"
 
+#include <fleetcast/net/server/emulator.hpp>
 #include "app/job_files.hpp"
-#include "core/emulator_session.hpp"
-#include "net/emulator.hpp"
+#include "core/emulator/emulator_session.hpp"
 
 #include <fmt/format.h>
 

@@ -2,7 +2,7 @@
 // written through one buffer, so any size streams out in constant memory.
 #include "app/generate.hpp"
 
-#include "core/device_hash.hpp"
+#include "core/input/device_hash.hpp"
 
 #include <fmt/format.h>
 

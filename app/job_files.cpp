@@ -2,7 +2,7 @@
 #include "app/job_files.hpp"
 
 #include "app/job_output.hpp"
-#include "net/token_source.hpp"
+#include "net/client/token_source.hpp"
 
 #include <fmt/format.h>
 #include <openssl/evp.h>

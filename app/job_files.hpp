@@ -2,11 +2,11 @@
 // list, opened as a device_stream. Errors name the file and say why.
 #pragma once
 
-#include "core/device_stream.hpp"
-#include "core/job.hpp"
-#include "core/job_parser.hpp"
-#include "core/rollout_manifest.hpp"
-#include "core/shard.hpp"
+#include <fleetcast/core/input/device_stream.hpp>
+#include <fleetcast/core/input/shard.hpp>
+#include <fleetcast/core/job/job.hpp>
+#include <fleetcast/core/job/job_parser.hpp>
+#include "core/output/rollout_manifest.hpp"
 
 #include <fstream>
 #include <memory>

@@ -1,8 +1,8 @@
 // A job's output folder (see job_output.hpp).
 #include "app/job_output.hpp"
 
-#include "core/device_hash.hpp"
-#include "core/result_log.hpp"
+#include "core/input/device_hash.hpp"
+#include "core/output/result_log.hpp"
 
 #include <fmt/format.h>
 #include <simdjson.h>

@@ -12,12 +12,12 @@
 // correct starting point for --resume.
 #pragma once
 
-#include "core/device_stream.hpp"
-#include "core/fsync_policy.hpp"
-#include "core/resume_plan.hpp"
-#include "core/rollout_manifest.hpp"
-#include "core/run_summary.hpp"
-#include "net/rollout.hpp"
+#include <fleetcast/core/input/device_stream.hpp>
+#include <fleetcast/core/output/run_summary.hpp>
+#include <fleetcast/net/client/rollout.hpp>
+#include "core/output/fsync_policy.hpp"
+#include "core/output/resume_plan.hpp"
+#include "core/output/rollout_manifest.hpp"
 
 #include <cstdint>
 #include <memory>

@@ -9,7 +9,7 @@
 #include "app/emulate.hpp"
 #include "app/generate.hpp"
 #include "app/run.hpp"
-#include "core/suggest.hpp"
+#include "core/job/suggest.hpp"
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>

@@ -3,14 +3,14 @@
 // been sent), summary.json and result.json at the end; a progress line.
 #include "app/run.hpp"
 
+#include <fleetcast/core/job/job_parser.hpp>
+#include <fleetcast/core/output/device_result.hpp>
+#include <fleetcast/net/client/rollout.hpp>
+#include <fleetcast/net/server/emulator.hpp>
 #include "app/job_files.hpp"
 #include "app/job_output.hpp"
-#include "core/device_result.hpp"
-#include "core/job_parser.hpp"
-#include "core/progress_view.hpp"
-#include "net/emulator.hpp"
-#include "net/rollout.hpp"
-#include "net/token_source.hpp"
+#include "core/output/progress_view.hpp"
+#include "net/client/token_source.hpp"
 
 #include <fmt/format.h>
 

@@ -2,7 +2,7 @@
 // command line, with its outputs in the job's output folder.
 #pragma once
 
-#include "core/shard.hpp"
+#include <fleetcast/core/input/shard.hpp>
 
 #include <optional>
 #include <string>

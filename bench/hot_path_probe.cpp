@@ -1,9 +1,9 @@
 // A fixed amount of hot-path work (encode, decode, account 2,000 batches of
 // 100 devices) for bench/instruction_guard.sh to count under callgrind:
 // instruction counts are repeatable where timings on a shared machine are not.
-#include "core/accountant.hpp"
-#include "core/request_encoder.hpp"
-#include "core/response_decoder.hpp"
+#include "core/dispatch/accountant.hpp"
+#include "core/protocol/request_encoder.hpp"
+#include "core/protocol/response_decoder.hpp"
 
 #include <fmt/format.h>
 

@@ -3,11 +3,11 @@
 // tickets: request encoding, response decoding (simdjson), chunking,
 // accounting, and device-list reading (CSV, NDJSON).
 //   build/release/bench/fleetcast_micro_benchmarks [--benchmark_filter=...]
-#include "core/accountant.hpp"
-#include "core/chunker.hpp"
-#include "core/device_stream.hpp"
-#include "core/request_encoder.hpp"
-#include "core/response_decoder.hpp"
+#include <fleetcast/core/input/device_stream.hpp>
+#include "core/dispatch/accountant.hpp"
+#include "core/dispatch/chunker.hpp"
+#include "core/protocol/request_encoder.hpp"
+#include "core/protocol/response_decoder.hpp"
 
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>

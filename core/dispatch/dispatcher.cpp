@@ -276,6 +276,10 @@ void dispatcher::cancel(bool hard) {
   if (hard) effects_.cut = effects_.wake = true;
 }
 
+void dispatcher::fail(std::string_view why) {
+  stop(job_state::failed, std::string(why));
+}
+
 dispatch_effects dispatcher::take_effects() noexcept {
   return std::exchange(effects_, {});
 }

@@ -27,23 +27,23 @@
 // the caller provides.
 #pragma once
 
-#include "core/accountant.hpp"
-#include "core/adaptive_rate.hpp"
-#include "core/attempt_classifier.hpp"
-#include "core/batch.hpp"
-#include "core/batch_sizer.hpp"
-#include "core/chunker.hpp"
-#include "core/device_result.hpp"
-#include "core/device_stream.hpp"
-#include "core/dispatch/dispatch_progress.hpp"
-#include "core/gateway_cap.hpp"
-#include "core/job.hpp"
-#include "core/request_encoder.hpp"
-#include "core/response_decoder.hpp"
-#include "core/retry_policy.hpp"
-#include "core/rollout_guard.hpp"
-#include "core/run_summary.hpp"
-#include "core/token_bucket.hpp"
+#include <fleetcast/core/dispatch/batch.hpp>
+#include <fleetcast/core/dispatch/dispatch_progress.hpp>
+#include <fleetcast/core/input/device_stream.hpp>
+#include <fleetcast/core/job/job.hpp>
+#include <fleetcast/core/output/device_result.hpp>
+#include <fleetcast/core/output/run_summary.hpp>
+#include "core/dispatch/accountant.hpp"
+#include "core/dispatch/adaptive_rate.hpp"
+#include "core/dispatch/batch_sizer.hpp"
+#include "core/dispatch/chunker.hpp"
+#include "core/dispatch/gateway_cap.hpp"
+#include "core/dispatch/retry_policy.hpp"
+#include "core/dispatch/rollout_guard.hpp"
+#include "core/dispatch/token_bucket.hpp"
+#include "core/protocol/attempt_classifier.hpp"
+#include "core/protocol/request_encoder.hpp"
+#include "core/protocol/response_decoder.hpp"
 
 #include <cstdint>
 #include <deque>
@@ -170,6 +170,10 @@ class dispatcher {
   // Stops sending: requests in flight finish, the rest is skipped
   // (cancelled). `hard`: requests in flight are cut too (effects().cut).
   void cancel(bool hard = false);
+
+  // The caller failed (a callback of its own threw): stop, state failed
+  // with `why`; requests in flight finish.
+  void fail(std::string_view why);
 
   dispatch_effects take_effects() noexcept;
 

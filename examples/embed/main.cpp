@@ -1,11 +1,14 @@
-// Embedding fleetcast: one command to a fleet from your own C++ service.
-// Here a local emulator stands in for the platform; point the job's
-// endpoint at the real one (and drop extra_ca_pem) in production.
-#include "core/device_stream.hpp"
-#include "core/job_parser.hpp"
-#include "net/emulator.hpp"
-#include "net/rollout.hpp"
+// Embedding fleetcast: one command to a fleet from your own C++ service, on
+// your own io_context. Here a local emulator stands in for the platform;
+// point the endpoint at the real one (and drop extra_ca_pem) in production.
+#include <fleetcast/core/input/device_stream.hpp>
+#include <fleetcast/core/job/job_parser.hpp>
+#include <fleetcast/net/client/rollout.hpp>
+#include <fleetcast/net/server/emulator.hpp>
 
+#include <boost/asio/io_context.hpp>
+
+#include <cstdlib>
 #include <iostream>
 #include <sstream>
 
@@ -14,14 +17,22 @@ int main() {
   platform.listen = "127.0.0.1:0";
   fleetcast::net::emulator emulator(platform);
 
-  // The job: the same schema as a job file (unknown fields are errors).
-  const std::string text = R"({"endpoint": ")" + emulator.url() + R"(",
-    "auth": {"token_command": ["echo", "Bearer example-token"]},
-    "command": {"type": 2, "data": "[{\"switch\":true}]"},
-    "devices": {"file": "unused.csv"}, "batch": {"max_devices": 2}})";
-  auto parsed = fleetcast::parse_job(text, "embedded-job.json");
-  if (!parsed.job) {
-    for (const auto& e : parsed.errors) std::cerr << e.describe("job") << '\n';
+  // The job, built in code: every setting starts at its documented default.
+  fleetcast::job job;
+  job.name = "embedded-example";
+  if (auto problem = fleetcast::parse_endpoint(emulator.url(), job.endpoint)) {
+    std::cerr << "endpoint: " << *problem << '\n';
+    return 2;
+  }
+  job.endpoint.url = emulator.url();
+  job.auth.kind = fleetcast::auth_config::source::token_command;
+  job.auth.token_command = {"echo", "Bearer example-token"};
+  job.cmd.type = 2;  // a property command
+  job.cmd.data = R"([{"switch":true}])";
+  job.batch.max_devices = 2;
+  // The job file's rules, with its messages and the reference page's codes.
+  if (const auto errors = fleetcast::validate(job); !errors.empty()) {
+    for (const auto& e : errors) std::cerr << e.describe("job") << '\n';
     return 2;
   }
 
@@ -40,10 +51,24 @@ int main() {
 
   fleetcast::net::rollout_options options;
   options.extra_ca_pem = emulator.certificate_pem();  // trust the local emulator
-  fleetcast::net::rollout rollout(*parsed.job, devices, sink, options);
-  // run() blocks; run it on a thread of yours and call rollout.cancel() to stop.
-  const fleetcast::run_summary summary = rollout.run();
-  std::cout << summary.count_of(fleetcast::device_status::succeeded) << " of " << summary.records
-            << " devices succeeded in " << summary.requests << " requests\n";
-  return summary.exit_code();
+  options.system_trust_store = false;
+
+  // On your io_context, beside your own work; bind a cancellation slot to
+  // the handler to stop it (asio::bind_cancellation_slot), or co_await it
+  // with asio::use_awaitable.
+  boost::asio::io_context ioc;
+  fleetcast::net::rollout rollout(ioc.get_executor(), job, devices, sink, options);
+  int status = 1;
+  rollout.async_run([&status](fleetcast::net::rollout_outcome outcome) {
+    if (!outcome.started()) {
+      std::cerr << "not started: " << outcome.startup_error << '\n';
+      return;
+    }
+    const auto& s = outcome.summary;
+    std::cout << s.count_of(fleetcast::device_status::succeeded) << " of " << s.records
+              << " devices succeeded in " << s.requests << " requests\n";
+    status = s.exit_code();
+  });
+  ioc.run();
+  return status;
 }

@@ -338,7 +338,7 @@ daemon_pid=
 # 8. The admin port on every address with a token for changes: reading
 #    open, a change without the token or with another refused (401), with
 #    it taken. (The 403 for a client off loopback without a token
-#    configured is core/admin_access's unit test: this test sends traffic to
+#    configured is core/daemon/admin_access's unit test: this test sends traffic to
 #    loopback only.)
 printf 'admin-%s\n' "$$" >"$tmp/admin.token"
 cat >"$tmp/daemon.json" <<CONF

@@ -1,5 +1,5 @@
 // Exactly one outcome per device of a batch, whatever the answer says.
-#include "core/accountant.hpp"
+#include "core/dispatch/accountant.hpp"
 #include "tests/alloc_counter.hpp"
 
 #include <doctest/doctest.h>

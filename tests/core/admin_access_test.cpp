@@ -1,5 +1,5 @@
 // The admin port's rule: reading is open, changing needs the token or loopback.
-#include "core/admin_access.hpp"
+#include "core/daemon/admin_access.hpp"
 
 #include <doctest/doctest.h>
 

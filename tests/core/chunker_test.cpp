@@ -1,6 +1,6 @@
 // Batches of at most N, streamed; splitting; buffer reuse.
-#include "core/chunker.hpp"
-#include "core/device_hash.hpp"
+#include "core/dispatch/chunker.hpp"
+#include "core/input/device_hash.hpp"
 #include "tests/alloc_counter.hpp"
 
 #include <doctest/doctest.h>

@@ -1,6 +1,6 @@
 // The daemon's config file and its Prometheus text output.
-#include "core/daemon_config.hpp"
-#include "core/prometheus.hpp"
+#include "core/daemon/daemon_config.hpp"
+#include "core/output/prometheus.hpp"
 
 #include <doctest/doctest.h>
 

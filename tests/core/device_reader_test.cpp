@@ -1,7 +1,7 @@
 // Device lists: CSV, NDJSON, JSON arrays and inline arrays; bad records keep
 // their place; duplicates are caught; memory stays bounded.
-#include "core/device_stream.hpp"
-#include "core/fingerprint_set.hpp"
+#include <fleetcast/core/input/device_stream.hpp>
+#include <fleetcast/core/input/fingerprint_set.hpp>
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>

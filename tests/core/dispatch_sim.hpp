@@ -1,16 +1,16 @@
 // dispatch_sim: drives the dispatcher (core/dispatch) the way the net driver
 // does, on a simulated clock and a simulated network: connections that
 // connect after a latency, requests answered by the emulator's own request
-// handling (core/emulator_session) or by a test's script, answers that
+// handling (core/emulator/emulator_session) or by a test's script, answers that
 // arrive after a delay. No socket, no sleep: a run of simulated minutes
 // takes milliseconds. Every request written is recorded with its time,
 // connection, token and devices.
 #pragma once
 
+#include <fleetcast/core/emulator/emulator_state.hpp>
+#include <fleetcast/core/job/job_parser.hpp>
 #include "core/dispatch/dispatcher.hpp"
-#include "core/emulator_session.hpp"
-#include "core/emulator_state.hpp"
-#include "core/job_parser.hpp"
+#include "core/emulator/emulator_session.hpp"
 
 #include <cstdint>
 #include <functional>

@@ -1,8 +1,8 @@
 // The emulator's request handling, with no sockets and injected time: every
 // code, every fault, determinism under the seed, the record and the stats.
-#include "core/emulator_session.hpp"
-#include "core/accountant.hpp"
-#include "core/request_encoder.hpp"
+#include "core/emulator/emulator_session.hpp"
+#include "core/dispatch/accountant.hpp"
+#include "core/protocol/request_encoder.hpp"
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>

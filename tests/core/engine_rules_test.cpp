@@ -1,10 +1,10 @@
 // The engine's pure decisions: rate, backoff, retry budget, batch size,
 // and what to do after each kind of try.
-#include "core/adaptive_rate.hpp"
-#include "core/attempt_classifier.hpp"
-#include "core/batch_sizer.hpp"
-#include "core/retry_policy.hpp"
-#include "core/token_bucket.hpp"
+#include "core/dispatch/adaptive_rate.hpp"
+#include "core/dispatch/batch_sizer.hpp"
+#include "core/dispatch/retry_policy.hpp"
+#include "core/dispatch/token_bucket.hpp"
+#include "core/protocol/attempt_classifier.hpp"
 
 #include <doctest/doctest.h>
 
@@ -162,7 +162,7 @@ TEST_CASE("every kind of try leads to its documented action") {
   CHECK(!is_validation_code(5312));
 }
 
-#include "core/latency_histogram.hpp"
+#include "core/output/latency_histogram.hpp"
 
 TEST_CASE("latency histogram: percentiles within the bucket error") {
   latency_histogram h;

@@ -1,6 +1,6 @@
 // The rate limit a daemon's jobs share per account: never above the rate,
 // fair among members that want more, wasting nothing others leave.
-#include "core/fair_rate_gate.hpp"
+#include "core/daemon/fair_rate_gate.hpp"
 
 #include <doctest/doctest.h>
 

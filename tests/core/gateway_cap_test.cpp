@@ -1,6 +1,6 @@
 // Per-gateway reservations: the cap holds, others pass, waiting devices come
 // back in order once there is room.
-#include "core/gateway_cap.hpp"
+#include "core/dispatch/gateway_cap.hpp"
 
 #include <doctest/doctest.h>
 

@@ -1,10 +1,11 @@
 // Job files: defaults, every field's checks, unknown fields, command codes,
 // syntax errors with line and column, relative paths.
-#include "core/job_parser.hpp"
-#include "core/device_result.hpp"
+#include <fleetcast/core/job/job_parser.hpp>
+#include <fleetcast/core/output/device_result.hpp>
 
 #include <doctest/doctest.h>
 
+#include <functional>
 #include <string>
 
 using namespace fleetcast;
@@ -418,4 +419,78 @@ TEST_CASE("a job with six mistakes shows all six in one round, each where it is"
       "job.json:6:11: rate.requests_per_second: -1 is outside 0..1000000",
   };
   CHECK(said == want);  // the scheme and the port are two mistakes of one field
+}
+
+TEST_CASE("validate(): a job built in code meets the job file's rules, error for error") {
+  auto base = parse_job(minimal, "/jobs/job.json");
+  REQUIRE(base.job);
+  CHECK(validate(*base.job).empty());
+  struct mistake {
+    std::string key, value;  // in the job file
+    std::function<void(job&)> in_code;
+  };
+  const std::vector<mistake> cases = {
+      {"connections", "0", [](job& j) { j.connections = 0; }},
+      {"pipeline_depth", "65", [](job& j) { j.pipeline_depth = 65; }},
+      {"max_answer_bytes", "100", [](job& j) { j.max_answer_bytes = 100; }},
+      {"rate", R"({"requests_per_second": 2e6})", [](job& j) { j.rate.requests_per_second = 2e6; }},
+      {"rate", R"({"burst": 0.5})", [](job& j) { j.rate.burst = 0.5; }},
+      {"batch", R"({"max_devices": 200000})", [](job& j) { j.batch.max_devices = 200000; }},
+      {"timeouts", R"({"request_ms": 0})", [](job& j) { j.timeouts.request_ms = 0; }},
+      {"retry", R"({"base_delay_ms": 500, "max_delay_ms": 100})",
+       [](job& j) {
+         j.retry.base_delay_ms = 500;
+         j.retry.max_delay_ms = 100;
+       }},
+      {"retry", R"({"max_attempts": 0})", [](job& j) { j.retry.max_attempts = 0; }},
+      {"rollout", R"({"abort_failure_ratio": 1.5})",
+       [](job& j) { j.rollout.abort_failure_ratio = 1.5; }},
+      {"rollout", R"({"ramp": {"start_rps": 5}})",
+       [](job& j) {
+         j.rollout.ramp.start_rps = 5;
+         j.rate.requests_per_second = 0;
+       }},
+      {"rollout", R"({"not_before": "2026-11-26T22:00:00Z", "not_after": "2026-11-26T21:00:00Z"})",
+       [](job& j) {
+         j.rollout.not_before = 1'764'194'400;
+         j.rollout.not_after = 1'764'190'800;
+       }},
+      {"name", R"("bad name")", [](job& j) { j.name = "bad name"; }},
+      {"proxy", R"("ftp://proxy:21")", [](job& j) { j.proxy = "ftp://proxy:21"; }},
+      {"endpoint", R"("ftp://x")", [](job& j) { j.endpoint.url = "ftp://x"; }},
+      {"command", R"({"type": 2, "data": "[]", "isCache": 1, "qos": 3})",
+       [](job& j) {
+         j.cmd.data = "[]";
+         j.cmd.is_cache = 1;
+         j.cmd.qos = 3;
+       }},
+      {"command", R"({"type": 9, "data": "x"})",
+       [](job& j) {
+         j.cmd.type = 9;
+         j.cmd.data = "x";
+       }},
+  };
+  for (const auto& m : cases) {
+    CAPTURE(m.key);
+    CAPTURE(m.value);
+    std::string text = with(m.key, m.value);
+    if (m.value.find("ramp") != std::string::npos)  // and no rate to ramp up to
+      text.insert(1, R"("rate": {"requests_per_second": 0},)");
+    const auto parsed = parse_job(text, "/jobs/job.json");
+    REQUIRE(!parsed.errors.empty());
+    job j = *base.job;
+    m.in_code(j);
+    const auto errors = validate(j);
+    REQUIRE(errors.size() == parsed.errors.size());
+    for (std::size_t i = 0; i < errors.size(); ++i) {
+      CHECK(errors[i].field == parsed.errors[i].field);
+      CHECK(errors[i].message == parsed.errors[i].message);
+      CHECK(errors[i].code == parsed.errors[i].code);
+    }
+  }
+  // In code only: parts of the endpoint that disagree with its url.
+  job j = *base.job;
+  j.endpoint.port = 8443;
+  REQUIRE(validate(j).size() == 1);
+  CHECK(validate(j)[0].field == "endpoint");
 }

@@ -1,6 +1,6 @@
 // Where a field is in a JSON text; "did you mean".
-#include "core/json_locate.hpp"
-#include "core/suggest.hpp"
+#include "core/job/json_locate.hpp"
+#include "core/job/suggest.hpp"
 
 #include <doctest/doctest.h>
 

@@ -1,5 +1,5 @@
 // Locating JSON syntax errors.
-#include "core/json_syntax.hpp"
+#include "core/job/json_syntax.hpp"
 
 #include <doctest/doctest.h>
 

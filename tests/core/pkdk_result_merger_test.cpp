@@ -1,5 +1,5 @@
 // The merged PkdkResult is one valid API answer naming each device once.
-#include "core/pkdk_result_merger.hpp"
+#include "core/protocol/pkdk_result_merger.hpp"
 
 #include <doctest/doctest.h>
 #include <simdjson.h>

@@ -1,5 +1,5 @@
 // The progress line: current rate over a window, ETA, fitting any width.
-#include "core/progress_view.hpp"
+#include "core/output/progress_view.hpp"
 
 #include <doctest/doctest.h>
 

@@ -1,7 +1,7 @@
 // Which proxy serves an endpoint, NO_PROXY by curl's rules, the CONNECT
 // request and what a proxy's answer means.
-#include "core/proxy.hpp"
-#include "core/job_parser.hpp"
+#include "core/job/proxy.hpp"
+#include <fleetcast/core/job/job_parser.hpp>
 
 #include <doctest/doctest.h>
 

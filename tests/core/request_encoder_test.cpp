@@ -1,7 +1,7 @@
 // Request bodies: round trips through simdjson, hostile strings, no
 // allocation per device.
-#include "core/request_encoder.hpp"
-#include "core/json_escape.hpp"
+#include "core/protocol/request_encoder.hpp"
+#include "core/protocol/json_escape.hpp"
 #include "tests/alloc_counter.hpp"
 
 #include <doctest/doctest.h>

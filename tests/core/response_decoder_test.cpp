@@ -1,5 +1,5 @@
 // Answers of every shape: complete, partial, odd, malformed, hostile.
-#include "core/response_decoder.hpp"
+#include "core/protocol/response_decoder.hpp"
 #include "tests/alloc_counter.hpp"
 
 #include <doctest/doctest.h>

@@ -1,5 +1,5 @@
 // Canary gating and abort verdicts, with time passed in.
-#include "core/rollout_guard.hpp"
+#include "core/dispatch/rollout_guard.hpp"
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,6 @@
 // The rollout's identity for --resume, and what a resume sends again.
-#include "core/rollout_manifest.hpp"
-#include "core/resume_plan.hpp"
+#include "core/output/rollout_manifest.hpp"
+#include "core/output/resume_plan.hpp"
 
 #include <doctest/doctest.h>
 

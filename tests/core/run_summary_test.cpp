@@ -1,5 +1,5 @@
 // summary.json counters add up; exit codes follow PRODUCT.md.
-#include "core/run_summary.hpp"
+#include <fleetcast/core/output/run_summary.hpp>
 
 #include <doctest/doctest.h>
 #include <simdjson.h>

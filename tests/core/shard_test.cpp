@@ -1,8 +1,8 @@
 // --shard I/N: parsing, and N shards of one input covering every record once;
 // the device stream's read-ahead on a large input.
-#include "core/shard.hpp"
-#include "core/device_hash.hpp"
-#include "core/device_stream.hpp"
+#include <fleetcast/core/input/device_stream.hpp>
+#include <fleetcast/core/input/shard.hpp>
+#include "core/input/device_hash.hpp"
 
 #include <doctest/doctest.h>
 

@@ -1,6 +1,6 @@
 // The daemon's spool decisions: where an ended job goes, and which resume
 // and retry requests are taken.
-#include "core/spool_rules.hpp"
+#include "core/daemon/spool_rules.hpp"
 
 #include <doctest/doctest.h>
 

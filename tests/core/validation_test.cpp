@@ -1,7 +1,7 @@
 // Every rule of the reference page with its code, at each boundary.
-#include "core/validation.hpp"
-#include "core/api_errc.hpp"
-#include "core/command_errc.hpp"
+#include "core/protocol/validation.hpp"
+#include "core/protocol/api_errc.hpp"
+#include "core/protocol/command_errc.hpp"
 
 #include <doctest/doctest.h>
 

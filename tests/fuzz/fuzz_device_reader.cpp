@@ -1,7 +1,7 @@
 // libFuzzer target: a device list exported from another system, read as CSV,
 // NDJSON and a JSON array (the first byte picks the format) through the
 // record checks. Every record comes out once, with consecutive indices.
-#include "core/device_stream.hpp"
+#include <fleetcast/core/input/device_stream.hpp>
 
 #include <cstdint>
 #include <cstdlib>

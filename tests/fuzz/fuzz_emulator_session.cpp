@@ -1,8 +1,8 @@
 // libFuzzer target: the emulator's request handling, bytes in, answer out.
 // The input is split into authorization, target and body at the first two
 // newlines; faults are on so that every path is reachable.
-#include "core/emulator_session.hpp"
-#include "core/emulator_state.hpp"
+#include <fleetcast/core/emulator/emulator_state.hpp>
+#include "core/emulator/emulator_session.hpp"
 
 #include <cstdint>
 #include <cstdlib>

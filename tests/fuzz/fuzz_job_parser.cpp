@@ -1,5 +1,5 @@
 // libFuzzer target: a job file written by a person.
-#include "core/job_parser.hpp"
+#include <fleetcast/core/job/job_parser.hpp>
 
 #include <cstdint>
 #include <cstdlib>

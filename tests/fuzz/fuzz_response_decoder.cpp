@@ -1,8 +1,8 @@
 // libFuzzer target: an answer body from the network, through the decoder and
 // the accountant (every device of the batch gets exactly one outcome).
-#include "core/accountant.hpp"
-#include "core/batch.hpp"
-#include "core/response_decoder.hpp"
+#include <fleetcast/core/dispatch/batch.hpp>
+#include "core/dispatch/accountant.hpp"
+#include "core/protocol/response_decoder.hpp"
 
 #include <cstdint>
 #include <cstdlib>

@@ -1,10 +1,10 @@
 // The emulator over real sockets on loopback, on ports it picks itself:
 // plain HTTP and TLS, every code, every fault, pipelining, limits, the
 // record and the counters.
-#include "net/emulator.hpp"
-#include "core/accountant.hpp"
-#include "core/emulator_session.hpp"
-#include "net/tls_identity.hpp"
+#include <fleetcast/net/server/emulator.hpp>
+#include "core/dispatch/accountant.hpp"
+#include "core/emulator/emulator_session.hpp"
+#include "net/server/tls_identity.hpp"
 #include "tests/net/test_client.hpp"
 
 #include <doctest/doctest.h>

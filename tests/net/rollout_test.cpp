@@ -5,11 +5,11 @@
 // than once only when its result is uncertain; a device commanded without
 // the engine knowing is uncertain too; a success carries a ticket the
 // emulator issued for that device.
-#include "net/rollout.hpp"
-#include "core/device_stream.hpp"
-#include "core/job_parser.hpp"
-#include "net/emulator.hpp"
-#include "net/tls_identity.hpp"
+#include <fleetcast/core/input/device_stream.hpp>
+#include <fleetcast/core/job/job_parser.hpp>
+#include <fleetcast/net/client/rollout.hpp>
+#include <fleetcast/net/server/emulator.hpp>
+#include "net/server/tls_identity.hpp"
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>

@@ -1,0 +1,158 @@
+// job: one rollout as a job file describes it (PRODUCT.md), with every
+// default filled in and every path resolved against the job file's folder.
+#pragma once
+
+#include <fleetcast/core/input/device_reader.hpp>
+#include <fleetcast/core/protocol/command.hpp>
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fleetcast {
+
+// The range a setting may take (inclusive), declared beside its default:
+// the job file parser and validate() check the same bounds.
+template <typename T>
+struct bounds {
+  T min, max;
+  constexpr bool holds(T v) const noexcept { return v >= min && v <= max; }
+};
+inline constexpr std::int64_t unbounded = std::numeric_limits<std::int64_t>::max();
+
+// Where requests go: scheme, host, port and an optional path prefix.
+struct endpoint_config {
+  std::string url;   // as written in the job
+  bool tls = true;   // https
+  std::string host;  // without brackets for an IPv6 literal
+  std::uint16_t port = 443;
+  std::string path_prefix;  // "" or "/prefix" (no trailing slash)
+  // The request target of the batch endpoint.
+  std::string target() const { return path_prefix + "/v2/binding/enduserapi/batchControlDevice"; }
+};
+
+// Where the token comes from; the token itself never lives in the job.
+struct auth_config {
+  enum class source { token_file, token_env, token_command };
+  source kind = source::token_file;
+  std::string token_file;                  // resolved path
+  std::string token_env;                   // environment variable name
+  std::vector<std::string> token_command;  // argv
+  // A token_command that has not exited by then is killed (its whole group).
+  std::uint32_t command_timeout_ms = 30000;
+  static constexpr bounds<std::int64_t> command_timeout_ms_range{1, 600000};
+};
+
+struct tls_config {
+  bool verify = true;
+  std::optional<std::string> ca_file;  // resolved path; system trust store when absent
+};
+
+struct device_source {
+  std::optional<std::string> file;  // resolved path; absent for an inline array
+  device_format format = device_format::json_array;
+  std::string inline_json;  // the inline array, minified
+};
+
+struct batch_config {
+  bool auto_size = true;  // "auto": start at max_devices, settle on what the server takes
+  std::uint32_t max_devices = 500;
+  static constexpr bounds<std::int64_t> max_devices_range{1, 100000};
+};
+
+struct rate_config {
+  double requests_per_second = 20;  // 0 = unlimited
+  static constexpr bounds<double> requests_per_second_range{0, 1e6};
+  double devices_per_second = 0;  // 0 = unlimited
+  static constexpr bounds<double> devices_per_second_range{0, 1e9};
+  double burst = 5;  // bucket depth, in requests (and in devices for devices/s)
+  static constexpr bounds<double> burst_range{1, 1e9};
+};
+
+struct timeout_config {
+  std::uint32_t connect_ms = 5000;
+  static constexpr bounds<std::int64_t> connect_ms_range{1, 600000};
+  std::uint32_t request_ms = 30000;
+  static constexpr bounds<std::int64_t> request_ms_range{1, 3600000};
+  // How long sending pauses, reconnecting with backoff, while no connection
+  // can be made mid-run, before the job fails (devices not sent: job_failed).
+  std::uint32_t unreachable_s = 300;
+  static constexpr bounds<std::int64_t> unreachable_s_range{0, 86400};
+};
+
+enum class unknown_outcome_policy { retry, fail };
+
+struct retry_config {
+  std::uint32_t max_attempts = 5;
+  static constexpr bounds<std::int64_t> max_attempts_range{1, 100};
+  std::uint32_t base_delay_ms = 200;
+  static constexpr bounds<std::int64_t> base_delay_ms_range{0, 3600000};
+  std::uint32_t max_delay_ms = 30000;  // at least base_delay_ms
+  static constexpr bounds<std::int64_t> max_delay_ms_range{0, 3600000};
+  unknown_outcome_policy unknown_outcome = unknown_outcome_policy::retry;
+  // A server's Retry-After is honoured up to this many seconds.
+  std::uint32_t max_retry_after_s = 300;
+  static constexpr bounds<std::int64_t> max_retry_after_s_range{0, 86400};
+};
+
+struct ramp_config {
+  double start_rps = 0;  // 0 = no ramp; needs rate.requests_per_second
+  static constexpr bounds<double> start_rps_range{0.01, 1e6};
+  double factor = 2;
+  static constexpr bounds<double> factor_range{1, 1000};
+  std::uint64_t every_devices = 1000;  // successful devices between steps
+  static constexpr bounds<std::int64_t> every_devices_range{1, unbounded};
+};
+
+struct rollout_config {
+  std::uint64_t canary_devices = 0;
+  static constexpr bounds<std::int64_t> canary_devices_range{0, unbounded};
+  double canary_wait_s = 0;  // after a good canary verdict, before the rest
+  static constexpr bounds<double> canary_wait_s_range{0, 86400};
+  double abort_failure_ratio = 1.0;
+  static constexpr bounds<double> abort_failure_ratio_range{0, 1};
+  std::uint64_t abort_min_devices = 0;
+  static constexpr bounds<std::int64_t> abort_min_devices_range{0, unbounded};
+  // Which failures count toward abort_failure_ratio (bit per outcome_reason);
+  // all failures by default.
+  std::uint32_t abort_on = ~0u;
+  ramp_config ramp;
+  // At most this many devices behind one gateway in flight at once (0 = no cap).
+  std::uint64_t max_per_gateway = 0;
+  static constexpr bounds<std::int64_t> max_per_gateway_range{0, 1'000'000};
+  // The window in which requests may be sent, in seconds since the Unix
+  // epoch (ISO 8601 with an offset in the job file); absent = no bound.
+  std::optional<std::int64_t> not_before;
+  std::optional<std::int64_t> not_after;
+};
+
+struct job {
+  std::string job_file;  // as given
+  std::string name;      // default: the job file's name without its extension
+  endpoint_config endpoint;
+  auth_config auth;
+  tls_config tls;
+  command cmd;
+  device_source devices;
+  batch_config batch;
+  rate_config rate;
+  std::uint32_t connections = 4;
+  static constexpr bounds<std::int64_t> connections_range{1, 1024};
+  std::uint32_t pipeline_depth = 1;
+  static constexpr bounds<std::int64_t> pipeline_depth_range{1, 64};
+  // The largest answer body a connection reads (a larger one is an
+  // unreadable answer); a 500-device answer is about 50 KB.
+  std::uint32_t max_answer_bytes = 1 << 20;
+  static constexpr bounds<std::int64_t> max_answer_bytes_range{4096, 1 << 30};
+  timeout_config timeouts;
+  retry_config retry;
+  rollout_config rollout;
+  std::string output_dir;  // resolved; default out/<name> beside the job file
+  // An HTTP proxy ("http://[user:password@]host:port") or "direct"; absent:
+  // the environment's (HTTPS_PROXY, HTTP_PROXY, NO_PROXY; core/job/proxy.hpp).
+  std::optional<std::string> proxy;
+};
+
+}  // namespace fleetcast

@@ -1,0 +1,576 @@
+// Job file parsing with the simdjson DOM (see job_parser.hpp).
+#include <fleetcast/core/job/job_parser.hpp>
+
+#include <fleetcast/core/output/device_result.hpp>
+#include "core/job/job_checks.hpp"
+#include "core/job/json_locate.hpp"
+#include "core/job/json_syntax.hpp"
+#include "core/job/proxy.hpp"
+#include "core/job/suggest.hpp"
+#include "core/protocol/validation.hpp"
+
+#include <fmt/format.h>
+#include <simdjson.h>
+
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <initializer_list>
+#include <limits>
+
+namespace fleetcast {
+
+namespace dom = simdjson::dom;
+namespace fs = std::filesystem;
+
+std::string job_error::describe(std::string_view job_file) const {
+  std::string out(job_file);
+  if (line != 0) {
+    fmt::format_to(std::back_inserter(out), ":{}:{}", line, column);
+  }
+  out += ": ";
+  if (!field.empty()) {
+    out += field;
+    out += ": ";
+  }
+  out += message;
+  if (code) fmt::format_to(std::back_inserter(out), " (code {})", *code);
+  return out;
+}
+
+namespace {
+
+std::string join(std::string_view parent, std::string_view key) {
+  return parent.empty() ? std::string(key) : fmt::format("{}.{}", parent, key);
+}
+
+std::string type_name(dom::element_type t) {
+  switch (t) {
+    case dom::element_type::ARRAY:
+      return "an array";
+    case dom::element_type::OBJECT:
+      return "an object";
+    case dom::element_type::INT64:
+    case dom::element_type::UINT64:
+      return "an integer";
+    case dom::element_type::DOUBLE:
+      return "a number";
+    case dom::element_type::STRING:
+      return "a string";
+    case dom::element_type::BOOL:
+      return "a boolean";
+    case dom::element_type::NULL_VALUE:
+      return "null";
+  }
+  return "a value";
+}
+
+class job_reader {
+ public:
+  job_reader(std::vector<job_error>& errors, fs::path base) : errors_(errors), base_(base) {}
+
+  void error(std::string field, std::string message, std::optional<int> code = std::nullopt) {
+    errors_.push_back({std::move(field), std::move(message), code, 0, 0});
+  }
+
+  void wrong_type(const std::string& field, dom::element e, std::string_view expected) {
+    error(field, fmt::format("must be {}, not {}", expected, type_name(e.type())));
+  }
+
+  // The object's fields, checked against `allowed` (unknown and repeated
+  // fields are errors). False when `e` is not an object.
+  bool fields(dom::element e, const std::string& field,
+              std::initializer_list<std::string_view> allowed, dom::object& out) {
+    if (e.get_object().get(out) != simdjson::SUCCESS) {
+      wrong_type(field.empty() ? "job" : field, e, "an object");
+      return false;
+    }
+    std::vector<std::string_view> seen;
+    for (auto [key, value] : out) {
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+        const auto guess = closest_name(key, allowed);
+        std::string known;
+        for (auto a : allowed) known += fmt::format("{}{}", known.empty() ? "" : ", ", a);
+        error(join(field, key), guess.empty()
+                                    ? fmt::format("unknown field (known here: {})", known)
+                                    : fmt::format("unknown field (did you mean {}?)", guess));
+      } else if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
+        error(join(field, key), "given more than once");
+      }
+      seen.push_back(key);
+    }
+    return true;
+  }
+
+  template <typename T>
+  void integer(dom::object obj, const std::string& parent, std::string_view key, T& out,
+               std::int64_t min, std::int64_t max) {
+    dom::element e;
+    if (obj[key].get(e) != simdjson::SUCCESS) return;
+    const auto field = join(parent, key);
+    std::int64_t v = 0;
+    if (e.get_int64().get(v) != simdjson::SUCCESS) {
+      double d = 0;
+      if (e.get_double().get(d) == simdjson::SUCCESS && std::floor(d) == d && std::abs(d) < 9e15) {
+        v = static_cast<std::int64_t>(d);
+      } else {
+        return wrong_type(field, e, "an integer");
+      }
+    }
+    if (v < min || v > max) {
+      return error(field, fmt::format("{} is outside {}..{}", v, min, max));
+    }
+    out = static_cast<T>(v);
+  }
+
+  template <typename T>
+  void integer(dom::object obj, const std::string& parent, std::string_view key, T& out,
+               bounds<std::int64_t> b) {
+    integer(obj, parent, key, out, b.min, b.max);
+  }
+  void number(dom::object obj, const std::string& parent, std::string_view key, double& out,
+              bounds<double> b) {
+    number(obj, parent, key, out, b.min, b.max);
+  }
+
+  void number(dom::object obj, const std::string& parent, std::string_view key, double& out,
+              double min, double max) {
+    dom::element e;
+    if (obj[key].get(e) != simdjson::SUCCESS) return;
+    const auto field = join(parent, key);
+    double v = 0;
+    std::int64_t i = 0;
+    if (e.get_int64().get(i) == simdjson::SUCCESS) {
+      v = static_cast<double>(i);
+    } else if (e.get_double().get(v) != simdjson::SUCCESS) {
+      return wrong_type(field, e, "a number");
+    }
+    if (!(v >= min && v <= max))
+      return error(field, fmt::format("{} is outside {}..{}", v, min, max));
+    out = v;
+  }
+
+  bool string(dom::object obj, const std::string& parent, std::string_view key, std::string& out,
+              bool allow_empty = false) {
+    dom::element e;
+    if (obj[key].get(e) != simdjson::SUCCESS) return false;
+    std::string_view v;
+    if (e.get_string().get(v) != simdjson::SUCCESS) {
+      wrong_type(join(parent, key), e, "a string");
+      return false;
+    }
+    if (v.empty() && !allow_empty) {
+      error(join(parent, key), "must not be empty");
+      return false;
+    }
+    out = std::string(v);
+    return true;
+  }
+
+  void boolean(dom::object obj, const std::string& parent, std::string_view key, bool& out) {
+    dom::element e;
+    if (obj[key].get(e) != simdjson::SUCCESS) return;
+    if (e.get_bool().get(out) != simdjson::SUCCESS)
+      wrong_type(join(parent, key), e, "true or false");
+  }
+
+  std::string path(std::string_view p) const {
+    fs::path v(p);
+    return (v.is_absolute() ? v : base_ / v).lexically_normal().string();
+  }
+
+  std::vector<job_error>& errors_;
+  fs::path base_;
+};
+
+}  // namespace
+
+std::string job_name_from_stem(std::string_view stem) {
+  std::string name(stem.substr(0, 128));
+  std::replace_if(
+      name.begin(), name.end(), [](char c) { return !is_name_char(c); }, '_');
+  return name;
+}
+
+namespace {
+
+void read_command(job_reader& r, dom::element e, command& cmd) {
+  dom::object obj;
+  if (!r.fields(e, "command",
+                {"type", "data", "dataFormat", "qos", "isCache", "cacheTime", "isCover"}, obj)) {
+    return;
+  }
+  // Fields whose type is wrong: the API's rules are checked on the others,
+  // so that one round shows every problem.
+  std::vector<std::string> mistyped;
+  auto opt_int = [&](std::string_view key, std::optional<std::int64_t>& out) {
+    dom::element v;
+    if (obj[key].get(v) != simdjson::SUCCESS || v.is_null()) return;
+    std::int64_t value = 0;
+    const std::size_t before = r.errors_.size();
+    r.integer(obj, "command", key, value, std::numeric_limits<std::int32_t>::min(),
+              std::numeric_limits<std::int32_t>::max());
+    if (r.errors_.size() == before) {
+      out = value;
+    } else {
+      mistyped.emplace_back(key);
+    }
+  };
+  opt_int("type", cmd.type);
+  opt_int("dataFormat", cmd.data_format);
+  opt_int("qos", cmd.qos);
+  opt_int("isCache", cmd.is_cache);
+  opt_int("cacheTime", cmd.cache_time);
+  opt_int("isCover", cmd.is_cover);
+  dom::element data;
+  if (obj["data"].get(data) == simdjson::SUCCESS && !data.is_null()) {
+    std::string_view text;
+    if (data.get_string().get(text) == simdjson::SUCCESS) {
+      cmd.data = std::string(text);
+    } else if (data.is_array() || data.is_object()) {
+      // Convenience for property and service commands: the JSON itself,
+      // sent as the string the API expects.
+      cmd.data = simdjson::minify(data);
+    } else {
+      r.wrong_type("command.data", data, "a string (or, for type 2 or 3, JSON)");
+      mistyped.emplace_back("data");
+    }
+  }
+  // Without a valid type the rules that depend on it say nothing useful.
+  if (std::find(mistyped.begin(), mistyped.end(), "type") != mistyped.end()) return;
+  for (auto& v : validate_command(cmd)) {
+    // A rule about a mistyped field repeats its type error ("required", ...).
+    if (std::find(mistyped.begin(), mistyped.end(), v.field) != mistyped.end()) continue;
+    int code = v.code.category().name() == std::string_view("fleetcast.api") ? v.code.value() : 0;
+    r.error("command." + v.field, v.message, code ? std::optional<int>(code) : std::nullopt);
+  }
+}
+
+void read_auth(job_reader& r, dom::element e, auth_config& auth) {
+  dom::object obj;
+  const std::size_t errors_before = r.errors_.size();
+  if (!r.fields(e, "auth", {"token_file", "token_env", "token_command", "command_timeout_ms"}, obj))
+    return;
+  r.integer(obj, "auth", "command_timeout_ms", auth.command_timeout_ms,
+            auth_config::command_timeout_ms_range);
+  int given = 0;
+  std::string file;
+  if (r.string(obj, "auth", "token_file", file)) {
+    ++given;
+    auth.kind = auth_config::source::token_file;
+    auth.token_file = r.path(file);
+  }
+  if (r.string(obj, "auth", "token_env", auth.token_env)) {
+    ++given;
+    auth.kind = auth_config::source::token_env;
+  }
+  dom::element cmd;
+  if (obj["token_command"].get(cmd) == simdjson::SUCCESS) {
+    dom::array argv;
+    if (cmd.get_array().get(argv) != simdjson::SUCCESS || argv.size() == 0) {
+      ++given;
+      r.error("auth.token_command", "must be a non-empty array of strings (argv)");
+    } else {
+      ++given;
+      auth.kind = auth_config::source::token_command;
+      for (dom::element a : argv) {
+        std::string_view s;
+        if (a.get_string().get(s) != simdjson::SUCCESS) {
+          r.error("auth.token_command", "must be an array of strings (argv)");
+          break;
+        }
+        auth.token_command.emplace_back(s);
+      }
+    }
+  }
+  if (given > 1) {
+    r.error("auth", "takes exactly one of token_file, token_env, token_command");
+  } else if (given == 0 && r.errors_.size() == errors_before) {
+    r.error("auth", "needs one of token_file, token_env, token_command");
+  }
+}
+
+void read_devices(job_reader& r, dom::element e, device_source& devices) {
+  if (e.is_array()) {
+    dom::array arr;
+    if (e.get_array().get(arr) != simdjson::SUCCESS || arr.size() == 0) {
+      r.error("devices", "the inline device list is empty", 5311);
+      return;
+    }
+    devices.file.reset();
+    devices.format = device_format::json_array;
+    devices.inline_json = simdjson::minify(e);
+    return;
+  }
+  dom::object obj;
+  if (!r.fields(e, "devices", {"file", "format"}, obj)) return;
+  std::string file;
+  if (!r.string(obj, "devices", "file", file)) {
+    if (obj["file"].error() == simdjson::NO_SUCH_FIELD) {
+      r.error("devices.file", "is required (or give devices as an inline array)");
+    }
+    return;
+  }
+  devices.file = r.path(file);
+  std::string format;
+  if (r.string(obj, "devices", "format", format)) {
+    if (format == "csv") {
+      devices.format = device_format::csv;
+    } else if (format == "ndjson" || format == "jsonl") {
+      devices.format = device_format::ndjson;
+    } else if (format == "json") {
+      devices.format = device_format::json_array;
+    } else {
+      r.error("devices.format", fmt::format("\"{}\" is not csv, ndjson, jsonl or json", format));
+    }
+  } else if (auto f = format_from_path(file)) {
+    devices.format = *f;
+  } else {
+    r.error("devices.file",
+            fmt::format("cannot tell the format of \"{}\" from its extension: use .csv, .ndjson, "
+                        ".jsonl or .json, or set devices.format",
+                        file));
+  }
+}
+
+}  // namespace
+
+namespace {
+job_parse_result read_job(std::string_view text, std::string_view job_file);
+}  // namespace
+
+job_parse_result parse_job(std::string_view text, std::string_view job_file) {
+  auto result = read_job(text, job_file);
+  // Each field's mistake with the line and column of its key.
+  for (auto& e : result.errors) {
+    if (e.field.empty() || e.line != 0 || e.field == "job") continue;
+    if (const auto at = locate_json_field(text, e.field)) {
+      e.line = at->line;
+      e.column = at->column;
+    }
+  }
+  return result;
+}
+
+namespace {
+
+job_parse_result read_job(std::string_view text, std::string_view job_file) {
+  job_parse_result result;
+  auto& errors = result.errors;
+
+  dom::parser parser;
+  simdjson::padded_string padded(text);
+  dom::element root;
+  if (parser.parse(padded).get(root) != simdjson::SUCCESS) {
+    job_error e;
+    if (auto syntax = find_json_syntax_error(text)) {
+      e.line = syntax->line;
+      e.column = syntax->column;
+      e.message = "invalid JSON: " + syntax->message;
+    } else {
+      e.message = "invalid JSON";
+    }
+    errors.push_back(std::move(e));
+    return result;
+  }
+
+  const fs::path job_path(job_file);
+  job_reader r(errors, job_path.parent_path());
+  job j;
+  j.job_file = std::string(job_file);
+  dom::object top;
+  if (!r.fields(
+          root, "",
+          {"name", "endpoint", "auth", "tls", "command", "devices", "batch", "rate", "connections",
+           "pipeline_depth", "max_answer_bytes", "timeouts", "retry", "rollout", "output", "proxy"},
+          top)) {
+    return result;
+  }
+  for (std::string_view required : {"endpoint", "auth", "command", "devices"}) {
+    if (top[required].error() == simdjson::NO_SUCH_FIELD) {
+      r.error(std::string(required), "is required");
+    }
+  }
+
+  if (!r.string(top, "", "name", j.name)) {
+    j.name = job_name_from_stem(job_path.stem().string());
+  } else if (!is_valid_name(j.name)) {
+    r.error("name", "may hold only letters, digits, '-', '_' and '.' (at most 128)");
+  }
+
+  std::string url;
+  if (r.string(top, "", "endpoint", url)) {
+    if (auto problem = parse_endpoint(url, j.endpoint))
+      r.error("endpoint", "\"" + url + "\" " + *problem);
+  }
+
+  dom::element e;
+  if (top["auth"].get(e) == simdjson::SUCCESS) read_auth(r, e, j.auth);
+  if (top["command"].get(e) == simdjson::SUCCESS) read_command(r, e, j.cmd);
+  if (top["devices"].get(e) == simdjson::SUCCESS) read_devices(r, e, j.devices);
+
+  dom::object obj;
+  if (top["tls"].get(e) == simdjson::SUCCESS && r.fields(e, "tls", {"verify", "ca_file"}, obj)) {
+    r.boolean(obj, "tls", "verify", j.tls.verify);
+    dom::element ca;
+    std::string ca_file;
+    if (obj["ca_file"].get(ca) == simdjson::SUCCESS && !ca.is_null() &&
+        r.string(obj, "tls", "ca_file", ca_file)) {
+      j.tls.ca_file = r.path(ca_file);
+    }
+  }
+  if (top["batch"].get(e) == simdjson::SUCCESS && r.fields(e, "batch", {"max_devices"}, obj)) {
+    dom::element m;
+    std::string_view word;
+    if (obj["max_devices"].get(m) == simdjson::SUCCESS) {
+      if (m.get_string().get(word) == simdjson::SUCCESS) {
+        if (word != "auto") r.error("batch.max_devices", "must be a number or \"auto\"");
+      } else {
+        j.batch.auto_size = false;
+        r.integer(obj, "batch", "max_devices", j.batch.max_devices,
+                  batch_config::max_devices_range);
+      }
+    }
+  }
+  if (top["rate"].get(e) == simdjson::SUCCESS &&
+      r.fields(e, "rate", {"requests_per_second", "devices_per_second", "burst"}, obj)) {
+    r.number(obj, "rate", "requests_per_second", j.rate.requests_per_second,
+             rate_config::requests_per_second_range);
+    r.number(obj, "rate", "devices_per_second", j.rate.devices_per_second,
+             rate_config::devices_per_second_range);
+    r.number(obj, "rate", "burst", j.rate.burst, rate_config::burst_range);
+  }
+  std::string proxy;
+  if (r.string(top, "", "proxy", proxy)) {
+    proxy_url parsed;
+    if (proxy != "direct") {
+      if (auto problem = parse_proxy_url(proxy, parsed)) r.error("proxy", *problem);
+    }
+    j.proxy = proxy;
+  }
+  r.integer(top, "", "connections", j.connections, job::connections_range);
+  r.integer(top, "", "pipeline_depth", j.pipeline_depth, job::pipeline_depth_range);
+  r.integer(top, "", "max_answer_bytes", j.max_answer_bytes, job::max_answer_bytes_range);
+  if (top["timeouts"].get(e) == simdjson::SUCCESS &&
+      r.fields(e, "timeouts", {"connect_ms", "request_ms", "unreachable_s"}, obj)) {
+    r.integer(obj, "timeouts", "connect_ms", j.timeouts.connect_ms,
+              timeout_config::connect_ms_range);
+    r.integer(obj, "timeouts", "request_ms", j.timeouts.request_ms,
+              timeout_config::request_ms_range);
+    r.integer(obj, "timeouts", "unreachable_s", j.timeouts.unreachable_s,
+              timeout_config::unreachable_s_range);
+  }
+  if (top["retry"].get(e) == simdjson::SUCCESS &&
+      r.fields(
+          e, "retry",
+          {"max_attempts", "base_delay_ms", "max_delay_ms", "unknown_outcome", "max_retry_after_s"},
+          obj)) {
+    r.integer(obj, "retry", "max_retry_after_s", j.retry.max_retry_after_s,
+              retry_config::max_retry_after_s_range);
+    r.integer(obj, "retry", "max_attempts", j.retry.max_attempts, retry_config::max_attempts_range);
+    r.integer(obj, "retry", "base_delay_ms", j.retry.base_delay_ms,
+              retry_config::base_delay_ms_range);
+    r.integer(obj, "retry", "max_delay_ms", j.retry.max_delay_ms, retry_config::max_delay_ms_range);
+    std::string policy;
+    if (r.string(obj, "retry", "unknown_outcome", policy)) {
+      if (policy == "retry") {
+        j.retry.unknown_outcome = unknown_outcome_policy::retry;
+      } else if (policy == "fail") {
+        j.retry.unknown_outcome = unknown_outcome_policy::fail;
+      } else {
+        r.error("retry.unknown_outcome",
+                fmt::format("\"{}\" is not \"retry\" or \"fail\"", policy));
+      }
+    }
+  }
+  if (top["rollout"].get(e) == simdjson::SUCCESS &&
+      r.fields(e, "rollout",
+               {"canary_devices", "canary_wait_s", "abort_failure_ratio", "abort_min_devices",
+                "abort_on", "ramp", "max_per_gateway", "not_before", "not_after"},
+               obj)) {
+    r.number(obj, "rollout", "canary_wait_s", j.rollout.canary_wait_s,
+             rollout_config::canary_wait_s_range);
+    r.integer(obj, "rollout", "max_per_gateway", j.rollout.max_per_gateway,
+              rollout_config::max_per_gateway_range);
+    dom::element x;
+    if (obj["abort_on"].get(x) == simdjson::SUCCESS) {
+      dom::array kinds;
+      if (x.get_array().get(kinds) != simdjson::SUCCESS || kinds.size() == 0) {
+        r.error("rollout.abort_on", "must be a non-empty array of failure kinds");
+      } else {
+        j.rollout.abort_on = 0;
+        for (dom::element k : kinds) {
+          std::string_view name;
+          bool known = false;
+          if (k.get_string().get(name) == simdjson::SUCCESS) {
+            for (std::size_t i = 0; i < outcome_reason_count; ++i) {
+              const auto reason = static_cast<outcome_reason>(i);
+              if (status_of(reason) == device_status::failed && to_string(reason) == name) {
+                j.rollout.abort_on |= 1u << i;
+                known = true;
+              }
+            }
+          }
+          if (!known) {
+            r.error("rollout.abort_on",
+                    "kinds are device_failed, missing_in_answer, batch_rejected, transport_failed");
+            break;
+          }
+        }
+      }
+    }
+    dom::object ramp;
+    if (obj["ramp"].get(x) == simdjson::SUCCESS &&
+        r.fields(x, "rollout.ramp", {"start_rps", "factor", "every_devices"}, ramp)) {
+      r.number(ramp, "rollout.ramp", "start_rps", j.rollout.ramp.start_rps,
+               ramp_config::start_rps_range);
+      r.number(ramp, "rollout.ramp", "factor", j.rollout.ramp.factor, ramp_config::factor_range);
+      r.integer(ramp, "rollout.ramp", "every_devices", j.rollout.ramp.every_devices,
+                ramp_config::every_devices_range);
+      if (ramp["start_rps"].error() == simdjson::NO_SUCH_FIELD) {
+        r.error("rollout.ramp.start_rps", "is required");
+      }
+    }
+    for (const char* key : {"not_before", "not_after"}) {
+      std::string when;
+      if (!r.string(obj, "rollout", key, when)) continue;
+      auto t = parse_iso8601(when);
+      if (!t) {
+        r.error(join("rollout", key),
+                fmt::format("\"{}\" is not an ISO 8601 time with an offset, e.g. "
+                            "2026-11-26T22:00:00+01:00",
+                            when));
+      } else {
+        (std::string_view(key) == "not_before" ? j.rollout.not_before : j.rollout.not_after) = *t;
+      }
+    }
+    r.integer(obj, "rollout", "canary_devices", j.rollout.canary_devices,
+              rollout_config::canary_devices_range);
+    r.number(obj, "rollout", "abort_failure_ratio", j.rollout.abort_failure_ratio,
+             rollout_config::abort_failure_ratio_range);
+    r.integer(obj, "rollout", "abort_min_devices", j.rollout.abort_min_devices,
+              rollout_config::abort_min_devices_range);
+  }
+  std::string dir;
+  if (top["output"].get(e) == simdjson::SUCCESS && r.fields(e, "output", {"dir"}, obj) &&
+      r.string(obj, "output", "dir", dir)) {
+    j.output_dir = r.path(dir);
+  } else {
+    j.output_dir = r.path("out/" + j.name);
+  }
+
+  // The rules between fields, as validate() has them (the reader has
+  // checked the rest, each where it read it).
+  check_job(j, errors, job_checks::between_fields);
+  if (errors.empty()) {
+    result.job = std::move(j);
+  } else {
+    result.partial = std::move(j);
+  }
+  return result;
+}
+
+}  // namespace
+
+}  // namespace fleetcast

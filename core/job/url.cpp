@@ -1,0 +1,96 @@
+#include <fleetcast/core/job/url.hpp>
+
+#include <fmt/format.h>
+
+namespace fleetcast {
+
+void parse_authority(std::string_view text, url_authority& out,
+                     std::vector<std::string>& problems) {
+  out = {};
+  std::string_view port_text;
+  bool port_given = false;
+  if (text.starts_with('[')) {
+    const std::size_t close = text.find(']');
+    if (close == std::string_view::npos) {
+      problems.emplace_back("has an unclosed '[' in the host");
+      return;
+    }
+    out.host = std::string(text.substr(1, close - 1));
+    std::string_view after = text.substr(close + 1);
+    if (!after.empty()) {
+      if (after[0] != ':') {
+        problems.emplace_back("has text after the IPv6 address");
+      } else {
+        port_text = after.substr(1);
+        port_given = true;
+      }
+    }
+  } else {
+    const std::size_t colon = text.rfind(':');
+    out.host = std::string(text.substr(0, colon));
+    if (colon != std::string_view::npos) {
+      port_text = text.substr(colon + 1);
+      port_given = true;
+    }
+  }
+  if (out.host.empty()) problems.emplace_back("has no host");
+  if (!port_given) return;
+  if (port_text.empty()) {
+    problems.emplace_back("has an empty port");
+    return;
+  }
+  unsigned port = 0;
+  for (char c : port_text) {
+    if (c < '0' || c > '9' || port > 65535) {
+      port = 0;
+      break;
+    }
+    port = port * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (port == 0 || port > 65535) {
+    problems.emplace_back("has a port that is not a number 1-65535");
+  } else {
+    out.port = static_cast<std::uint16_t>(port);
+  }
+}
+
+std::optional<std::string> parse_endpoint(std::string_view url, endpoint_config& out) {
+  out = {};
+  out.url = std::string(url);
+  std::vector<std::string> problems;
+  auto result = [&]() -> std::optional<std::string> {
+    if (problems.empty()) return std::nullopt;
+    return fmt::format("{}", fmt::join(problems, "; "));
+  };
+  std::string_view rest = url;
+  if (rest.starts_with("https://")) {
+    out.tls = true;
+    out.port = 443;
+    rest.remove_prefix(8);
+  } else if (rest.starts_with("http://")) {
+    out.tls = false;
+    out.port = 80;
+    rest.remove_prefix(7);
+  } else {
+    problems.emplace_back("must start with https:// (or http:// for a loopback rehearsal)");
+    const auto scheme_end = rest.find("://");
+    if (scheme_end == std::string_view::npos) return result();
+    rest.remove_prefix(scheme_end + 3);  // the rest may have problems of its own
+  }
+  if (rest.find_first_of("?#@") != std::string_view::npos) {
+    problems.emplace_back("must not contain a user name, a query or a fragment");
+  }
+  const std::size_t slash = rest.find('/');
+  if (slash != std::string_view::npos) {
+    std::string_view prefix = rest.substr(slash);
+    while (prefix.ends_with('/')) prefix.remove_suffix(1);
+    out.path_prefix = std::string(prefix);
+  }
+  url_authority authority;
+  parse_authority(rest.substr(0, slash), authority, problems);
+  out.host = std::move(authority.host);
+  if (authority.port) out.port = *authority.port;
+  return result();
+}
+
+}  // namespace fleetcast

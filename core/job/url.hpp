@@ -1,0 +1,30 @@
+// url: the host and port of a URL's authority, shared by the endpoint
+// (job_parser) and a proxy (proxy.hpp), so that both say the same thing
+// about the same mistake.
+#pragma once
+
+#include <fleetcast/core/job/job.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fleetcast {
+
+struct url_authority {
+  std::string host;  // without brackets for an IPv6 literal
+  std::optional<std::uint16_t> port;
+};
+
+// "host", "host:port", "[v6]", "[v6]:port": every problem appended to
+// `problems` ("has no host", "has an empty port", "has a port that is not a
+// number 1-65535", ...).
+void parse_authority(std::string_view text, url_authority& out, std::vector<std::string>& problems);
+
+// Parses an endpoint URL: http:// or https://, a host, an optional port and
+// an optional path prefix. Returns every problem ("; "-separated), or nullopt.
+std::optional<std::string> parse_endpoint(std::string_view url, endpoint_config& out);
+
+}  // namespace fleetcast

@@ -1,0 +1,621 @@
+// The rollout driver (see rollout.hpp): one thread, one io_context, one
+// coroutine per connection. Every decision is the dispatcher's
+// (core/dispatch): this file connects, writes, reads and waits, runs the
+// token helper when asked, and reports what happened.
+#include <fleetcast/net/client/rollout.hpp>
+
+#include "core/dispatch/dispatcher.hpp"
+#include "core/job/proxy.hpp"
+#include "net/client/padded_body.hpp"
+#include "net/client/token_source.hpp"
+
+#include <fmt/format.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <type_traits>
+#include <vector>
+
+namespace fleetcast::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+constexpr auto no_throw = asio::as_tuple(asio::use_awaitable);
+
+namespace {
+
+bool is_ip_address(const std::string& host) {
+  boost::system::error_code ec;
+  asio::ip::make_address(host, ec);
+  return !ec;
+}
+
+// The proxy variables, by curl's rules: lowercase first; HTTP_PROXY is not
+// read under CGI (REQUEST_METHOD set), where a request header could set it.
+proxy_environment proxy_environment_now() {
+  auto get = [](const char* name) -> std::string {
+    const char* v = std::getenv(name);
+    return v ? v : "";
+  };
+  proxy_environment env;
+  env.https_proxy = get("https_proxy");
+  env.https_source = "https_proxy";
+  if (env.https_proxy.empty()) {
+    env.https_proxy = get("HTTPS_PROXY");
+    env.https_source = "HTTPS_PROXY";
+  }
+  env.http_proxy = get("http_proxy");
+  env.http_source = "http_proxy";
+  if (env.http_proxy.empty() && get("REQUEST_METHOD").empty()) {
+    env.http_proxy = get("HTTP_PROXY");
+    env.http_source = "HTTP_PROXY";
+  }
+  env.no_proxy = get("no_proxy");
+  if (env.no_proxy.empty()) env.no_proxy = get("NO_PROXY");
+  return env;
+}
+
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+template <typename Stream>
+constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
+
+// What every connection has, whatever its stream: its timer (for waits)
+// and a way to cut it (a second cancel).
+struct link_base {
+  asio::steady_timer timer;
+  explicit link_base(const asio::any_io_executor& ex) : timer(ex) {}
+  virtual ~link_base() = default;
+  virtual void cut() = 0;
+};
+
+// One keep-alive connection and what it reuses from request to request.
+template <typename Stream>
+struct link final : link_base {
+  std::optional<Stream> stream;
+  SSL_SESSION* session = nullptr;  // resumed on reconnect
+  bool session_saved = false;
+  // Bytes read but not yet parsed: a header (at most 8 KiB) and one read of
+  // at most 64 KiB; the body goes to `answer` as it arrives, so a cap here
+  // bounds what a connection holds besides the answer (max_answer_bytes).
+  static constexpr std::size_t read_buffer_limit = 256 * 1024;
+  beast::flat_buffer buffer{read_buffer_limit};
+  padded_buffer answer{response_decoder::padding};  // the last answer's body
+  std::string retry_after, detail;                  // of the last answer
+
+  explicit link(const asio::any_io_executor& ex) : link_base(ex) {}
+  ~link() override {
+    if (session) SSL_SESSION_free(session);
+  }
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(*stream); }
+  void close() {
+    stream.reset();
+    buffer.clear();
+    session_saved = false;
+  }
+  void cut() override {
+    if (!stream) return;
+    boost::system::error_code ec;
+    lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
+    lowest().socket().close(ec);
+  }
+};
+
+std::string what_of(std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (...) {
+    return "an unknown exception";
+  }
+}
+
+}  // namespace
+
+struct tls_client::impl {
+  ssl::context ctx{ssl::context::tls_client};
+};
+
+tls_client::tls_client(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
+tls_client::~tls_client() = default;
+
+std::shared_ptr<tls_client> tls_client::make(const tls_config& tls, std::string_view extra_ca_pem,
+                                             bool system_trust_store) {
+  auto i = std::make_unique<impl>();
+  auto& ctx = i->ctx;
+  SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+  SSL_CTX_set_session_cache_mode(ctx.native_handle(), SSL_SESS_CACHE_CLIENT);
+  boost::system::error_code ec;
+  if (tls.ca_file) {
+    ctx.load_verify_file(*tls.ca_file, ec);
+    if (ec)
+      throw std::runtime_error(fmt::format("tls.ca_file: {}: {}", *tls.ca_file, ec.message()));
+  } else if (system_trust_store) {
+    ctx.set_default_verify_paths(ec);
+    if (ec) throw std::runtime_error("the system trust store cannot be loaded: " + ec.message());
+  }
+  if (!extra_ca_pem.empty()) {
+    ctx.add_certificate_authority(asio::buffer(extra_ca_pem.data(), extra_ca_pem.size()), ec);
+    if (ec) throw std::runtime_error("extra CA certificate: " + ec.message());
+  }
+  ctx.set_verify_mode(tls.verify ? ssl::verify_peer : ssl::verify_none);
+  return std::shared_ptr<tls_client>(new tls_client(std::move(i)));
+}
+
+struct rollout::impl {
+  const job& j;
+  rollout_options options;
+  std::optional<asio::io_context> own;  // run(): an io_context of its own
+  asio::any_io_executor ex;
+  std::shared_ptr<tls_client> tls;
+  boost::asio::any_completion_handler<void(rollout_outcome)> handler;
+  bool began = false, ended = false;
+  token_source tokens;
+  token_command_control token_child;
+  dispatcher d;
+  std::string host_header;
+  std::optional<tcp::resolver::results_type> endpoints;
+  std::vector<link_base*> live;  // every connection, for waking and cutting
+  std::vector<asio::steady_timer*> waiters;
+  asio::steady_timer progress_timer{ex};
+  std::atomic<bool> cancel_requested{false};
+  std::atomic<int> cancels{0};  // a second cancel also cuts requests in flight
+  unsigned lanes_running = 0;
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  // The proxy the endpoint is reached through (absent: directly), and why.
+  std::optional<proxy_url> proxy;
+  std::string proxy_why;
+  std::size_t max_answer_bytes;
+
+  static dispatch_hooks hooks_of(const rollout_options& o, impl* self) {
+    dispatch_hooks h;
+    h.already_done = o.already_done;
+    h.maybe_sent = o.maybe_sent;
+    h.before_send = o.before_send;
+    h.on_answer = o.on_answer;
+    if (o.on_attempt) {
+      h.on_attempt = [f = o.on_attempt](attempt_outcome what, std::size_t n) {
+        f(to_string(what), n);
+      };
+    }
+    if (o.shared_gate) {
+      h.shared_gate = [self, f = o.shared_gate](std::int64_t) {
+        return std::chrono::duration_cast<std::chrono::microseconds>(f() - self->start).count();
+      };
+    }
+    return h;
+  }
+
+  impl(std::optional<asio::any_io_executor> given, const job& jb, device_stream& devices,
+       result_sink& sink, rollout_options o)
+      : j(jb),
+        options(std::move(o)),
+        ex(given ? *given : own.emplace(1).get_executor()),
+        tokens(jb.auth),
+        d(jb, devices, sink, hooks_of(options, this), std::max<std::uint32_t>(1, jb.connections),
+          std::random_device{}()),
+        max_answer_bytes(options.max_answer_bytes ? options.max_answer_bytes
+                                                  : jb.max_answer_bytes) {
+    std::string error;
+    auto choice = choose_proxy(j.endpoint, j.proxy, proxy_environment_now(), error);
+    if (!error.empty()) throw std::runtime_error(error);
+    proxy = std::move(choice.proxy);
+    proxy_why = std::move(choice.why);
+  }
+
+  std::int64_t now_us() const {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                                 start)
+        .count();
+  }
+
+  // ------------------------------------------------------------ effects
+
+  // What the dispatcher asks for besides a lane's action.
+  void apply_effects() {
+    for (;;) {
+      const auto e = d.take_effects();
+      if (e.kill_token) token_child.kill();
+      if (e.cut)
+        for (auto* c : live) c->cut();
+      if (e.wake)
+        for (auto* t : waiters) t->cancel();
+      auto request = d.take_token_request();
+      if (!request) {
+        if (!e.wake && !e.cut && !e.kill_token) return;
+        continue;
+      }
+      if (tokens.is_command()) {
+        asio::co_spawn(ex, run_token_command(), asio::detached);
+        continue;
+      }
+      try {  // a file or the environment: read at once
+        d.on_token(tokens.fetch(), now_us());
+      } catch (const std::exception& x) {
+        d.on_token_failed(x.what(), false, now_us());
+      }
+    }
+  }
+
+  // The token command runs as a child while the connections go on.
+  asio::awaitable<void> run_token_command() {
+    std::string error;
+    std::string fresh = co_await async_token_command(tokens.config(), token_child, error);
+    if (error.empty()) {
+      d.on_token(std::move(fresh), now_us());
+    } else {
+      d.on_token_failed(error, token_child.killed || cancel_requested, now_us());
+    }
+    apply_effects();
+  }
+
+  void check_cancel() {
+    if (cancel_requested.load(std::memory_order_relaxed) && !d.stopping()) d.cancel();
+  }
+
+  // ------------------------------------------------------------ I/O
+
+  // Connects (through the proxy's tunnel, when there is one) and shakes
+  // hands; "" when connected, else why not, naming the endpoint and proxy.
+  template <typename Stream>
+  asio::awaitable<std::string> connect(link<Stream>& c) {
+    c.close();
+    const auto& ep = j.endpoint;
+    const auto why = [&](std::string_view what) {
+      c.close();
+      endpoints.reset();  // resolve again next time
+      return proxy ? fmt::format("cannot connect to {} through the proxy {}: {}", ep.url,
+                                 proxy->display(), what)
+                   : fmt::format("cannot connect to {}: {}", ep.url, what);
+    };
+    const auto limit = std::chrono::milliseconds(j.timeouts.connect_ms);
+    if (!endpoints) {
+      tcp::resolver resolver(ex);
+      auto [ec, results] = co_await resolver.async_resolve(
+          proxy ? proxy->host : ep.host, std::to_string(proxy ? proxy->port : ep.port), no_throw);
+      if (ec) co_return why(ec.message());
+      endpoints = results;
+    }
+    if constexpr (is_tls<Stream>) {
+      c.stream.emplace(ex, tls->get().ctx);
+      SSL* ssl = c.stream->native_handle();
+      if (!is_ip_address(ep.host)) SSL_set_tlsext_host_name(ssl, ep.host.c_str());
+      if (j.tls.verify) c.stream->set_verify_callback(ssl::host_name_verification(ep.host));
+      if (c.session) SSL_set_session(ssl, c.session);
+    } else {
+      c.stream.emplace(ex);
+    }
+    auto& low = c.lowest();
+    low.expires_after(limit);
+    auto [ec, connected] = co_await low.async_connect(*endpoints, no_throw);
+    if (!ec) low.socket().set_option(tcp::no_delay(true), ec);
+    if (ec) co_return why(ec == beast::error::timeout ? "connect timed out" : ec.message());
+    if (proxy) {
+      // The tunnel: CONNECT, the proxy's answer; then TLS to the endpoint
+      // through it, with the endpoint's own host check.
+      const auto request = connect_request(*proxy, ep.host, ep.port);
+      low.expires_after(limit);
+      std::tie(ec, std::ignore) = co_await asio::async_write(low, asio::buffer(request), no_throw);
+      http::response_parser<http::empty_body> answer;
+      answer.skip(true);  // an answer to CONNECT has no body
+      if (!ec)
+        std::tie(ec, std::ignore) =
+            co_await http::async_read_header(low, c.buffer, answer, no_throw);
+      if (ec) {
+        co_return why(fmt::format("no answer to CONNECT: {}",
+                                  ec == beast::error::timeout ? "timed out" : ec.message()));
+      }
+      const auto target = fmt::format("{}:{}", ep.host, ep.port);
+      if (auto refused =
+              tunnel_refusal(*proxy, target, answer.get().result_int(), answer.get().reason());
+          !refused.empty()) {
+        c.close();
+        co_return refused;
+      }
+      if (c.buffer.size() != 0) co_return why("the proxy sent bytes after its answer to CONNECT");
+    }
+    if constexpr (is_tls<Stream>) {
+      low.expires_after(limit);
+      std::tie(ec) = co_await c.stream->async_handshake(ssl::stream_base::client, no_throw);
+      if (ec) co_return why(ec == beast::error::timeout ? "TLS handshake timed out" : ec.message());
+    }
+    co_return std::string();
+  }
+
+  template <typename Stream>
+  asio::awaitable<bool> write(link<Stream>& c, std::string_view head, std::string_view body) {
+    // buffers_cat, not std::array<const_buffer, 2> (see emulator.cpp).
+    const auto buffers = beast::buffers_cat(asio::buffer(head), asio::buffer(body));
+    c.lowest().expires_after(std::chrono::milliseconds(j.timeouts.request_ms));
+    auto [ec, n] = co_await asio::async_write(*c.stream, buffers, no_throw);
+    co_return !ec;
+  }
+
+  // Reads one answer into `c` and describes it in `r` (views into `c`).
+  template <typename Stream>
+  asio::awaitable<void> read(link<Stream>& c, read_result& r) {
+    c.retry_after.clear();
+    c.detail.clear();
+    http::response_parser<padded_body> parser;
+    parser.get().body().storage = &c.answer;
+    parser.body_limit(max_answer_bytes);
+    c.lowest().expires_after(std::chrono::milliseconds(j.timeouts.request_ms));
+    auto [ec, n] = co_await http::async_read(*c.stream, c.buffer, parser, no_throw);
+    if (ec) {
+      if (ec == http::error::body_limit) {
+        c.detail = fmt::format("the answer is larger than the limit of {} bytes (max_answer_bytes)",
+                               max_answer_bytes);
+      } else if (ec == http::error::header_limit) {
+        c.detail = "the answer's header is larger than the limit of 8 KiB";
+      } else if (ec == http::error::buffer_overflow) {
+        c.detail = fmt::format("the answer's framing holds more than {} KiB unparsed",
+                               link<Stream>::read_buffer_limit / 1024);
+      } else if (ec == http::error::partial_message) {
+        c.detail = "the answer was cut short (the connection closed in the middle of it)";
+      } else if (ec != http::error::end_of_stream &&
+                 ec.category() == make_error_code(http::error::bad_version).category()) {
+        c.detail = fmt::format("the answer is not valid HTTP/1.1: {}", ec.message());
+      }
+      r.detail = c.detail;
+      co_return;
+    }
+    auto& res = parser.get();
+    r.answered = true;
+    r.http_status = static_cast<int>(res.result_int());
+    r.keep_alive = res.keep_alive();
+    if (auto it = res.find(http::field::retry_after); it != res.end()) {
+      c.retry_after = std::string(it->value());
+      r.retry_after = c.retry_after;
+    }
+    r.body = c.answer.view();
+    r.readable = c.answer.readable();
+    if constexpr (is_tls<Stream>) {
+      if (!c.session_saved) {  // after the first answer: TLS 1.3 tickets have arrived
+        if (SSL_SESSION* s2 = SSL_get1_session(c.stream->native_handle())) {
+          if (c.session) SSL_SESSION_free(c.session);
+          c.session = s2;
+        }
+        c.session_saved = true;
+      }
+    }
+  }
+
+  asio::awaitable<void> wait_until(link_base& c, std::int64_t when_us, bool wake_early) {
+    c.timer.expires_after(std::chrono::microseconds(std::max<std::int64_t>(0, when_us - now_us())));
+    if (wake_early) waiters.push_back(&c.timer);
+    co_await c.timer.async_wait(no_throw);
+    if (wake_early) std::erase(waiters, &c.timer);
+  }
+
+  // One connection: the dispatcher's actions, carried out until it is done.
+  template <typename Stream>
+  asio::awaitable<void> lane(unsigned i) {
+    link<Stream> c(ex);
+    live.push_back(&c);
+    struct unlist {
+      std::vector<link_base*>& live;
+      link_base* c;
+      ~unlist() { std::erase(live, c); }
+    } unlisted{live, &c};
+    using kind = dispatch_action::kind;
+    for (;;) {
+      check_cancel();
+      const auto a = d.next(i, now_us());
+      apply_effects();
+      switch (a.what) {
+        case kind::connect: {
+          const auto why = co_await connect(c);
+          d.on_connected(i, why, now_us());
+          break;
+        }
+        case kind::write: {
+          const bool ok = co_await write(c, a.head, a.body);
+          d.on_written(i, ok, now_us());
+          break;
+        }
+        case kind::read: {
+          read_result r;
+          co_await read(c, r);
+          d.on_read(i, r, now_us());
+          break;
+        }
+        case kind::wait:
+          co_await wait_until(c, a.until_us, a.wake_early);
+          break;
+        case kind::close:
+          c.close();
+          break;
+        case kind::done:
+          co_return;
+      }
+      apply_effects();
+    }
+  }
+
+  void lane_ended() {
+    if (--lanes_running == 0) {
+      for (auto* t : waiters) t->cancel();
+      progress_timer.cancel();  // the run is over: do not wait out the progress tick
+    }
+  }
+
+  void spawn_lane(unsigned i) {
+    auto done = [this, i](std::exception_ptr e) {
+      if (e) {  // a bug or an exhausted resource: the job fails, nothing is lost
+        d.on_lane_failed(i, what_of(e), now_us());
+        apply_effects();
+      }
+      lane_ended();
+    };
+    if (j.endpoint.tls) {
+      asio::co_spawn(ex, lane<tls_stream>(i), done);
+    } else {
+      asio::co_spawn(ex, lane<beast::tcp_stream>(i), done);
+    }
+  }
+
+  // ------------------------------------------------------------ progress
+
+  asio::awaitable<void> progress_loop() {
+    while (lanes_running > 0) {
+      check_cancel();
+      d.tick(now_us());
+      if (tokens.file_changed()) {  // an outside agent rotated it: use it from now on
+        try {
+          d.on_token_rotated(tokens.fetch());
+        } catch (const std::exception&) {  // an unreadable file keeps the current token
+        }
+      }
+      apply_effects();
+      report();
+      progress_timer.expires_after(std::chrono::milliseconds(250));
+      co_await progress_timer.async_wait(no_throw);
+    }
+  }
+
+  void report() {
+    if (options.on_progress) options.on_progress(d.progress(now_us()));
+  }
+
+  // Before anything is sent: the first token (a token command: the
+  // dispatcher's first action), TLS, the lanes and the progress loop.
+  // Throws for a start-up failure.
+  void begin() {
+    std::string first_token;
+    if (!tokens.is_command()) first_token = tokens.fetch();
+    if (j.endpoint.tls) {
+      tls = options.tls ? options.tls
+                        : tls_client::make(j.tls, options.extra_ca_pem, options.system_trust_store);
+    }
+    const auto& ep = j.endpoint;
+    const bool v6 = ep.host.find(':') != std::string::npos;
+    const bool default_port = ep.port == (ep.tls ? 443 : 80);
+    std::string host = fmt::format("{}{}{}", v6 ? "[" : "", ep.host, v6 ? "]" : "");
+    if (!default_port) host += fmt::format(":{}", ep.port);
+    start = std::chrono::steady_clock::now();
+    const auto wall_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+    d.start(0, wall_us, std::move(first_token), std::move(host));
+    apply_effects();  // the first token, when a command gives it
+    const unsigned n = std::max<std::uint32_t>(1, j.connections);
+    lanes_running = n;
+    for (unsigned i = 0; i < n; ++i) spawn_lane(i);
+    asio::co_spawn(ex, progress_loop(), [this](std::exception_ptr e) {
+      if (e) d.fail("the progress report failed: " + what_of(e));
+      rollout_outcome o;
+      if (!d.startup_error().empty()) {
+        o.startup_error = d.startup_error();
+      } else {
+        o.summary = d.finish(now_us());
+        report();
+      }
+      complete(std::move(o));
+    });
+  }
+
+  // The run's end: the handler is called on its own executor.
+  void complete(rollout_outcome o) {
+    ended = true;
+    auto slot = handler.get_cancellation_slot();
+    if (slot.is_connected()) slot.clear();
+    auto h = std::move(handler);
+    auto hex = asio::get_associated_executor(h, ex);
+    asio::dispatch(hex,
+                   [h = std::move(h), o = std::move(o)]() mutable { std::move(h)(std::move(o)); });
+  }
+};
+
+rollout::rollout(asio::any_io_executor ex, const job& j, device_stream& devices, result_sink& sink,
+                 rollout_options options)
+    : impl_(std::make_shared<impl>(std::move(ex), j, devices, sink, std::move(options))) {}
+
+rollout::rollout(const job& j, device_stream& devices, result_sink& sink, rollout_options options)
+    : impl_(std::make_shared<impl>(std::nullopt, j, devices, sink, std::move(options))) {}
+
+rollout::~rollout() = default;
+
+void rollout::cancel() {
+  auto& s = *impl_;
+  s.cancel_requested = true;
+  const bool hard = s.cancels.fetch_add(1) >= 1;  // the second: cut what is in flight
+  // At once, not at the next progress tick; nothing once the run is over.
+  asio::post(s.ex, [w = std::weak_ptr<impl>(impl_), hard] {
+    auto self = w.lock();
+    if (!self || !self->began || self->ended) return;
+    self->d.cancel(hard);
+    self->apply_effects();
+  });
+}
+
+const std::string& rollout::failure() const noexcept {
+  return impl_->d.failure();
+}
+
+std::string rollout::route() const {
+  const auto& s = *impl_;
+  return s.proxy ? fmt::format("through the proxy {} ({})", s.proxy->display(), s.proxy_why)
+                 : std::string();
+}
+
+void rollout::start(asio::any_completion_handler<void(rollout_outcome)> h) {
+  auto& s = *impl_;
+  if (s.began) throw std::logic_error("a rollout runs once");
+  s.began = true;
+  // Not `s.handler = std::move(h)`: Boost 1.81's move assignment of
+  // any_completion_handler copies from an lvalue into its own template
+  // constructor and recurses until the stack ends.
+  s.handler.swap(h);
+  if (auto slot = s.handler.get_cancellation_slot(); slot.is_connected()) {
+    slot.assign([w = std::weak_ptr<impl>(impl_)](asio::cancellation_type type) {
+      if (auto self = w.lock(); self && !self->ended) {
+        self->cancel_requested = true;
+        self->cancels.fetch_add(
+            (type & asio::cancellation_type::terminal) != asio::cancellation_type::none ? 2 : 1);
+        self->d.cancel((type & asio::cancellation_type::terminal) != asio::cancellation_type::none);
+        self->apply_effects();
+      }
+    });
+  }
+  try {
+    s.begin();
+  } catch (const std::exception& e) {
+    asio::post(s.ex, [w = std::weak_ptr<impl>(impl_), why = std::string(e.what())] {
+      if (auto self = w.lock()) self->complete(rollout_outcome{{}, why});
+    });
+  }
+}
+
+run_summary rollout::run() {
+  auto& s = *impl_;
+  if (!s.own) throw std::logic_error("run() is for a rollout without an executor: use async_run");
+  rollout_outcome out;
+  async_run([&out](rollout_outcome o) { out = std::move(o); });
+  s.own->run();
+  if (!out.started()) throw std::runtime_error(out.startup_error);
+  return out.summary;
+}
+
+}  // namespace fleetcast::net

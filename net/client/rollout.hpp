@@ -1,0 +1,166 @@
+// rollout: the dispatch engine. Streams a job's devices into batches, sends
+// them over a pool of keep-alive HTTP/1.1 connections (TLS verified against
+// the system trust store or the job's CA file, SNI, host-name check, TLS 1.2
+// or newer, sessions resumed on reconnect) under the job's rate limits,
+// retries what may be retried, and reports every input record to a
+// result_sink exactly once.
+//
+// Use from C++, on an io_context of yours (several rollouts and your own
+// work side by side on one thread):
+//   fleetcast::net::rollout r(ioc.get_executor(), job, devices, sink);
+//   r.async_run([](fleetcast::net::rollout_outcome o) { ... });
+//   r.async_run(asio::bind_cancellation_slot(signal.slot(), handler));  // cancellable
+//   co_await r.async_run(asio::use_awaitable);                           // in a coroutine
+// or blocking, on an io_context of its own:
+//   fleetcast::net::rollout r(job, devices, sink);
+//   run_summary s = r.run();                      // r.cancel() from any thread
+//
+// Lifetime: `job`, `devices`, `sink` and the rollout must outlive the run's
+// completion. A rollout runs once. cancel() is safe from any thread and
+// from the sink.
+#pragma once
+
+#include <fleetcast/core/dispatch/batch.hpp>
+#include <fleetcast/core/dispatch/dispatch_progress.hpp>
+#include <fleetcast/core/input/device_stream.hpp>
+#include <fleetcast/core/job/job.hpp>
+#include <fleetcast/core/output/device_result.hpp>
+#include <fleetcast/core/output/run_summary.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace fleetcast::net {
+
+using rollout_progress = fleetcast::dispatch_progress;
+
+// A TLS client context: the trust store is loaded once and every
+// connection of the rollouts that share it uses it (one per process, or one
+// per endpoint and TLS setting in the daemon). Thread-safe to share.
+class tls_client {
+ public:
+  // The job's settings (tls.verify, tls.ca_file; the system store when it
+  // names none and `system_trust_store`), plus `extra_ca_pem`. Throws
+  // std::runtime_error naming what cannot be loaded.
+  static std::shared_ptr<tls_client> make(const tls_config& tls, std::string_view extra_ca_pem = {},
+                                          bool system_trust_store = true);
+  ~tls_client();
+  struct impl;
+  impl& get() noexcept { return *impl_; }
+
+ private:
+  explicit tls_client(std::unique_ptr<impl> i);
+  std::unique_ptr<impl> impl_;
+};
+
+// How a run ended.
+struct rollout_outcome {
+  // Every input record's result counted; empty after a start-up error.
+  run_summary summary;
+  // A start-up failure (no token, a CA file that cannot be read, a proxy
+  // setting that cannot be used): nothing was sent and no result recorded.
+  std::string startup_error;
+  bool started() const noexcept { return startup_error.empty(); }
+};
+
+struct rollout_options {
+  // PEM certificates trusted besides the job's (e.g. a local emulator's).
+  std::string extra_ca_pem;
+  // Whether the system's CA store is trusted when the job names no
+  // tls.ca_file. Off for a target whose certificate is extra_ca_pem (the
+  // in-process emulator): loading the store takes 10 to 20 ms of start-up.
+  bool system_trust_store = true;
+  // Called on the engine's thread about every 250 ms, and once at the end.
+  std::function<void(const rollout_progress&)> on_progress;
+  // For --resume: records that already have a result are not sent (and not
+  // reported again); records an earlier run may have sent are uncertain.
+  std::function<bool(std::uint64_t index)> already_done;
+  std::function<bool(std::uint64_t index)> maybe_sent;
+  // Called before a batch is written to the network, with its indices (for
+  // a journal that makes --resume mark them uncertain after a crash). A
+  // non-empty return is why it cannot be recorded: the batch is not sent and
+  // the job fails with that reason.
+  std::function<std::string(const batch&)> before_send;
+  // Called on the engine's thread for each answered request, with the time
+  // from its write to its answer (for latency histograms).
+  std::function<void(std::int64_t micros)> on_answer;
+  // Called on the engine's thread after each try of a batch with what came
+  // of it ("accounted", "throttled", "resent", "no_answer", "not_sent",
+  // "split_too_long", "split_permission", "token_refused", "batch_rejected",
+  // "failed_unknown", "job_failed") and the batch's size.
+  std::function<void(std::string_view outcome, std::size_t devices)> on_attempt;
+  // A rate limit shared with other rollouts (a daemon's account-wide limit):
+  // called once per request, returns when that request may go. Must be
+  // thread-safe if shared between threads.
+  std::function<std::chrono::steady_clock::time_point()> shared_gate;
+  // The largest answer body read (a larger one is an unreadable answer,
+  // not an out-of-memory); 0: the job's max_answer_bytes.
+  std::size_t max_answer_bytes = 0;
+  // A TLS context to share (its trust settings must be the job's); absent:
+  // the rollout makes its own from the job, extra_ca_pem and
+  // system_trust_store.
+  std::shared_ptr<tls_client> tls;
+};
+
+class rollout {
+ public:
+  // A rollout on the caller's executor: async_run.
+  rollout(boost::asio::any_io_executor ex, const job& j, device_stream& devices, result_sink& sink,
+          rollout_options options = {});
+  // A rollout on an io_context of its own: run().
+  rollout(const job& j, device_stream& devices, result_sink& sink, rollout_options options = {});
+  ~rollout();
+  rollout(const rollout&) = delete;
+  rollout& operator=(const rollout&) = delete;
+
+  // Runs the rollout on the executor; completes with a rollout_outcome
+  // once every record has a result (or nothing was sent: startup_error).
+  // Per-operation cancellation: a total or partial cancellation of the
+  // handler's slot is cancel(), a terminal one cancels twice (requests in
+  // flight are cut).
+  template <typename CompletionToken>
+  auto async_run(CompletionToken&& token) {
+    return boost::asio::async_initiate<CompletionToken, void(rollout_outcome)>(
+        [this](auto handler) {
+          start(boost::asio::any_completion_handler<void(rollout_outcome)>(std::move(handler)));
+        },
+        token);
+  }
+
+  // Runs the rollout on the calling thread until every record has a result.
+  // Before the fleet is read it gets a token and opens one connection; an
+  // endpoint that cannot be reached within the retry policy fails the job
+  // (every device skipped, job_failed). Throws std::runtime_error only for
+  // start-up failures (no token, a CA file that cannot be read); everything
+  // after start is reported in results and in the summary's state
+  // (completed, aborted, cancelled, failed) and failure().
+  // Only for a rollout made without an executor.
+  run_summary run();
+
+  // Stops sending: requests in flight finish and are recorded, everything
+  // not yet sent is recorded skipped (cancelled). A second call also cuts the
+  // requests in flight (their devices follow unknown_outcome). Thread-safe.
+  void cancel();
+
+  // Why the job failed (state failed), e.g. a refused token; empty otherwise.
+  const std::string& failure() const noexcept;
+
+  // How the endpoint is reached: "through the proxy host:port (HTTPS_PROXY)",
+  // or empty for a direct connection. Never the proxy's user or password.
+  std::string route() const;
+
+ private:
+  void start(boost::asio::any_completion_handler<void(rollout_outcome)> handler);
+  struct impl;
+  std::shared_ptr<impl> impl_;  // shared with work posted by cancel()
+};
+
+}  // namespace fleetcast::net

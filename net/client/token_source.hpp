@@ -1,0 +1,64 @@
+// token_source: the Authorization value for a job, from a file (re-read
+// when asked, so an outside agent can rotate it), an environment variable,
+// or a command's standard output (async_token_command: a child process that
+// never blocks the engine). The token never appears in a message.
+#pragma once
+
+#include <fleetcast/core/job/job.hpp>
+
+#include <boost/asio/awaitable.hpp>
+
+#include <sys/types.h>
+#include <string>
+
+namespace fleetcast::net {
+
+class token_source {
+ public:
+  explicit token_source(auth_config config) : config_(std::move(config)) {}
+
+  // Reads the token (again) from a file or the environment (a command:
+  // async_token_command). Throws std::runtime_error naming the source and
+  // why, never the token.
+  std::string fetch();
+  bool is_command() const noexcept { return config_.kind == auth_config::source::token_command; }
+  const auth_config& config() const noexcept { return config_; }
+
+  // For a token file: whether it changed (modified, replaced) since the last
+  // fetch(); always false for the other sources.
+  bool file_changed() const;
+
+ private:
+  struct file_identity {
+    long long mtime_ns = 0, size = 0, inode = 0;
+    friend bool operator==(const file_identity&, const file_identity&) = default;
+  };
+  file_identity identity() const;
+
+  auth_config config_;
+  file_identity seen_;
+};
+
+// A running token command, so that a cancel or a drain can end it.
+struct token_command_control {
+  pid_t group = 0;  // the child's process group while it runs
+  bool killed = false;
+  // Kills the whole group now (the child and anything it left behind).
+  void kill() noexcept;
+};
+
+// Runs auth.token_command as a child: the default signal mask and
+// dispositions, no descriptor but stdin, stdout (a pipe) and stderr, its own
+// process group. Done when the child exits (a child it leaves holding stdout
+// is killed with its group), or killed with its group at
+// auth.command_timeout_ms or by `control.kill()`. Returns the token, trimmed,
+// or sets `error` naming the command and its exit status, signal or
+// timeout, never its output. Polls every 10 ms on the caller's executor.
+boost::asio::awaitable<std::string> async_token_command(const auth_config& config,
+                                                        token_command_control& control,
+                                                        std::string& error);
+
+// The checks every token passes (one line); an error text or "".
+std::string check_token(const std::string& token);
+
+}  // namespace fleetcast::net
