@@ -16,7 +16,7 @@
 //       case read:    d.on_read(lane, co_await read(), now()); break;
 //       case wait:    co_await sleep_until(a.until_us, a.wake_early); break;
 //       case close:   close the connection; break;
-//       case done:    return;
+//       case done:    close it or keep it for reuse (nothing is in flight); return;
 //     }
 //     apply d.take_effects(): wake early waits, fetch a token, kill its child, cut sockets
 //   }

@@ -97,12 +97,11 @@ dispatch_action dispatcher::next(unsigned lane, std::int64_t now_us) {
     return {kind::read};
   }
   if (finished()) {
+    // Done; an open connection is clean (nothing in flight): the driver
+    // closes it or keeps it for another rollout (a pool).
     l.ended = true;
+    l.open = false;
     if (--lanes_running_ == 0) effects_.wake = true;
-    if (l.open) {
-      l.open = false;
-      return {kind::close};  // then done
-    }
     return {kind::done};
   }
   std::int64_t wake = delayed_.empty() ? now_us + 1'000'000 : delayed_.front()->ready_us;

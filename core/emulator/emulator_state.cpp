@@ -112,13 +112,26 @@ std::string emulator_state::stats_json() const {
   std::uint64_t in_flight = 0;
   for (const auto& [gw, n] : in_flight_) in_flight += n;
   fmt::format_to(it,
-                 "\"connections\":{},\"in_flight_gateway_devices\":{},"
+                 "\"connections\":{},\"tls_handshakes\":{},\"open_connections\":{},"
+                 "\"peak_open_connections\":{},\"in_flight_gateway_devices\":{},"
                  "\"peak_in_flight_per_gateway\":{},",
-                 v(c::connections), in_flight, peak_in_flight_);
+                 v(c::connections), v(c::tls_handshakes), open_.load(), peak_open_.load(),
+                 in_flight, peak_in_flight_);
   out += "\"peak_gateway\":";
   append_json_string_or_null(out, peak_gateway_);
   out += "}\n";
   return out;
+}
+
+void emulator_state::connection_opened() noexcept {
+  const auto now = open_.fetch_add(1) + 1;
+  auto peak = peak_open_.load();
+  while (now > peak && !peak_open_.compare_exchange_weak(peak, now)) {
+  }
+}
+
+void emulator_state::connection_closed() noexcept {
+  open_.fetch_sub(1);
 }
 
 }  // namespace fleetcast

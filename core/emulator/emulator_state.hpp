@@ -50,7 +50,8 @@ enum class emulator_counter : std::size_t {
   stalls,
   closes,
   tokens_expired,
-  connections,  // TCP connections accepted
+  connections,     // TCP connections accepted
+  tls_handshakes,  // TLS handshakes completed (a resumed session counts too)
   count_
 };
 
@@ -65,6 +66,11 @@ class emulator_state {
   // GET /stats: counters, faults injected, peak in-flight devices per gateway.
   std::string stats_json() const;
   std::uint64_t peak_in_flight_per_gateway() const;
+  // Connections open now, and the most open at once (a client's pool).
+  void connection_opened() noexcept;
+  void connection_closed() noexcept;
+  std::uint64_t open_connections() const noexcept { return open_.load(); }
+  std::uint64_t peak_open_connections() const noexcept { return peak_open_.load(); }
 
   // For sessions (emulator_session).
   void count(emulator_counter c, std::uint64_t n = 1) noexcept {
@@ -101,6 +107,7 @@ class emulator_state {
   mutable std::mutex gateway_mutex_;
   std::unordered_map<std::string, std::uint64_t> in_flight_;
   std::uint64_t peak_in_flight_ = 0;
+  std::atomic<std::uint64_t> open_{0}, peak_open_{0};
   std::string peak_gateway_;
 };
 

@@ -6,6 +6,7 @@
 
 #include "core/dispatch/dispatcher.hpp"
 #include "core/job/proxy.hpp"
+#include "net/client/link.hpp"
 #include "net/client/padded_body.hpp"
 #include "net/client/token_source.hpp"
 
@@ -77,51 +78,6 @@ proxy_environment proxy_environment_now() {
   return env;
 }
 
-using tls_stream = beast::ssl_stream<beast::tcp_stream>;
-template <typename Stream>
-constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
-
-// What every connection has, whatever its stream: its timer (for waits)
-// and a way to cut it (a second cancel).
-struct link_base {
-  asio::steady_timer timer;
-  explicit link_base(const asio::any_io_executor& ex) : timer(ex) {}
-  virtual ~link_base() = default;
-  virtual void cut() = 0;
-};
-
-// One keep-alive connection and what it reuses from request to request.
-template <typename Stream>
-struct link final : link_base {
-  std::optional<Stream> stream;
-  SSL_SESSION* session = nullptr;  // resumed on reconnect
-  bool session_saved = false;
-  // Bytes read but not yet parsed: a header (at most 8 KiB) and one read of
-  // at most 64 KiB; the body goes to `answer` as it arrives, so a cap here
-  // bounds what a connection holds besides the answer (max_answer_bytes).
-  static constexpr std::size_t read_buffer_limit = 256 * 1024;
-  beast::flat_buffer buffer{read_buffer_limit};
-  padded_buffer answer{response_decoder::padding};  // the last answer's body
-  std::string retry_after, detail;                  // of the last answer
-
-  explicit link(const asio::any_io_executor& ex) : link_base(ex) {}
-  ~link() override {
-    if (session) SSL_SESSION_free(session);
-  }
-  beast::tcp_stream& lowest() { return beast::get_lowest_layer(*stream); }
-  void close() {
-    stream.reset();
-    buffer.clear();
-    session_saved = false;
-  }
-  void cut() override {
-    if (!stream) return;
-    boost::system::error_code ec;
-    lowest().socket().shutdown(tcp::socket::shutdown_both, ec);
-    lowest().socket().close(ec);
-  }
-};
-
 std::string what_of(std::exception_ptr e) {
   try {
     std::rethrow_exception(e);
@@ -133,6 +89,22 @@ std::string what_of(std::exception_ptr e) {
 }
 
 }  // namespace
+
+connection_pool::connection_pool(std::chrono::milliseconds idle_timeout)
+    : impl_(std::make_unique<impl>(impl{idle_timeout, {}, 0, 0})) {}
+connection_pool::~connection_pool() = default;
+std::uint64_t connection_pool::opened() const noexcept {
+  return impl_->opened;
+}
+std::uint64_t connection_pool::reused() const noexcept {
+  return impl_->reused;
+}
+std::size_t connection_pool::idle() const noexcept {
+  return impl_->idle.size();
+}
+void connection_pool::close_idle() noexcept {
+  impl_->idle.clear();
+}
 
 struct tls_client::impl {
   ssl::context ctx{ssl::context::tls_client};
@@ -412,7 +384,10 @@ struct rollout::impl {
   // One connection: the dispatcher's actions, carried out until it is done.
   template <typename Stream>
   asio::awaitable<void> lane(unsigned i) {
-    link<Stream> c(ex);
+    std::unique_ptr<link_base> held;
+    if (options.pool) held = options.pool->get().take(is_tls<Stream>);
+    if (!held) held = std::make_unique<link<Stream>>(ex);
+    auto& c = static_cast<link<Stream>&>(*held);
     live.push_back(&c);
     struct unlist {
       std::vector<link_base*>& live;
@@ -426,7 +401,13 @@ struct rollout::impl {
       apply_effects();
       switch (a.what) {
         case kind::connect: {
-          const auto why = co_await connect(c);
+          std::string why;
+          if (c.from_pool) {
+            c.from_pool = false;  // open already: the handshake was another rollout's
+          } else {
+            why = co_await connect(c);
+            if (why.empty() && options.pool) ++options.pool->get().opened;
+          }
           d.on_connected(i, why, now_us());
           break;
         }
@@ -446,8 +427,16 @@ struct rollout::impl {
           break;
         case kind::close:
           c.close();
+          c.from_pool = false;
           break;
         case kind::done:
+          // Nothing in flight: a pool keeps a clean open connection (or
+          // one this rollout took and never needed).
+          if (options.pool && (c.from_pool || c.reusable())) {
+            c.from_pool = false;
+            std::erase(live, &c);
+            options.pool->get().give(std::move(held));
+          }
           co_return;
       }
       apply_effects();

@@ -61,6 +61,30 @@ class tls_client {
   std::unique_ptr<impl> impl_;
 };
 
+// Connections to one endpoint kept open between rollouts (the daemon keeps
+// one per endpoint): a rollout given a pool takes idle connections from it
+// before it opens new ones, and gives its connections back when it ends,
+// so the next rollout to that endpoint writes its first request without a
+// handshake. An idle connection is dropped after `idle_timeout`, or when
+// the server has closed it. Its rollouts run on one executor (one thread)
+// and share endpoint, TLS settings and proxy.
+class connection_pool {
+ public:
+  explicit connection_pool(std::chrono::milliseconds idle_timeout = std::chrono::seconds(30));
+  ~connection_pool();
+  connection_pool(const connection_pool&) = delete;
+  connection_pool& operator=(const connection_pool&) = delete;
+  std::uint64_t opened() const noexcept;  // connections its rollouts opened
+  std::uint64_t reused() const noexcept;  // idle connections handed out again
+  std::size_t idle() const noexcept;
+  void close_idle() noexcept;
+  struct impl;
+  impl& get() noexcept { return *impl_; }
+
+ private:
+  std::unique_ptr<impl> impl_;
+};
+
 // How a run ended.
 struct rollout_outcome {
   // Every input record's result counted; empty after a start-up error.
@@ -108,6 +132,8 @@ struct rollout_options {
   // the rollout makes its own from the job, extra_ca_pem and
   // system_trust_store.
   std::shared_ptr<tls_client> tls;
+  // Connections shared with other rollouts to the same endpoint.
+  std::shared_ptr<connection_pool> pool;
 };
 
 class rollout {

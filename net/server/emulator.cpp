@@ -95,6 +95,7 @@ struct emulator::impl {
       }
       socket.set_option(tcp::no_delay(true), ec);
       state.count(emulator_counter::connections);
+      state.connection_opened();
       auto ex = socket.get_executor();
       if (tls) {
         co_spawn(ex, serve_tls(beast::tcp_stream(std::move(socket))), asio::detached);
@@ -108,13 +109,21 @@ struct emulator::impl {
     beast::ssl_stream<beast::tcp_stream> stream(std::move(tcp_stream), *tls);
     beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(30));
     auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, no_throw);
-    if (ec) co_return;
+    if (ec) {
+      state.connection_closed();
+      co_return;
+    }
+    state.count(emulator_counter::tls_handshakes);
     co_await serve(std::move(stream));
   }
 
   // Reads requests in order (pipelined ones wait in the buffer), answers each.
   template <typename Stream>
   asio::awaitable<void> serve(Stream stream) {
+    struct closed_at_end {  // the connection is open until this frame ends
+      emulator_state& s;
+      ~closed_at_end() { s.connection_closed(); }
+    } at_end{state};
     beast::flat_buffer buffer;
     emulator_session session(state);
     std::string head;

@@ -213,3 +213,56 @@ TEST_CASE("a connection that fails (an exception in its work) fails the job; eve
   CHECK(s.count(outcome_reason::accepted) >= 300);
   CHECK(s.count(outcome_reason::job_failed) > 0);
 }
+
+TEST_CASE(
+    "a connection pool: the next rollout to the endpoint reuses the connections, no new "
+    "handshake; an idle one past idle_timeout is not reused") {
+  rig r;
+  asio::io_context ioc(1);
+  const job j = job_for(
+      r.emu, R"("batch":{"max_devices":50},"connections":3,"rate":{"requests_per_second":0})");
+  auto options = r.options();
+  options.tls = net::tls_client::make(j.tls, r.emu.certificate_pem(), false);
+  options.pool = std::make_shared<net::connection_pool>();
+  std::vector<std::unique_ptr<counting_sink>> sinks;
+  for (int round = 0; round < 3; ++round) {
+    CAPTURE(round);
+    std::istringstream in(devices_csv(3000, fmt::format("r{}-", round)));
+    device_stream d(make_device_reader(device_format::csv, in));
+    counting_sink s(3000);
+    net::rollout ro(ioc.get_executor(), j, d, s, options);
+    std::optional<net::rollout_outcome> out;
+    ro.async_run([&](net::rollout_outcome o) { out = std::move(o); });
+    ioc.restart();
+    ioc.run();
+    REQUIRE(out);
+    CHECK(out->summary.state == job_state::completed);
+    s.check_exactly_once();
+    CHECK(s.count(outcome_reason::accepted) == 3000);
+    CHECK(options.pool->idle() == 3);
+  }
+  CHECK(options.pool->opened() == 3);
+  CHECK(options.pool->reused() == 6);
+  CHECK(r.emu.state().counter(emulator_counter::tls_handshakes) == 3);
+  CHECK(r.emu.state().peak_open_connections() <= 3);
+  options.pool->close_idle();
+  CHECK(options.pool->idle() == 0);
+
+  // Past the idle timeout: new connections.
+  options.pool = std::make_shared<net::connection_pool>(std::chrono::milliseconds(0));
+  for (int round = 0; round < 2; ++round) {
+    std::istringstream in(devices_csv(500, fmt::format("t{}-", round)));
+    device_stream d(make_device_reader(device_format::csv, in));
+    counting_sink s(500);
+    net::rollout ro(ioc.get_executor(), j, d, s, options);
+    std::optional<net::rollout_outcome> out;
+    ro.async_run([&](net::rollout_outcome o) { out = std::move(o); });
+    ioc.restart();
+    ioc.run();
+    REQUIRE(out);
+    s.check_exactly_once();
+  }
+  CHECK(options.pool->opened() == 6);
+  CHECK(options.pool->reused() == 0);
+  CHECK(r.emu.state().counter(emulator_counter::tls_handshakes) == 9);
+}
