@@ -1,15 +1,22 @@
-// The daemon (see daemon.hpp and daemon_service.hpp): start-up, the loop
-// (signals through a signalfd, the spool through inotify, wake-ups through
-// an eventfd), and a job started on a thread of its own (one rollout, its
-// own io_context). Jobs against one endpoint share a connection budget and,
-// per endpoint and token source, one fair request-rate limit
-// (core/daemon/fair_rate_gate.hpp).
+// The daemon (see daemon.hpp and daemon_service.hpp): start-up, the event
+// loop (one io_context on one thread: signals through asio::signal_set, the
+// spool through inotify on an Asio descriptor, a timer for polling, the
+// watchdog and the drain deadline), and a job started as a rollout on that
+// loop. Jobs against one endpoint share a connection budget and one pool of
+// connections (a connection one job frees serves the next without a new
+// handshake) and, per endpoint and token source, one fair request-rate
+// limit (core/daemon/fair_rate_gate.hpp).
 #include "app/daemon.hpp"
 #include "app/daemon_service.hpp"
 
 #include <fleetcast/core/job/job_parser.hpp>
 
 #include <fmt/format.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <cctype>
 #include <cerrno>
@@ -18,11 +25,8 @@
 #include <cstring>
 
 #include <fcntl.h>
-#include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 namespace fleetcast::app {
@@ -85,9 +89,18 @@ bool daemon_service::prepare_spool() {
   return true;
 }
 
+daemon_service::daemon_service(fs::path spool, std::string config_file,
+                               std::optional<shard_spec> shard)
+    : spool_(std::move(spool)), config_file_(std::move(config_file)), shard_(shard) {}
+daemon_service::~daemon_service() = default;
+
+// From any thread: the loop runs tick() soon (once for many wakes).
 void daemon_service::wake() {
-  const std::uint64_t one = 1;
-  [[maybe_unused]] auto n = ::write(event_fd_, &one, sizeof one);
+  if (!ioc_ || wake_pending_.exchange(true)) return;
+  boost::asio::post(*ioc_, [this] {
+    wake_pending_ = false;
+    tick();
+  });
 }
 
 std::size_t daemon_service::running_jobs() const {
@@ -230,6 +243,20 @@ bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
     std::lock_guard lock(metrics_mutex_);
     latency_.observe(static_cast<double>(micros) / 1e6);
   };
+  // The connections and the trust store of the endpoint, shared.
+  const auto pool_key = fmt::format("{}\n{}\n{}\n{}", dj.endpoint_url, dj.spec.tls.verify,
+                                    dj.spec.tls.ca_file.value_or(""), dj.spec.proxy.value_or(""));
+  auto& pool = pools_[pool_key];
+  if (!pool) pool = std::make_shared<net::connection_pool>();
+  options.pool = pool;
+  if (dj.spec.endpoint.tls) {
+    auto& tls = tls_contexts_[pool_key];
+    try {
+      if (!tls) tls = net::tls_client::make(dj.spec.tls);
+      options.tls = tls;
+    } catch (const std::exception&) {  // the rollout says why, as a start-up error
+    }
+  }
   options.shared_gate = [this, self] {
     const auto now_us =
         std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - epoch_).count();
@@ -237,8 +264,8 @@ bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
     return epoch_ + std::chrono::microseconds(self->acct->gate.reserve(self->member, now_us));
   };
   try {
-    dj.rollout = std::make_unique<net::rollout>(dj.spec, *dj.devices.stream, dj.output.sink(),
-                                                std::move(options));
+    dj.rollout = std::make_unique<net::rollout>(ioc_->get_executor(), dj.spec, *dj.devices.stream,
+                                                dj.output.sink(), std::move(options));
   } catch (const std::exception& e) {
     {
       std::lock_guard lock(acct->mutex);
@@ -278,21 +305,21 @@ bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
     dj.phase = job_phase::running;
     dj.started = steady::now();
   }
-  dj.thread = std::thread([this, self] {
-    run_summary s;
+  dj.rollout->async_run([this, self](net::rollout_outcome o) {
     std::string problem;
-    try {
-      s = self->rollout->run();
-      problem = self->output.finish(s);
-    } catch (const std::exception& e) {
-      std::lock_guard lock(jobs_mutex_);
-      self->startup_error = e.what();
+    if (o.started()) {
+      try {
+        problem = self->output.finish(o.summary);
+      } catch (const std::exception& e) {
+        problem = e.what();
+      }
     }
     if (!problem.empty())
       log_.write("error", self->name, "result_json", details().str("error", problem));
     {
       std::lock_guard lock(jobs_mutex_);
-      self->summary = std::move(s);
+      if (!o.started()) self->startup_error = o.startup_error;
+      self->summary = std::move(o.summary);
       self->phase = job_phase::finished;
     }
     self->done = true;
@@ -355,13 +382,11 @@ int daemon_service::run() {
   if (!load_config(config_, true)) return 2;
   if (!prepare_spool()) return 2;
 
-  // Signals arrive through a signalfd: block them before any thread starts.
-  sigset_t signals;
-  sigemptyset(&signals);
-  for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, s);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  signal_fd_ = ::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK);
-  event_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  // One event loop: signals (asio::signal_set, installed before the admin
+  // port's thread starts), the spool, timers and every job.
+  ioc_ = std::make_unique<boost::asio::io_context>(1);
+  auto& ioc = *ioc_;
+  boost::asio::signal_set signals(ioc, SIGTERM, SIGINT, SIGHUP);
   inotify_fd_ = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
   if (inotify_fd_ >= 0) {
     const auto mask = IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE;
@@ -421,64 +446,97 @@ int daemon_service::run() {
   recover();
   ready_ = true;
   notifier_.send(fmt::format("READY=1\nSTATUS=serving {}", spool_.string()));
-  for (;;) {
-    reap();
-    log_progress();
-    scan_cancels();
-    scan_resumes();
-    start_waiting();
-    claim_incoming();
-    start_waiting();
-    if (draining_) {
-      if (running_jobs() == 0) break;
-      if (steady::now() >= drain_deadline_) {
-        log_.write(
-            "warn", "", "drain_deadline_passed",
-            details().num("jobs_still_finishing", static_cast<std::uint64_t>(running_jobs())));
-        // Results so far are on disk; the journal marks what may have been
-        // sent. Threads still in requests end with the process.
-        std::fflush(stderr);
-        std::_Exit(0);
-      }
-    }
-    pollfd fds[3] = {{signal_fd_, POLLIN, 0}, {event_fd_, POLLIN, 0}, {inotify_fd_, POLLIN, 0}};
-    int timeout = draining_ ? 100 : static_cast<int>(config_.poll_interval_ms);
+
+  std::function<void()> on_signal = [&] {
+    signals.async_wait([&](boost::system::error_code ec, int sig) {
+      if (ec) return;
+      handle_signal(sig);
+      tick();
+      on_signal();
+    });
+  };
+  on_signal();
+  boost::asio::posix::stream_descriptor watch(ioc);
+  alignas(inotify_event) std::array<char, 4096> events;
+  std::function<void()> on_change = [&] {
+    watch.async_read_some(boost::asio::buffer(events),
+                          [&](boost::system::error_code ec, std::size_t) {
+                            if (ec) return;
+                            tick();
+                            on_change();
+                          });
+  };
+  if (inotify_fd_ >= 0) {
+    watch.assign(inotify_fd_);
+    on_change();
+  }
+  // Polling (a spool on a file system without inotify, files that came
+  // while a scan ran), the watchdog and the drain's pace.
+  boost::asio::steady_timer timer(ioc);
+  std::function<void()> on_timer = [&] {
+    auto next = std::chrono::milliseconds(draining_ ? 100 : config_.poll_interval_ms);
     if (const auto every = notifier_.watchdog_every()) {
       const auto now = steady::now();
       if (now >= watchdog_due_) {
         notifier_.send("WATCHDOG=1");
         watchdog_due_ = now + *every;
       }
-      timeout = std::min<int>(
-          timeout,
-          static_cast<int>(
-              std::chrono::duration_cast<std::chrono::milliseconds>(watchdog_due_ - now).count()) +
-              1);
+      next = std::min(next,
+                      std::chrono::duration_cast<std::chrono::milliseconds>(watchdog_due_ - now) +
+                          std::chrono::milliseconds(1));
     }
-    const int n = ::poll(fds, inotify_fd_ >= 0 ? 3 : 2, timeout);
-    if (n <= 0) continue;
-    if (fds[0].revents & POLLIN) {
-      signalfd_siginfo info;
-      while (::read(signal_fd_, &info, sizeof info) == sizeof info)
-        handle_signal(static_cast<int>(info.ssi_signo));
-    }
-    if (fds[1].revents & POLLIN) {
-      std::uint64_t v;
-      [[maybe_unused]] auto r = ::read(event_fd_, &v, sizeof v);
-    }
-    if (inotify_fd_ >= 0 && (fds[2].revents & POLLIN)) {
-      alignas(inotify_event) char buf[4096];
-      while (::read(inotify_fd_, buf, sizeof buf) > 0) {
-      }
-    }
-  }
-  log_.write("info", "", "daemon_stopped", details().str("reason", "drained"));
+    timer.expires_after(next);
+    timer.async_wait([&](boost::system::error_code ec) {
+      if (ec) return;
+      tick();
+      on_timer();
+    });
+  };
+  tick();
+  on_timer();
+  ioc.run();  // until tick() stops it: drained, nothing running
+
+  const int status = cut_ ? 4 : 0;
+  log_.write("info", "", "daemon_stopped",
+             details().str("reason",
+                           cut_ ? "drained; requests in flight cut at the deadline" : "drained"));
   admin_port.reset();
-  return 0;
+  pools_.clear();  // idle connections, before the loop's objects go
+  return status;
+}
+
+void daemon_service::tick() {
+  reap();
+  log_progress();
+  scan_cancels();
+  scan_resumes();
+  start_waiting();
+  claim_incoming();
+  start_waiting();
+  if (!draining_) return;
+  if (running_jobs() == 0) {
+    ioc_->stop();
+  } else if (steady::now() >= drain_deadline_ && !cut_) {
+    cut_at_deadline();
+  }
+}
+
+// The drain deadline: requests still in flight are cut (their devices are
+// recorded cancelled and uncertain: a resume marks them so), then the jobs
+// end as a cancel ends them.
+void daemon_service::cut_at_deadline() {
+  cut_ = true;
+  std::lock_guard lock(jobs_mutex_);
+  std::uint64_t in_flight = 0;
+  for (const auto& j : jobs_) {
+    if (j->phase != job_phase::running || !j->rollout) continue;
+    ++in_flight;
+    j->rollout->cancel();  // the second cancel: cut
+  }
+  log_.write("warn", "", "drain_deadline_passed", details().num("jobs_still_finishing", in_flight));
 }
 
 }  // namespace daemon_detail
-
 int daemon(const daemon_flags& flags) {
   daemon_detail::daemon_service service(flags.spool, flags.config, flags.shard);
   return service.run();

@@ -1,10 +1,12 @@
 // daemon_service: the daemon's supervisor (see daemon.hpp), in three parts:
-// daemon.cpp (start-up, the loop, signals, starting a job on its thread),
+// daemon.cpp (start-up, the event loop, signals, starting a job),
 // daemon_spool.cpp (the spool's folders: recovery, claims, where an ended job
 // goes, cancel and resume requests, progress events) and daemon_admin.cpp
-// (the admin port: /metrics, /jobs and the requests it takes). One
-// supervisor thread owns the spool; the admin port and the job threads read
-// shared state under `jobs_mutex_` and `metrics_mutex_`.
+// (the admin port: /metrics, /jobs and the requests it takes). One thread
+// runs the event loop: the spool, signals, timers and every job's rollout
+// (coroutines on one io_context, one connection pool per endpoint shared by
+// the jobs to it). The admin port has a thread of its own and reads shared
+// state under `jobs_mutex_` and `metrics_mutex_`.
 #pragma once
 
 #include <fleetcast/core/input/shard.hpp>
@@ -33,8 +35,11 @@
 #include <set>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
+
+namespace boost::asio {
+class io_context;
+}
 
 namespace fleetcast::app::daemon_detail {
 
@@ -74,8 +79,7 @@ struct daemon_job {
   job spec;
   opened_devices devices;
   job_output output;
-  std::unique_ptr<net::rollout> rollout;
-  std::thread thread;
+  std::unique_ptr<net::rollout> rollout;  // on the daemon's io_context
   std::string endpoint_url;
   // Set by the supervisor, read by the admin port too.
   std::atomic<std::uint32_t> connections{0};
@@ -83,7 +87,7 @@ struct daemon_job {
   std::uint32_t member = 0;
   std::atomic<bool> cancel_by_user{false};
   std::atomic<bool> cancel_by_drain{false};
-  std::atomic<bool> done{false};
+  bool done = false;  // its rollout completed (the loop's thread only)
   // Written by the job's thread, read under jobs_mutex.
   job_phase phase = job_phase::waiting;
   net::rollout_progress progress;
@@ -126,12 +130,16 @@ struct finished_job {
 
 class daemon_service {
  public:
-  daemon_service(fs::path spool, std::string config_file, std::optional<shard_spec> shard)
-      : spool_(std::move(spool)), config_file_(std::move(config_file)), shard_(shard) {}
+  daemon_service(fs::path spool, std::string config_file, std::optional<shard_spec> shard);
 
   int run();
+  ~daemon_service();
 
  private:
+  // The loop's work, after any event (a signal, a spool change, a job's
+  // end, a request on the admin port) and at every poll interval.
+  void tick();
+  void cut_at_deadline();
   // Set-up.
   bool load_config(daemon_config& out, bool at_start);
   bool prepare_spool();
@@ -166,8 +174,9 @@ class daemon_service {
   daemon_config config_;
   json_log log_;
 
-  int event_fd_ = -1;
-  int signal_fd_ = -1;
+  std::unique_ptr<boost::asio::io_context> ioc_;
+  std::atomic<bool> wake_pending_{false};  // a tick is posted and not yet run
+  bool cut_ = false;                       // the drain deadline cut requests in flight
   int inotify_fd_ = -1;
   int lock_fd_ = -1;
   std::atomic<bool> draining_{false};  // read by the admin port
@@ -183,6 +192,10 @@ class daemon_service {
   std::deque<finished_job> finished_;              // the last 100, for /jobs
   std::map<std::string, std::unique_ptr<account>> accounts_;
   std::map<std::string, connection_budget> budgets_;  // by endpoint URL (supervisor only)
+  // By endpoint, TLS settings and proxy: the connections and the trust
+  // store the jobs to it share.
+  std::map<std::string, std::shared_ptr<net::connection_pool>> pools_;
+  std::map<std::string, std::shared_ptr<net::tls_client>> tls_contexts_;
   std::set<std::pair<std::string, fs::file_time_type>> known_valid_;  // waiting in incoming/
 
   std::mutex metrics_mutex_;

@@ -179,10 +179,7 @@ void daemon_service::reap() {
     for (const auto& j : jobs_)
       if (j->done) ended.push_back(j);
   }
-  for (const auto& dj : ended) {
-    dj->thread.join();
-    settle(*dj);
-  }
+  for (const auto& dj : ended) settle(*dj);
 }
 
 // A job's thread ended: release what it held, move its folder, count it.
