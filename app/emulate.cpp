@@ -7,7 +7,10 @@
 
 #include <fmt/format.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <charconv>
+
 #include <csignal>
 #include <cstdio>
 #include <fstream>
@@ -42,12 +45,10 @@ int emulate(const emulate_flags& set) {
   if (set.max_devices) config.max_devices = *set.max_devices;
   if (set.plain) config.tls = false;
 
-  // Block the stop signals in every thread; the main thread waits for them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // The stop signals, as every subcommand takes them (asio::signal_set);
+  // the emulator serves on threads of its own meanwhile.
+  boost::asio::io_context ioc(1);
+  boost::asio::signal_set stop_signals(ioc, SIGINT, SIGTERM);
 
   std::optional<net::emulator> server;
   try {
@@ -72,7 +73,8 @@ int emulate(const emulate_flags& set) {
   fmt::print(stderr, "fleetcast emulate: serving {}{} (threads {}, seed {}, max devices {})\n",
              server->url(), batch_control_path, server->threads(), config.seed, config.max_devices);
   int sig = 0;
-  sigwait(&stop_signals, &sig);
+  stop_signals.async_wait([&sig](boost::system::error_code, int s) { sig = s; });
+  ioc.run();
   server->stop();
   fmt::print(stderr, "fleetcast emulate: stopped by {}; counters: {}",
              sig == SIGINT ? "SIGINT" : "SIGTERM", server->state().stats_json());

@@ -13,13 +13,14 @@
 #include "net/client/token_source.hpp"
 
 #include <fmt/format.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 
 #include <algorithm>
-#include <atomic>
 #include <csignal>
 #include <cstdlib>
+#include <functional>
 #include <optional>
-#include <thread>
 #include <vector>
 
 #include <sys/ioctl.h>
@@ -27,44 +28,6 @@
 
 namespace fleetcast::app {
 namespace {
-
-// Blocks SIGINT and SIGTERM for every thread started from here on; a watcher
-// thread turns the first one into a graceful cancel and the second into a
-// cancel of the requests in flight too.
-class stop_signals {
- public:
-  stop_signals() {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGINT);
-    sigaddset(&set_, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-  }
-  void watch(net::rollout& r) {
-    thread_ = std::thread([this, &r] {
-      const timespec tick{0, 200'000'000};
-      int seen = 0;
-      while (!done_ && seen < 2) {
-        const int sig = sigtimedwait(&set_, nullptr, &tick);
-        if (sig == SIGINT || sig == SIGTERM) {
-          if (!signal_) signal_ = sig;
-          ++seen;
-          r.cancel();
-        }
-      }
-    });
-  }
-  ~stop_signals() {
-    done_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-  int signal() const { return signal_; }
-
- private:
-  sigset_t set_;
-  std::thread thread_;
-  std::atomic<bool> done_{false};
-  std::atomic<int> signal_{0};
-};
 
 // The terminal's width in columns (80 when it cannot be told).
 std::size_t terminal_width() {
@@ -85,7 +48,11 @@ int run_job(const std::string& job_file, const run_flags& flags) {
   job j = std::move(*loaded);
   std::string error;
 
-  stop_signals signals;  // before any thread starts (the emulator's included)
+  // The run's event loop: the rollout and the stop signals (the first
+  // SIGINT or SIGTERM cancels, the second cuts the requests in flight too).
+  boost::asio::io_context ioc(1);
+  boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
+  int stopped_by = 0;
   std::optional<net::emulator> emulator;
   net::rollout_options options;
   if (flags.emulate) {
@@ -216,7 +183,7 @@ int run_job(const std::string& job_file, const run_flags& flags) {
 
   std::optional<net::rollout> made;
   try {
-    made.emplace(j, *devices.stream, output.sink(), options);
+    made.emplace(ioc.get_executor(), j, *devices.stream, output.sink(), options);
   } catch (const std::exception& e) {  // e.g. a malformed HTTPS_PROXY
     fmt::print(stderr, "fleetcast: {}; nothing was sent\n", e.what());
     output.abandon();
@@ -225,16 +192,29 @@ int run_job(const std::string& job_file, const run_flags& flags) {
   net::rollout& rollout = *made;
   if (const auto route = rollout.route(); !route.empty() && !flags.quiet)
     fmt::print(stderr, "fleetcast: reaching {} {}\n", j.endpoint.url, route);
-  signals.watch(rollout);
-  run_summary summary;
-  try {
-    summary = rollout.run();
-  } catch (const std::exception& e) {
+  int seen = 0;
+  std::function<void()> on_signal = [&] {
+    signals.async_wait([&](boost::system::error_code ec, int sig) {
+      if (ec) return;
+      if (!stopped_by) stopped_by = sig;
+      rollout.cancel();
+      if (++seen < 2) on_signal();
+    });
+  };
+  on_signal();
+  net::rollout_outcome outcome;
+  rollout.async_run([&](net::rollout_outcome o) {
+    outcome = std::move(o);
+    signals.cancel();  // the loop ends with the run
+  });
+  ioc.run();
+  if (!outcome.started()) {
     if (terminal) fmt::print(stderr, "\n");
-    fmt::print(stderr, "fleetcast: {}; nothing was sent\n", e.what());
+    fmt::print(stderr, "fleetcast: {}; nothing was sent\n", outcome.startup_error);
     output.abandon();
     return 2;
   }
+  run_summary summary = std::move(outcome.summary);
   if (terminal) fmt::print(stderr, "\n");
   summary.reason = rollout.failure();
   if (const auto problem = output.finish(summary); !problem.empty())
@@ -248,9 +228,9 @@ int run_job(const std::string& job_file, const run_flags& flags) {
                  summary.count_of(device_status::failed) > 0 ? " [--retry-failed]" : "",
                  flags.shard ? " --shard " + to_string(*flags.shard) : std::string());
   }
-  if (signals.signal()) {
+  if (stopped_by) {
     fmt::print(stderr, "fleetcast: stopped by {}; continue with: fleetcast run {} --resume{}\n",
-               signals.signal() == SIGINT ? "SIGINT" : "SIGTERM", job_file,
+               stopped_by == SIGINT ? "SIGINT" : "SIGTERM", job_file,
                flags.shard ? " --shard " + to_string(*flags.shard) : std::string());
   }
   // Devices/s: those this run sent, over this run's time.
