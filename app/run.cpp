@@ -184,7 +184,7 @@ int run_job(const std::string& job_file, const run_flags& flags) {
   std::optional<net::rollout> made;
   try {
     made.emplace(ioc.get_executor(), j, *devices.stream, output.sink(), options);
-  } catch (const std::exception& e) {  // e.g. a malformed HTTPS_PROXY
+  } catch (const std::exception& e) {  // out of memory, a bug: a proxy mistake is an outcome
     fmt::print(stderr, "fleetcast: {}; nothing was sent\n", e.what());
     output.abandon();
     return 2;

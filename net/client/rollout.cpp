@@ -113,7 +113,8 @@ struct tls_client::impl {
 tls_client::tls_client(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
 tls_client::~tls_client() = default;
 
-std::shared_ptr<tls_client> tls_client::make(const tls_config& tls, std::string_view extra_ca_pem,
+std::shared_ptr<tls_client> tls_client::make(const tls_config& tls, std::string& error,
+                                             std::string_view extra_ca_pem,
                                              bool system_trust_store) {
   auto i = std::make_unique<impl>();
   auto& ctx = i->ctx;
@@ -122,15 +123,23 @@ std::shared_ptr<tls_client> tls_client::make(const tls_config& tls, std::string_
   boost::system::error_code ec;
   if (tls.ca_file) {
     ctx.load_verify_file(*tls.ca_file, ec);
-    if (ec)
-      throw std::runtime_error(fmt::format("tls.ca_file: {}: {}", *tls.ca_file, ec.message()));
+    if (ec) {
+      error = fmt::format("tls.ca_file: {}: {}", *tls.ca_file, ec.message());
+      return nullptr;
+    }
   } else if (system_trust_store) {
     ctx.set_default_verify_paths(ec);
-    if (ec) throw std::runtime_error("the system trust store cannot be loaded: " + ec.message());
+    if (ec) {
+      error = "the system trust store cannot be loaded: " + ec.message();
+      return nullptr;
+    }
   }
   if (!extra_ca_pem.empty()) {
     ctx.add_certificate_authority(asio::buffer(extra_ca_pem.data(), extra_ca_pem.size()), ec);
-    if (ec) throw std::runtime_error("extra CA certificate: " + ec.message());
+    if (ec) {
+      error = "extra CA certificate: " + ec.message();
+      return nullptr;
+    }
   }
   ctx.set_verify_mode(tls.verify ? ssl::verify_peer : ssl::verify_none);
   return std::shared_ptr<tls_client>(new tls_client(std::move(i)));
@@ -190,12 +199,13 @@ struct rollout::impl {
           std::random_device{}()),
         max_answer_bytes(options.max_answer_bytes ? options.max_answer_bytes
                                                   : jb.max_answer_bytes) {
-    std::string error;
-    auto choice = choose_proxy(j.endpoint, j.proxy, proxy_environment_now(), error);
-    if (!error.empty()) throw std::runtime_error(error);
+    // A proxy setting that cannot be used is a start-up error of the run
+    // (begin()), not an exception of the constructor.
+    auto choice = choose_proxy(j.endpoint, j.proxy, proxy_environment_now(), proxy_error);
     proxy = std::move(choice.proxy);
     proxy_why = std::move(choice.why);
   }
+  std::string proxy_error;
 
   std::int64_t now_us() const {
     return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
@@ -492,11 +502,15 @@ struct rollout::impl {
   // dispatcher's first action), TLS, the lanes and the progress loop.
   // Throws for a start-up failure.
   void begin() {
+    if (!proxy_error.empty()) throw std::runtime_error(proxy_error);
     std::string first_token;
     if (!tokens.is_command()) first_token = tokens.fetch();
     if (j.endpoint.tls) {
-      tls = options.tls ? options.tls
-                        : tls_client::make(j.tls, options.extra_ca_pem, options.system_trust_store);
+      std::string error;
+      tls = options.tls
+                ? options.tls
+                : tls_client::make(j.tls, error, options.extra_ca_pem, options.system_trust_store);
+      if (!tls) throw std::runtime_error(error);
     }
     const auto& ep = j.endpoint;
     const bool v6 = ep.host.find(':') != std::string::npos;

@@ -48,9 +48,10 @@ using rollout_progress = fleetcast::dispatch_progress;
 class tls_client {
  public:
   // The job's settings (tls.verify, tls.ca_file; the system store when it
-  // names none and `system_trust_store`), plus `extra_ca_pem`. Throws
-  // std::runtime_error naming what cannot be loaded.
-  static std::shared_ptr<tls_client> make(const tls_config& tls, std::string_view extra_ca_pem = {},
+  // names none and `system_trust_store`), plus `extra_ca_pem`. Null, with
+  // `error` naming what cannot be loaded, when it cannot be made.
+  static std::shared_ptr<tls_client> make(const tls_config& tls, std::string& error,
+                                          std::string_view extra_ca_pem = {},
                                           bool system_trust_store = true);
   ~tls_client();
   struct impl;
@@ -138,7 +139,9 @@ struct rollout_options {
 
 class rollout {
  public:
-  // A rollout on the caller's executor: async_run.
+  // A rollout on the caller's executor: async_run. Neither constructor
+  // throws for a job's or an environment's mistake: those are start-up
+  // errors of the run (rollout_outcome::startup_error; run() throws them).
   rollout(boost::asio::any_io_executor ex, const job& j, device_stream& devices, result_sink& sink,
           rollout_options options = {});
   // A rollout on an io_context of its own: run().

@@ -99,7 +99,9 @@ TEST_CASE(
   counting_sink sa(na), sb(nb);
   // One TLS context for both: the trust store loaded once.
   auto options = r.options();
-  options.tls = net::tls_client::make(ja.tls, r.emu.certificate_pem(), false);
+  std::string error;
+  options.tls = net::tls_client::make(ja.tls, error, r.emu.certificate_pem(), false);
+  REQUIRE_MESSAGE(options.tls, error);
   net::rollout a(ioc.get_executor(), ja, da, sa, options);
   net::rollout b(ioc.get_executor(), jb, db, sb, options);
 
@@ -172,6 +174,27 @@ TEST_CASE("a terminal cancellation cuts the requests in flight; a start-up error
     CHECK(out->summary.state == job_state::cancelled);
     s.check_exactly_once();
   }
+  SUBCASE("a proxy setting that cannot be used: an outcome, not an exception") {
+    job j = job_for(r.emu, R"("batch":{"max_devices":10})");
+    j.proxy = "http://[::1";  // set in code past validate()
+    std::istringstream in(devices_csv(10, "p"));
+    device_stream d(make_device_reader(device_format::csv, in));
+    counting_sink s(10);
+    std::optional<net::rollout> ro;
+    CHECK_NOTHROW(ro.emplace(ioc.get_executor(), j, d, s, r.options()));
+    std::optional<net::rollout_outcome> out;
+    ro->async_run([&](net::rollout_outcome x) { out = std::move(x); });
+    ioc.run();
+    REQUIRE(out);
+    CHECK(!out->started());
+    CHECK(!out->startup_error.empty());
+    CHECK(s.results() == 0);
+    std::string error;
+    job bad = j;
+    bad.tls.ca_file = "/nonexistent/ca.pem";
+    CHECK(!net::tls_client::make(bad.tls, error));
+    CHECK(error.find("/nonexistent/ca.pem") != std::string::npos);
+  }
   SUBCASE("start-up error") {
     job j = job_for(r.emu, R"("batch":{"max_devices":10})");
     j.tls.ca_file = "/nonexistent/ca.pem";
@@ -222,7 +245,9 @@ TEST_CASE(
   const job j = job_for(
       r.emu, R"("batch":{"max_devices":50},"connections":3,"rate":{"requests_per_second":0})");
   auto options = r.options();
-  options.tls = net::tls_client::make(j.tls, r.emu.certificate_pem(), false);
+  std::string error;
+  options.tls = net::tls_client::make(j.tls, error, r.emu.certificate_pem(), false);
+  REQUIRE_MESSAGE(options.tls, error);
   options.pool = std::make_shared<net::connection_pool>();
   std::vector<std::unique_ptr<counting_sink>> sinks;
   for (int round = 0; round < 3; ++round) {
