@@ -159,6 +159,7 @@ token_job leaver "[\"sh\", \"-c\", \"echo '$secret'; sleep 61.25 & exit 0\"]"
 timeout 30 "$bin" run "$tmp/leaver.json" >"$tmp/leaver.out" 2>&1
 rc=$?
 [ "$rc" -eq 0 ] && ok || fail "a token_command that leaves a child holding stdout: exit $rc: $(tail -2 "$tmp/leaver.out")"
+for _ in $(seq 20); do pgrep -f 'sleep 61.25' >/dev/null || break; sleep 0.1; done
 pgrep -f 'sleep 61.25' >/dev/null && fail "the token command's child outlived it" || ok
 stop_emulator
 # A slow refresh after 5032: the run goes on, nothing lost or sent twice;
@@ -194,6 +195,9 @@ kill -0 "$run_pid" 2>/dev/null && { fail "SIGTERM during a token refresh: still 
 wait "$run_pid"
 rc=$?
 [ "$rc" -eq 4 ] && ok || fail "SIGTERM during a token refresh: exit $rc, want 4: $(tail -2 "$tmp/rotate2.out")"
+# SIGKILLed with its group as the run stops; give a loaded machine a moment
+# to take a killed process off the table (2 s at most).
+for _ in $(seq 20); do pgrep -f 'sleep 40' >/dev/null || break; sleep 0.1; done
 pgrep -f 'sleep 40' >/dev/null && fail "the token command survived the cancel" || ok
 [ "$(wc -l <"$tmp/out/rotate2/results.ndjson")" -eq "$n" ] && ok || fail "cancel during refresh: not every device has a line"
 stop_emulator
