@@ -22,8 +22,12 @@ echo "Bearer pool-test-token" >"$spool/incoming/token"
 "$bin" emulate --listen 127.0.0.1:0 --threads 1 --cert-out "$spool/incoming/emu.pem" \
   --record "$tmp/record.ndjson" --config "$(emulator_config '{"latency_ms": 20}')" 2>"$tmp/emu.err" &
 emu_pid=$!
-for _ in $(seq 300); do grep -q serving "$tmp/emu.err" && break; sleep 0.1; done
-port=$(sed -n 's|.*serving https://127.0.0.1:\([0-9]*\)/.*|\1|p' "$tmp/emu.err")
+port=
+for _ in $(seq 300); do  # the whole line: a read may catch it half written
+  port=$(sed -n 's|.*serving https://127.0.0.1:\([0-9]*\)/.*|\1|p' "$tmp/emu.err")
+  [ -n "$port" ] && break
+  sleep 0.1
+done
 [ -n "$port" ] || { echo "emulator did not start: $(cat "$tmp/emu.err")"; exit 1; }
 
 cat >"$tmp/daemon.json" <<CONF
@@ -89,8 +93,13 @@ grep -q '"event":"job_started"' "$tmp/daemon.log" && ok || fail "no job_started 
 "$bin" emulate --listen 127.0.0.1:0 --threads 1 --cert-out "$spool/incoming/emu.pem" \
   --record "$tmp/record2.ndjson" --config "$(emulator_config '{"latency_ms": 5000}')" 2>"$tmp/emu.err" &
 emu_pid=$!
-for _ in $(seq 300); do grep -q serving "$tmp/emu.err" && break; sleep 0.1; done
-port=$(sed -n 's|.*serving https://127.0.0.1:\([0-9]*\)/.*|\1|p' "$tmp/emu.err")
+port=
+for _ in $(seq 300); do  # the whole line: a read may catch it half written
+  port=$(sed -n 's|.*serving https://127.0.0.1:\([0-9]*\)/.*|\1|p' "$tmp/emu.err")
+  [ -n "$port" ] && break
+  sleep 0.1
+done
+[ -n "$port" ] || { echo "emulator did not start: $(cat "$tmp/emu.err")"; exit 1; }
 cat >"$tmp/daemon.json" <<CONF
 {"admin_listen": "127.0.0.1:0", "drain_timeout_s": 1,
  "endpoints": {"https://127.0.0.1:$port": {"connections": 4, "requests_per_second": 0}}}
@@ -115,7 +124,7 @@ t1=$(date +%s%N)
 daemon_pid=
 ms=$(((t1 - t0) / 1000000))
 echo "drain deadline: exit $rc after $ms ms (deadline 1 s, answers take 5 s)"
-[ "$rc" -eq 4 ] && ok || fail "a drain that cut requests must exit 4, not $rc"
+[ "$rc" -eq 4 ] && ok || fail "a drain that cut requests must exit 4, not $rc: $(ls "$spool/running" "$spool/failed" 2>&1 | tr "\n" " "); $(cat "$spool/failed/slow/reason.txt" 2>/dev/null); $(tail -3 "$tmp/daemon.log")"
 [ "$ms" -lt 4000 ] && ok || fail "the daemon waited $ms ms past a 1 s drain deadline"
 grep -q '"event":"drain_deadline_passed"' "$tmp/daemon.log" && ok || fail "no drain_deadline_passed"
 [ -d "$spool/running/slow" ] && ok || fail "the cut job must stay in running/ for a resume"
