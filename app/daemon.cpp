@@ -231,6 +231,7 @@ bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
   dj.estimated_total = estimate_total(dj.spec, newlines, dj.devices, shard_);
   options.on_progress = [this, self](const net::rollout_progress& p) {
     std::lock_guard lock(jobs_mutex_);
+    if (p.done > self->progress.done || p.held) self->last_result = steady::now();
     self->progress = p;
     self->view.sample(p.elapsed_s, p.succeeded + p.failed);
   };
@@ -302,6 +303,7 @@ bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
     std::lock_guard lock(jobs_mutex_);
     dj.phase = job_phase::running;
     dj.started = steady::now();
+    dj.last_result = dj.started;
   }
   dj.rollout->async_run([this, self](net::rollout_outcome o) {
     std::string problem;

@@ -2,6 +2,7 @@
 // (core/daemon/admin_access.hpp), /metrics, /healthz, /readyz, /jobs, and the
 // requests that cancel, resume and retry jobs.
 #include "app/daemon_service.hpp"
+#include "app/status_page.hpp"
 
 #include "core/daemon/admin_access.hpp"
 #include "core/protocol/json_escape.hpp"
@@ -13,6 +14,33 @@
 namespace fleetcast::app::daemon_detail {
 
 // ------------------------------------------------------------------ admin
+
+namespace {
+
+// ,"by_reason":{"device_failed":3,...}: the reasons with a count.
+void append_by_reason(std::string& out,
+                      const std::array<std::uint64_t, outcome_reason_count>& by_reason) {
+  out += ",\"by_reason\":{";
+  bool first = true;
+  for (std::size_t i = 0; i < by_reason.size(); ++i) {
+    if (by_reason[i] == 0) continue;
+    if (!first) out += ',';
+    first = false;
+    append_json_string(out, to_string(static_cast<outcome_reason>(i)));
+    fmt::format_to(std::back_inserter(out), ":{}", by_reason[i]);
+  }
+  out += '}';
+}
+
+void append_text_field(std::string& out, std::string_view key, std::string_view text) {
+  if (text.empty()) return;
+  out += ',';
+  append_json_string(out, key);
+  out += ':';
+  append_json_string(out, text);
+}
+
+}  // namespace
 
 std::string daemon_service::jobs_json() {
   std::string out = "{\"jobs\":[";
@@ -50,6 +78,10 @@ std::string daemon_service::jobs_json() {
         out += "null}";
       }
     }
+    append_by_reason(out, p.by_reason);
+    append_text_field(out, "stage", p.guard_stage);
+    append_text_field(out, "verdict", p.verdict);
+    append_text_field(out, "waiting_for", p.waiting_for);
     if (j->cancel_by_user) out += ",\"cancelling\":true";
     out += '}';
   }
@@ -64,10 +96,8 @@ std::string daemon_service::jobs_json() {
                    f.summary.count_of(device_status::failed),
                    f.summary.count_of(device_status::skipped), f.summary.requests,
                    f.summary.retries, f.summary.elapsed_s);
-    if (!f.reason.empty()) {
-      out += ",\"reason\":";
-      append_json_string(out, f.reason);
-    }
+    append_by_reason(out, f.summary.by_reason);
+    append_text_field(out, "reason", f.reason);
     out += '}';
   }
   out += "]}\n";
@@ -78,23 +108,24 @@ std::string daemon_service::metrics_text() {
   namespace pm = prometheus;
   std::string out;
   std::array<std::uint64_t, 3> devices{};
-  std::uint64_t retries = 0;
+  std::uint64_t retries = 0, budget_refusals = 0;
   double rate_wait = 0;
+  std::string per_job;  // the running jobs' own families, written under the lock
   std::size_t waiting = 0, running = 0;
   std::size_t incoming = 0;
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(spool_ / "incoming", ec)) incoming += is_job_file(e);
   std::scoped_lock lock(jobs_mutex_, metrics_mutex_);
-  {
-    for (const auto& j : jobs_) {
-      (j->phase == job_phase::waiting ? waiting : running) += 1;
-      devices[0] += j->progress.succeeded;
-      devices[1] += j->progress.failed;
-      devices[2] += j->progress.skipped;
-      retries += j->progress.retries;
-      rate_wait += j->progress.rate_wait_s;
-    }
+  for (const auto& j : jobs_) {
+    (j->phase == job_phase::waiting ? waiting : running) += 1;
+    devices[0] += j->progress.succeeded;
+    devices[1] += j->progress.failed;
+    devices[2] += j->progress.skipped;
+    retries += j->progress.retries;
+    budget_refusals += j->progress.budget_refusals;
+    rate_wait += j->progress.rate_wait_s;
   }
+  append_job_metrics(per_job);
 
   pm::append_header(out, "fleetcast_jobs", "gauge", "Jobs by state right now.");
   pm::append_sample(out, "fleetcast_jobs", "state", "incoming", static_cast<double>(incoming));
@@ -122,6 +153,10 @@ std::string daemon_service::metrics_text() {
   pm::append_header(out, "fleetcast_retries_total", "counter", "Batches sent again.");
   pm::append_sample(out, "fleetcast_retries_total", "", "",
                     static_cast<double>(retries + retries_finished_));
+  pm::append_header(out, "fleetcast_retry_budget_refusals_total", "counter",
+                    "Batches given up with attempts left because the retry budget was spent.");
+  pm::append_sample(out, "fleetcast_retry_budget_refusals_total", "", "",
+                    static_cast<double>(budget_refusals + budget_refusals_finished_));
   pm::append_header(out, "fleetcast_rate_limit_wait_seconds_total", "counter",
                     "Time requests waited for a rate limit, summed over connections.");
   pm::append_sample(out, "fleetcast_rate_limit_wait_seconds_total", "", "",
@@ -131,7 +166,56 @@ std::string daemon_service::metrics_text() {
   batch_sizes_.append(out, "fleetcast_batch_size", "Devices per request.");
   pm::append_header(out, "fleetcast_draining", "gauge", "1 while the daemon drains.");
   pm::append_sample(out, "fleetcast_draining", "", "", draining_ ? 1 : 0);
+  out += per_job;
   return out;
+}
+
+// The jobs that run now, one series each, for dashboards and the stalled-job
+// alert. The label is job_name: `job` is Prometheus's own (the scrape job),
+// and a metric's label of that name would be renamed exported_job. Called
+// under jobs_mutex_.
+void daemon_service::append_job_metrics(std::string& out) {
+  namespace pm = prometheus;
+  struct row {
+    const daemon_job* job;
+    daemon_job::figures f;
+  };
+  std::vector<row> rows;
+  for (const auto& j : jobs_)
+    if (j->phase == job_phase::running)
+      rows.push_back({j.get(), j->now(j->output.earlier().records)});
+  if (rows.empty()) return;
+  pm::append_header(out, "fleetcast_job_devices", "gauge",
+                    "A running job's devices with a result in this run, by status.");
+  for (const auto& [j, f] : rows) {
+    pm::append_sample(out, "fleetcast_job_devices",
+                      {{"job_name", j->name}, {"status", "succeeded"}},
+                      static_cast<double>(j->progress.succeeded));
+    pm::append_sample(out, "fleetcast_job_devices", {{"job_name", j->name}, {"status", "failed"}},
+                      static_cast<double>(j->progress.failed));
+    pm::append_sample(out, "fleetcast_job_devices", {{"job_name", j->name}, {"status", "skipped"}},
+                      static_cast<double>(j->progress.skipped));
+  }
+  pm::append_header(out, "fleetcast_job_done_ratio", "gauge",
+                    "A running job's devices with a result of all (earlier runs included).");
+  for (const auto& [j, f] : rows)
+    pm::append_sample(out, "fleetcast_job_done_ratio", "job_name", j->name, f.percent / 100);
+  pm::append_header(out, "fleetcast_job_devices_per_second", "gauge",
+                    "A running job's results per second over the last seconds.");
+  for (const auto& [j, f] : rows)
+    pm::append_sample(out, "fleetcast_job_devices_per_second", "job_name", j->name, f.rate);
+  pm::append_header(out, "fleetcast_job_eta_seconds", "gauge",
+                    "A running job's time to its last device at the current rate (when known).");
+  for (const auto& [j, f] : rows)
+    if (f.eta_s >= 0)
+      pm::append_sample(out, "fleetcast_job_eta_seconds", "job_name", j->name, f.eta_s);
+  pm::append_header(out, "fleetcast_job_stalled_seconds", "gauge",
+                    "Time a running job has gone without a new result, not counting time it holds "
+                    "back on purpose (time window, canary wait, a long Retry-After).");
+  const auto now = steady::now();
+  for (const auto& [j, f] : rows)
+    pm::append_sample(out, "fleetcast_job_stalled_seconds", "job_name", j->name,
+                      std::chrono::duration<double>(now - j->last_result).count());
 }
 
 net::admin_response daemon_service::admin(const net::admin_request& req) {
@@ -147,6 +231,8 @@ net::admin_response daemon_service::admin(const net::admin_request& req) {
     case admin_verdict::allowed:
       break;
   }
+  if (admin_changes(req.method) && admin_cross_site(req.origin, req.host))
+    return {403, std::string(text), "a change from another site's page is refused (Origin)\n"};
   const std::string_view target = req.target;
   if (req.method == "GET" && target == "/readyz")
     return ready_ && !draining_ ? net::admin_response{200, std::string(text), "ready\n"}
@@ -157,8 +243,11 @@ net::admin_response daemon_service::admin(const net::admin_request& req) {
     return draining_ ? net::admin_response{503, "text/plain; charset=utf-8", "draining\n"}
                      : net::admin_response{200, "text/plain; charset=utf-8", "ok\n"};
   if (req.method == "GET" && target == "/jobs") return {200, "application/json", jobs_json()};
+  if (req.method == "GET" && (target == "/" || target == "/index.html"))
+    return {200, "text/html; charset=utf-8", std::string(status_page_html())};
   if (target.starts_with("/jobs/")) return job_action(req.method, target.substr(6));
-  return {404, "text/plain; charset=utf-8", "not found: try /metrics, /healthz, /jobs\n"};
+  return {404, "text/plain; charset=utf-8",
+          "not found: try /, /metrics, /healthz, /readyz, /jobs\n"};
 }
 
 // POST /jobs/NAME/cancel, /jobs/NAME/resume, /jobs/NAME/retry-failed[?reasons=R,...].

@@ -98,6 +98,9 @@ struct daemon_job {
   std::uint64_t estimated_total = 0;  // the list's records, estimated (0: unknown)
   progress_view view;                 // the current rate (under jobs_mutex)
   steady::time_point progress_logged = steady::now();
+  // The last new result, or the last moment the job held back on purpose
+  // (fleetcast_job_stalled_seconds).
+  steady::time_point last_result = steady::now();
   // Done, total, exact, percent, rate and ETA as /jobs and the log give them.
   struct figures {
     std::uint64_t done = 0, total = 0;
@@ -166,6 +169,7 @@ class daemon_service {
   net::admin_response admin(const net::admin_request& req);
   net::admin_response job_action(std::string_view method, std::string_view rest);
   std::string metrics_text();
+  void append_job_metrics(std::string& out);
   std::string jobs_json();
 
   fs::path spool_;
@@ -203,6 +207,7 @@ class daemon_service {
   std::map<std::string, std::uint64_t> jobs_finished_by_state_;
   std::array<std::uint64_t, 3> devices_finished_{};  // by status, of jobs that ended
   std::uint64_t retries_finished_ = 0;
+  std::uint64_t budget_refusals_finished_ = 0;
   double rate_wait_finished_s_ = 0;
   prometheus::histogram latency_{
       {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}};

@@ -222,6 +222,7 @@ void daemon_service::settle(daemon_job& dj) {
   devices_finished_[1] += dj.progress.failed;
   devices_finished_[2] += dj.progress.skipped;
   retries_finished_ += dj.progress.retries;
+  budget_refusals_finished_ += dj.progress.budget_refusals;
   rate_wait_finished_s_ += dj.progress.rate_wait_s;
   finished_.push_back({dj.name, state, where, reason, s});
   if (finished_.size() > 100) finished_.pop_front();

@@ -18,6 +18,7 @@
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -146,7 +147,7 @@ int main(int argc, char** argv) {
 
   // run
   auto* run = subcommand(app, "run", "Send the job's command to its devices.", run_footer);
-  std::string job_file, shard_text, retry_reasons;
+  std::string job_file, shard_text, shards_text, retry_reasons;
   bool dry = false;
   run_flags flags;
   run->add_option("JOB", job_file, "the job file (JSON)")->required();
@@ -175,6 +176,10 @@ int main(int argc, char** argv) {
   run->add_option("--shard", shard_text,
                   "only the devices of shard I of N (0 <= I < N): N processes with the same job "
                   "cover it exactly once");
+  run->add_option("--shards", shards_text,
+                  "shard JOB_COMPLETION_INDEX of N (the index a Kubernetes Indexed Job gives each "
+                  "pod)")
+      ->excludes(run->get_option("--shard"));
 
   // check
   auto* check_cmd = subcommand(
@@ -334,6 +339,12 @@ int main(int argc, char** argv) {
     if (!shard_text.empty()) {
       std::string error;
       flags.shard = fleetcast::parse_shard(shard_text, error);
+      if (!flags.shard) return usage_error(where, error);
+    }
+    if (!shards_text.empty()) {
+      std::string error;
+      flags.shard = fleetcast::shard_from_completion_index(
+          shards_text, std::getenv("JOB_COMPLETION_INDEX"), error);
       if (!flags.shard) return usage_error(where, error);
     }
     if (retry->count() > 0) {

@@ -13,6 +13,12 @@ bool constant_time_equal(std::string_view a, std::string_view b) noexcept {
   return diff == 0;
 }
 
+bool admin_cross_site(std::string_view origin, std::string_view host) noexcept {
+  if (origin.empty()) return false;
+  constexpr std::string_view scheme = "http://";
+  return !origin.starts_with(scheme) || origin.substr(scheme.size()) != host;
+}
+
 admin_verdict admin_access(std::string_view method, bool client_on_loopback,
                            std::string_view authorization, std::string_view token) noexcept {
   if (!admin_changes(method)) return admin_verdict::allowed;

@@ -24,6 +24,14 @@ bool admin_changes(std::string_view method) noexcept;
 admin_verdict admin_access(std::string_view method, bool client_on_loopback,
                            std::string_view authorization, std::string_view token) noexcept;
 
+// Whether a request comes from a page of another site: a browser sends
+// Origin with a cross-site POST, which a page anywhere on the web can make to
+// a loopback port (no preflight for a simple POST). A change request whose
+// Origin is not this server's own ("http://" + its Host) is refused, so the
+// status page, or any other, cannot be used to cancel jobs behind the
+// operator's back. No Origin (curl, scripts) is not cross-site.
+bool admin_cross_site(std::string_view origin, std::string_view host) noexcept;
+
 // Equal bytes, in time that depends on the lengths only.
 bool constant_time_equal(std::string_view a, std::string_view b) noexcept;
 

@@ -418,6 +418,7 @@ void dispatcher::fail_job(pending& p, std::string msg, std::int64_t now_us) {
 
 void dispatcher::retry_later(pending_ptr p, std::uint32_t retry_after_s, std::int64_t now_us) {
   if (!retry_.allow_retry(p->tries)) {
+    budget_refusals_ += retry_.refused_by_budget(p->tries);
     const auto msg = fmt::format("{} (gave up after {} tr{}{})", p->last_why, p->tries,
                                  p->tries == 1 ? "y" : "ies",
                                  retry_.budget_exhausted() ? "; retry budget exhausted" : "");

@@ -254,6 +254,7 @@ class dispatcher {
   token_bucket devices_bucket_;
   adaptive_rate adapt_;
   retry_policy retry_;
+  std::uint64_t budget_refusals_ = 0;  // batches the retry budget gave up on
   rollout_guard guard_;
   gateway_cap gateways_;
   std::mt19937_64 rng_;

@@ -18,7 +18,11 @@ dispatch_progress dispatcher::progress(std::int64_t now_us) {
   p.succeeded = summary_.count_of(device_status::succeeded);
   p.failed = summary_.count_of(device_status::failed);
   p.skipped = summary_.count_of(device_status::skipped);
+  p.by_reason = summary_.by_reason;
   p.requests = summary_.requests;
+  p.budget_refusals = budget_refusals_;
+  p.guard_stage = guard_.stage();
+  p.verdict = guard_.verdict();
   p.retries = summary_.retries;
   p.batch_size = sizer_.current();
   p.elapsed_s = static_cast<double>(now_us - start_us_) / 1e6;
@@ -32,12 +36,15 @@ dispatch_progress dispatcher::progress(std::int64_t now_us) {
   } else if (token_phase_ == token_phase::fetching && !token_startup_) {
     p.waiting_for = "a fresh token (auth.token_command)";
   } else if (now < long_wait_until_us_) {
+    p.held = true;
     p.waiting_for = fmt::format("{} ({:.0f} s left)", long_wait_why_,
                                 static_cast<double>(long_wait_until_us_ - now) / 1e6);
   } else if (window_start_us_ && now < *window_start_us_ && !stopping_) {
+    p.held = true;
     p.waiting_for = fmt::format("the time window (opens in {:.0f} s)",
                                 std::ceil(static_cast<double>(*window_start_us_ - now) / 1e6));
   } else if (auto held = guard_.holding_for(now); !held.empty() && !stopping_) {
+    p.held = true;
     p.waiting_for = std::move(held);
   } else if (gateways_.waiting() > 0 && ready_.empty() && delayed_.empty() && !stopping_) {
     p.waiting_for = fmt::format("the gateway cap ({} devices wait for room behind their gateway)",

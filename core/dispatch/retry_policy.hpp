@@ -30,6 +30,10 @@ class retry_policy {
   std::uint64_t requests() const noexcept { return requests_; }
   std::uint64_t retries() const noexcept { return retries_; }
   bool budget_exhausted() const noexcept;
+  // Whether a batch after `tries` is refused by the budget alone.
+  bool refused_by_budget(std::uint32_t tries) const noexcept {
+    return tries < config_.max_attempts && budget_exhausted();
+  }
 
  private:
   retry_config config_;

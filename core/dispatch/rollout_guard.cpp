@@ -76,6 +76,21 @@ void rollout_guard::on_result(outcome_reason reason, std::int64_t now_us) {
   }
 }
 
+std::string_view rollout_guard::stage() const noexcept {
+  switch (phase_) {
+    case phase::canary_sending:
+    case phase::canary_waiting:
+      return "canary";
+    case phase::canary_cooldown:
+      return "canary passed";
+    case phase::running:
+      return canary_size_ > 0 ? "canary passed" : "running";
+    case phase::aborted:
+      break;
+  }
+  return "aborted";
+}
+
 void rollout_guard::judge_canary(std::int64_t now_us) {
   const auto ratio = canary_size_ ? static_cast<double>(failed_) / static_cast<double>(done_) : 0.0;
   if (ratio > config_.abort_failure_ratio) {

@@ -49,6 +49,9 @@ class rollout_guard {
     return phase_ == phase::canary_sending || phase_ == phase::canary_waiting;
   }
   const std::string& verdict() const noexcept { return verdict_; }
+  // Where the rollout stands: "canary" (its devices go or are judged),
+  // "canary passed", "running" (a rollout without canary) or "aborted".
+  std::string_view stage() const noexcept;
   std::uint64_t done() const noexcept { return done_; }
   // The ramp's request rate now; 0 when there is no ramp.
   double ramp_rate() const noexcept;

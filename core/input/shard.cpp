@@ -46,4 +46,21 @@ std::optional<shard_spec> parse_shard(std::string_view text, std::string& error)
   return s;
 }
 
+std::optional<shard_spec> shard_from_completion_index(std::string_view count, const char* index,
+                                                      std::string& error) {
+  if (index == nullptr) {
+    error = fmt::format(
+        "--shards {}: JOB_COMPLETION_INDEX is not set (Kubernetes sets it in the pods of an "
+        "Indexed Job); elsewhere say which shard with --shard I/{}",
+        count, count);
+    return std::nullopt;
+  }
+  auto s = parse_shard(fmt::format("{}/{}", index, count), error);
+  if (!s) {
+    error = fmt::format("--shards {} with JOB_COMPLETION_INDEX={}: {}", count, index,
+                        error.substr(error.find(": ") + 2));
+  }
+  return s;
+}
+
 }  // namespace fleetcast

@@ -36,4 +36,13 @@ std::string to_string(const shard_spec& s);
 // Parses "I/N" (0 <= I < N <= 65536); nullopt with `error` set otherwise.
 std::optional<shard_spec> parse_shard(std::string_view text, std::string& error);
 
+// `--shards N`: shard I of N where I is JOB_COMPLETION_INDEX, which
+// Kubernetes sets in each pod of an Indexed Job (so the manifest need not
+// pass it, and the pod can exec fleetcast without a shell). `index` is the
+// variable's value, null when unset. nullopt with `error` set when N is not
+// 1 to 65536, the variable is missing or not a number, or I >= N (a Job with
+// more completions than shards: its extra pods must not run the rollout).
+std::optional<shard_spec> shard_from_completion_index(std::string_view count, const char* index,
+                                                      std::string& error);
+
 }  // namespace fleetcast

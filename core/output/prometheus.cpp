@@ -42,14 +42,26 @@ void append_header(std::string& out, std::string_view name, std::string_view typ
 
 void append_sample(std::string& out, std::string_view name, std::string_view label,
                    std::string_view label_value, double value) {
-  out += name;
-  if (!label.empty()) {
-    out += '{';
-    out += label;
-    out += "=\"";
-    append_label_value(out, label_value);
-    out += "\"}";
+  if (label.empty()) {
+    append_sample(out, name, {}, value);
+  } else {
+    append_sample(out, name, {{label, label_value}}, value);
   }
+}
+
+void append_sample(std::string& out, std::string_view name,
+                   std::initializer_list<label_pair> labels, double value) {
+  out += name;
+  char sep = '{';
+  for (const auto& [key, text] : labels) {
+    out += sep;
+    sep = ',';
+    out += key;
+    out += "=\"";
+    append_label_value(out, text);
+    out += '"';
+  }
+  if (sep == ',') out += '}';
   out += ' ';
   append_value(out, value);
   out += '\n';

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace fleetcast::prometheus {
@@ -18,6 +19,11 @@ void append_header(std::string& out, std::string_view name, std::string_view typ
 // label values are escaped (backslash, quote, newline).
 void append_sample(std::string& out, std::string_view name, std::string_view label,
                    std::string_view label_value, double value);
+
+// One sample with several labels: name{a="x",b="y"} value.
+using label_pair = std::pair<std::string_view, std::string_view>;
+void append_sample(std::string& out, std::string_view name,
+                   std::initializer_list<label_pair> labels, double value);
 
 // A histogram over fixed upper bounds (ascending), cumulative on output.
 class histogram {

@@ -50,8 +50,12 @@ struct admin_server::impl {
       const auto& req = parser.get();
       admin_response answer;
       try {
-        admin_request r{std::string(req.method_string()), std::string(req.target()),
-                        std::string(req[http::field::authorization]), on_loopback};
+        admin_request r{std::string(req.method_string()),
+                        std::string(req.target()),
+                        std::string(req[http::field::authorization]),
+                        on_loopback,
+                        std::string(req[http::field::origin]),
+                        std::string(req[http::field::host])};
         answer = handle(r);
       } catch (const std::exception& e) {
         answer = {500, "text/plain; charset=utf-8", std::string(e.what()) + "\n"};

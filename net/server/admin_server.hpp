@@ -17,6 +17,8 @@ struct admin_request {
   std::string target;               // "/metrics", "/jobs/x/cancel"
   std::string authorization;        // the Authorization header, "" when absent
   bool client_on_loopback = false;  // the peer's address is 127.0.0.0/8 or ::1
+  std::string origin;               // the Origin header (a browser's), "" when absent
+  std::string host;                 // the Host header
 };
 
 struct admin_response {

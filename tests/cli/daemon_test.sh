@@ -24,14 +24,7 @@ write_config() {  # extra members
  "endpoints": {"http://127.0.0.1:$port": {"connections": 6, "requests_per_second": 0}}${1:+, $1}}
 CONF
 }
-start_daemon() {
-  rm -f "$spool/admin.address"
-  "$bin" daemon --spool "$spool" --config "$tmp/daemon.json" 2>>"$tmp/daemon.log" &
-  daemon_pid=$!
-  for _ in $(seq 400); do [ -s "$spool/admin.address" ] && break; sleep 0.05; done
-  aport=$(sed 's/.*://' "$spool/admin.address")
-  [ -n "$aport" ] || { echo "daemon did not start: $(tail -5 "$tmp/daemon.log")"; exit 1; }
-}
+start_daemon() { daemon_up "$spool" "$tmp/daemon.json"; }
 http() {  # METHOD PATH -> the whole answer on stdout
   exec 3<>"/dev/tcp/127.0.0.1/$aport" || return 1
   printf '%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$1" "$2" >&3

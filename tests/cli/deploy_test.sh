@@ -55,5 +55,23 @@ for _ in $(seq 200); do [ -s "$spool/admin.address" ] && break; sleep 0.1; done
 [ -s "$spool/admin.address" ] || fail "the daemon does not start with the example config: $(cat "$tmp/d.out")"
 kill -TERM "$pid" 2>/dev/null
 wait "$pid" || fail "the daemon did not stop with exit 0"
+# The image's HEALTHCHECK, run as Docker runs it, against a daemon with the
+# image's config (admin port 9464 on every address): healthy while it
+# serves, unhealthy once it is gone. EXPOSE names that port; the user is
+# numeric (Kubernetes' runAsNonRoot can check it); the binary is stripped.
+dockerfile=$src/deploy/Dockerfile
+check_cmd=$(sed -n 's/^  CMD \["\/bin\/bash", "-c", "\(.*\)"\]$/\1/p' "$dockerfile" | sed 's/\\\\/\\/g')
+[ -n "$check_cmd" ] || fail "no HEALTHCHECK CMD in the Dockerfile"
+listen=$(sed -n 's/.*"admin_listen": "\([^"]*\)".*/\1/p' "$src/config/daemon.container.json")
+grep -q "^EXPOSE ${listen##*:}\$" "$dockerfile" && [ "${listen%:*}" = "0.0.0.0" ] || fail "EXPOSE does not match the container config's admin_listen $listen"
+grep -q '^USER [0-9]*:[0-9]*$' "$dockerfile" && grep -q 'strip --strip-unneeded build/release/fleetcast' "$dockerfile" || fail "the image's user is not numeric or its binary not stripped"
+cspool=$tmp/cspool
+"$tmp/root/usr/local/bin/fleetcast" daemon --spool "$cspool" --config "$src/config/daemon.container.json" >"$tmp/c.out" 2>&1 &
+pid=$!
+for _ in $(seq 200); do [ -s "$cspool/admin.address" ] && break; sleep 0.1; done
+bash -c "$check_cmd" && echo "HEALTHCHECK: healthy" || fail "HEALTHCHECK against a serving daemon: $(cat "$tmp/c.out")"
+kill -TERM "$pid" 2>/dev/null
+wait "$pid" || fail "the container-config daemon did not stop with exit 0"
+bash -c "$check_cmd" 2>/dev/null && fail "HEALTHCHECK passes with no daemon"
 [ "$failed" -eq 0 ] && echo "deploy: all passed"
 [ "$failed" -eq 0 ]

@@ -67,3 +67,47 @@ check_not_resent() {  # RESULTS-BEFORE RECORD LABEL
        END { for (k in c) if (c[k] > 1) bad++; exit bad > 0 }' "$1" "$2" &&
     ok || fail "$3: a device that had a result before the stop was sent again"
 }
+
+# A daemon on SPOOL with CONFIG (admin_listen 127.0.0.1:0); sets daemon_pid
+# and aport (its admin port). Its stderr goes to $tmp/daemon.log.
+daemon_up() {  # SPOOL CONFIG
+  rm -f "$1/admin.address"
+  "$bin" daemon --spool "$1" --config "$2" 2>>"$tmp/daemon.log" &
+  daemon_pid=$!
+  for _ in $(seq 400); do [ -s "$1/admin.address" ] && break; sleep 0.05; done
+  aport=$(sed 's/.*://' "$1/admin.address")
+  [ -n "$aport" ] || { echo "daemon did not start: $(tail -5 "$tmp/daemon.log")"; exit 1; }
+}
+admin_http() {  # METHOD PATH [HEADER] -> the whole answer of the admin port on stdout
+  exec 3<>"/dev/tcp/127.0.0.1/$aport" || return 1
+  printf '%s %s HTTP/1.0\r\nHost: 127.0.0.1:%s\r\n%s\r\n' "$1" "$2" "$aport" "${3:+$3$'\r\n'}" >&3
+  timeout 10 cat <&3
+  exec 3<&-
+}
+# A job file named NAME.json in SPOOL/incoming (written aside, renamed in):
+# DEVICES (a file there), 10 devices per request, RATE requests/s, one
+# connection, the emulator at $port.
+spool_job() {  # SPOOL NAME DEVICES RATE [extra members]
+  cat >"$1/incoming/.$2.tmp" <<JOB
+{"endpoint": "http://127.0.0.1:$port", "auth": {"token_file": "token"},
+ "command": {"type": 2, "data": "[{\"switch\":true}]", "isCache": 1, "cacheTime": 600, "isCover": 1},
+ "devices": {"file": "$3"}, "batch": {"max_devices": 10},
+ "rate": {"requests_per_second": $4}, "connections": 1${5:+, $5}}
+JOB
+  mv "$1/incoming/.$2.tmp" "$1/incoming/$2.json"
+}
+# A spool for a daemon against the emulator at $port: the token file,
+# small.csv and large.csv (distinct devices) in incoming/, and
+# $tmp/daemon.json (admin port on loopback, 2 jobs at once); then the daemon.
+daemon_with_fleets() {  # SPOOL TOKEN SMALL-COUNT LARGE-COUNT
+  mkdir -p "$1/incoming"
+  printf 'Bearer %s\n' "$2" >"$1/incoming/token"
+  "$bin" generate-devices "$3" "$1/incoming/small.csv" --gateway-every 0 2>/dev/null
+  "$bin" generate-devices "$4" "$1/incoming/large.csv" --gateway-every 0 2>/dev/null
+  sed -i "2,\$ s/^\([^,]*\),/\1,big-/" "$1/incoming/large.csv"
+  cat >"$tmp/daemon.json" <<CONF
+{"admin_listen": "127.0.0.1:0", "max_jobs": 2,
+ "endpoints": {"http://127.0.0.1:$port": {"connections": 2, "requests_per_second": 0}}}
+CONF
+  daemon_up "$1" "$tmp/daemon.json"
+}

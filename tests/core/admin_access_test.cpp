@@ -23,3 +23,12 @@ TEST_CASE("reading is open on any address; changing needs the token, or loopback
   CHECK_FALSE(constant_time_equal("a", "b"));
   CHECK_FALSE(constant_time_equal("ab", "a"));
 }
+
+TEST_CASE("admin port: a change from another site's page is refused; no Origin is not cross-site") {
+  CHECK_FALSE(admin_cross_site("", "127.0.0.1:9464"));
+  CHECK_FALSE(admin_cross_site("http://127.0.0.1:9464", "127.0.0.1:9464"));
+  CHECK(admin_cross_site("http://127.0.0.1:9465", "127.0.0.1:9464"));
+  CHECK(admin_cross_site("https://evil.example", "127.0.0.1:9464"));
+  CHECK(admin_cross_site("null", "127.0.0.1:9464"));
+  CHECK(admin_cross_site("http://127.0.0.1:9464.evil.example", "127.0.0.1:9464"));
+}

@@ -75,6 +75,9 @@ TEST_CASE("prometheus text: samples, escaped labels, cumulative histograms") {
   CHECK(out ==
         "# HELP x_total Things.\n# TYPE x_total counter\n"
         "x_total{job=\"a\\\"b\\\\c\\nd\"} 3\ny 0.25\n");
+  out.clear();
+  prometheus::append_sample(out, "z", {{"job", "j\"1"}, {"status", "failed"}}, 7);
+  CHECK(out == "z{job=\"j\\\"1\",status=\"failed\"} 7\n");
   prometheus::histogram h({0.1, 1});
   for (double v : {0.05, 0.1, 0.5, 2.0}) h.observe(v);
   out.clear();

@@ -249,6 +249,12 @@ TEST_SUITE("dispatcher") {
       if (r.msg.find("retry budget exhausted") != std::string::npos) ++exhausted;
     CHECK(exhausted > 100);
     CHECK(summary.requests == s.requests().size());
+    // The progress says so too (the daemon's fleetcast_retry_budget_refusals_total).
+    REQUIRE(!s.progress.empty());
+    const auto& last = s.progress.back();
+    CHECK(last.budget_refusals > 100);
+    CHECK(last.budget_refusals <= exhausted);
+    CHECK(last.by_reason[static_cast<std::size_t>(outcome_reason::transport_failed)] == 200);
   }
 
   TEST_CASE("Retry-After: a 429's wait is honoured, capped by retry.max_retry_after_s, and said") {
@@ -454,6 +460,13 @@ TEST_SUITE("dispatcher") {
       for (std::size_t k = 0; k < i; ++k)
         canary_answered = std::max(canary_answered, s.requests()[k].at_us + s.answer_us);
       CHECK(s.requests().at(i).at_us >= canary_answered + 5'000'000);
+      // The progress tells the stage: the canary first, then passed.
+      REQUIRE(!s.progress.empty());
+      CHECK(s.progress.front().guard_stage == "canary");
+      CHECK(std::any_of(s.progress.begin(), s.progress.end(),
+                        [](const dispatch_progress& p) { return p.held; }));
+      CHECK(s.progress.back().guard_stage == "canary passed");
+      CHECK(s.progress.back().verdict.empty());
     }
     SUBCASE("bad") {
       emulator_config server;
@@ -469,6 +482,10 @@ TEST_SUITE("dispatcher") {
       for (const auto& [k, n] : s.sends()) sent += static_cast<std::size_t>(n);
       CHECK(sent == 120);
       CHECK(count_reason(s, outcome_reason::aborted) == 880);
+      REQUIRE(!s.progress.empty());
+      CHECK(s.progress.back().guard_stage == "aborted");
+      CHECK(s.progress.back().verdict.starts_with("aborted by the canary"));
+      CHECK(s.progress.back().by_reason[static_cast<std::size_t>(outcome_reason::aborted)] == 880);
     }
   }
 

@@ -28,6 +28,24 @@ TEST_CASE("--shard parses I/N and names what is wrong") {
   }
 }
 
+TEST_CASE("--shards N takes its index from JOB_COMPLETION_INDEX and refuses what does not fit") {
+  std::string error;
+  auto s = shard_from_completion_index("4", "3", error);
+  REQUIRE(s);
+  CHECK(s->index == 3);
+  CHECK(s->count == 4);
+  CHECK_FALSE(shard_from_completion_index("4", nullptr, error));
+  CHECK(error.find("JOB_COMPLETION_INDEX is not set") != std::string::npos);
+  CHECK(error.find("--shard I/4") != std::string::npos);
+  CHECK_FALSE(shard_from_completion_index("4", "4", error));  // more completions than shards
+  CHECK(error ==
+        "--shards 4 with JOB_COMPLETION_INDEX=4: I must be below N (shards are numbered 0 to 3)");
+  CHECK_FALSE(shard_from_completion_index("4", "x", error));
+  CHECK(error.find("JOB_COMPLETION_INDEX=x") != std::string::npos);
+  CHECK_FALSE(shard_from_completion_index("0", "0", error));
+  CHECK(error.find("N must be 1 to 65536") != std::string::npos);
+}
+
 TEST_CASE("N shards of one input: every record in exactly one, duplicates with their device") {
   // 3,000 devices, some repeated, some invalid (an empty deviceKey).
   std::string csv = "productKey,deviceKey\n";
