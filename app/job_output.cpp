@@ -1,6 +1,8 @@
 // A job's output folder (see job_output.hpp).
 #include "app/job_output.hpp"
 
+#include "app/result_file.hpp"
+
 #include "core/input/device_hash.hpp"
 #include "core/output/result_log.hpp"
 
@@ -106,8 +108,8 @@ struct carried {
 class results_writer final : public result_sink {
  public:
   results_writer(const std::string& path, fsync_policy policy,
-                 std::unordered_map<std::uint64_t, carried>& carry)
-      : file_(path, policy), carry_(carry) {}
+                 std::unordered_map<std::uint64_t, carried>& carry, result_file& merged)
+      : file_(path, policy), carry_(carry), merged_(merged) {}
   void on_result(const device_result& r) override {
     if (!carry_.empty()) {
       if (auto it = carry_.find(r.index); it != carry_.end()) {
@@ -125,17 +127,23 @@ class results_writer final : public result_sink {
     file_.write(buf_);
     buf_.clear();
   }
-  std::string_view failure() const noexcept override { return file_.error(); }
+  // A write of results.ndjson or of result.json's parts that failed (a
+  // full disk): the run stops, resumable.
+  std::string_view failure() const noexcept override {
+    return file_.error().empty() ? std::string_view(merged_.error()) : file_.error();
+  }
   std::uint64_t retries() const noexcept { return retries_; }
 
  private:
   void add(const device_result& r) {
     if (r.attempts > 1) retries_ += r.attempts - 1;
     append_result_line(buf_, r);
+    merged_.add(r);
     if (buf_.size() > (1 << 20)) flush();
   }
   append_file file_;
   std::unordered_map<std::uint64_t, carried>& carry_;
+  result_file& merged_;
   std::string buf_;
   std::uint64_t retries_ = 0;
 };
@@ -182,6 +190,7 @@ struct job_output::impl {
   std::unordered_map<std::uint64_t, carried> carry;
   run_summary before;
   std::uint64_t journal_requests = 0;  // requests of the earlier runs
+  std::optional<result_file> merged;   // result.json, as the results come
   std::optional<results_writer> results;
   std::optional<append_file> journal;
   std::string journal_line;
@@ -241,6 +250,7 @@ struct job_output::impl {
     fs::remove(kept_path, ec);
     std::ifstream in(results_path, std::ios::binary);
     append_file kept_file(kept_path, {});
+    merged.emplace(dir);  // the kept results go into result.json too
     result_log_reader reader(in);
     device_result r;
     std::string buf;
@@ -263,6 +273,7 @@ struct job_output::impl {
       before.count(r);
       done.insert(r.index);
       append_result_line(buf, r);
+      merged->add(r);
       if (buf.size() > (1 << 20)) {
         if (!kept_file.write(buf)) break;
         buf.clear();
@@ -294,7 +305,8 @@ struct job_output::impl {
       }
       compacted.clear();
     }
-    results.emplace(results_path, fsync, carry);
+    if (!merged) merged.emplace(dir);
+    results.emplace(results_path, fsync, carry, *merged);
     journal.emplace((dir / "sent.journal").string(), fsync);
     committed = true;
     if (!results->failure().empty() || !journal->error().empty()) {
@@ -490,6 +502,7 @@ void job_output::abandon() {
   auto& s = *impl_;
   if (s.fresh && s.requests_now == 0) {
     s.results.reset();
+    s.merged.reset();
     s.journal.reset();
     std::error_code ec;
     for (const char* f : {"results.ndjson", "sent.journal", "rollout.json"})
@@ -532,41 +545,7 @@ std::string job_output::finish(run_summary& summary) {
   summary.elapsed_s = 0;
   for (const auto& r : summary.runs) summary.elapsed_s += r.elapsed_s;
 
-  if (problem.empty()) {
-    // result.json from results.ndjson, through a temporary file.
-    std::ifstream in(s.dir / "results.ndjson", std::ios::binary);
-    std::fstream successes(s.dir / ".successes.part",
-                           std::ios::in | std::ios::out | std::ios::trunc | std::ios::binary);
-    std::fstream failures(s.dir / ".failures.part",
-                          std::ios::in | std::ios::out | std::ios::trunc | std::ios::binary);
-    const auto tmp = s.dir / "result.json.tmp";
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!successes || !failures || !out) {
-      problem = fmt::format("result.json: cannot open its temporary files in {}: {}",
-                            s.dir.string(), errno_text());
-    } else {
-      problem = write_merged_result(in, out, successes, failures);
-      out.flush();
-      if (problem.empty() && (!out || successes.bad() || failures.bad())) {
-        problem = fmt::format("result.json: write failed in {} (disk full?)", s.dir.string());
-      }
-      out.close();
-      if (problem.empty() && !out) problem = "result.json: write failed";
-    }
-    std::error_code ec;
-    if (problem.empty()) {
-      const int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0 || ::fsync(fd) != 0) problem = fmt::format("result.json: fsync: {}", errno_text());
-      if (fd >= 0) ::close(fd);
-    }
-    if (problem.empty()) {
-      fs::rename(tmp, s.dir / "result.json", ec);
-      if (ec) problem = fmt::format("result.json: {}", ec.message());
-    }
-    if (!problem.empty()) fs::remove(tmp, ec);
-    fs::remove(s.dir / ".successes.part", ec);
-    fs::remove(s.dir / ".failures.part", ec);
-  }
+  if (problem.empty()) problem = s.merged->finish();
   if (!problem.empty()) {
     summary.state = job_state::failed;
     summary.runs.back().state = job_state::failed;

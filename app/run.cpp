@@ -17,6 +17,7 @@
 #include <boost/asio/signal_set.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <functional>
@@ -43,6 +44,9 @@ std::size_t terminal_width() {
 }  // namespace
 
 int run_job(const std::string& job_file, const run_flags& flags) {
+  // The whole run as the operator waits for it: from here to every output
+  // written (the closing line's time and devices/s).
+  const auto process_start = std::chrono::steady_clock::now();
   auto loaded = load_job(job_file, true);
   if (!loaded) return 2;
   job j = std::move(*loaded);
@@ -217,8 +221,13 @@ int run_job(const std::string& job_file, const run_flags& flags) {
   run_summary summary = std::move(outcome.summary);
   if (terminal) fmt::print(stderr, "\n");
   summary.reason = rollout.failure();
+  const auto last_answer = std::chrono::steady_clock::now();
   if (const auto problem = output.finish(summary); !problem.empty())
     fmt::print(stderr, "fleetcast: the outputs cannot be written: {}\n", problem);
+  const auto outputs_written = std::chrono::steady_clock::now();
+  const auto seconds = [](auto d) { return std::chrono::duration<double>(d).count(); };
+  const double whole_s = seconds(outputs_written - process_start);
+  const double after_s = seconds(outputs_written - last_answer);
 
   if (!rollout.failure().empty())
     fmt::print(stderr, "fleetcast: the job failed: {}\n", rollout.failure());
@@ -233,17 +242,19 @@ int run_job(const std::string& job_file, const run_flags& flags) {
                stopped_by == SIGINT ? "SIGINT" : "SIGTERM", job_file,
                flags.shard ? " --shard " + to_string(*flags.shard) : std::string());
   }
-  // Devices/s: those this run sent, over this run's time.
-  const double run_s = summary.runs.empty() ? summary.elapsed_s : summary.runs.back().elapsed_s;
+  // Devices/s: those this run sent, over the whole of this process's run
+  // (reading the list, sending, writing every output), which is what the
+  // operator waited for.
   const auto sent_now = last.succeeded + last.failed;
   const auto text = fmt::format(
       "fleetcast: {} \"{}\": {} devices: {} succeeded, {} failed, {} skipped; {} requests, {} "
-      "retries, {:.1f} s, {} sent at {} devices/s, batch size {}; outputs in {}\n",
+      "retries; {} sent in {:.1f} s, {} devices/s over the whole run ({:.1f} s of it writing the "
+      "outputs after the last answer); batch size {}; outputs in {}\n",
       to_string(summary.state), summary.name, summary.records,
       summary.count_of(device_status::succeeded), summary.count_of(device_status::failed),
-      summary.count_of(device_status::skipped), summary.requests, summary.retries, run_s, sent_now,
-      rate_text(run_s > 0 ? static_cast<double>(sent_now) / run_s : 0), summary.batch_size,
-      j.output_dir);
+      summary.count_of(device_status::skipped), summary.requests, summary.retries, sent_now,
+      whole_s, rate_text(whole_s > 0 ? static_cast<double>(sent_now) / whole_s : 0), after_s,
+      summary.batch_size, j.output_dir);
   if (flags.json) {
     fmt::print("{}", summary.to_json());
     if (!flags.quiet) fmt::print(stderr, "{}", text);

@@ -3,7 +3,7 @@
 
 #include "core/protocol/json_escape.hpp"
 
-#include <fmt/format.h>
+#include <charconv>
 
 namespace fleetcast {
 
@@ -59,28 +59,49 @@ device_status status_of(outcome_reason r) noexcept {
   }
 }
 
+namespace {
+
+template <typename Int>
+char* write_number(char* w, Int v) noexcept {
+  return std::to_chars(w, w + 24, v).ptr;
+}
+
+}  // namespace
+
+// One reservation, then raw writes: this runs once per device
+// (bench/instruction_budgets.txt, write_phase).
 void append_result_line(std::string& out, const device_result& r) {
-  auto it = std::back_inserter(out);
-  fmt::format_to(it, "{{\"index\":{},\"productKey\":", r.index);
-  append_json_string(out, r.device.product_key);
-  out += ",\"deviceKey\":";
-  append_json_string(out, r.device.device_key);
-  out += ",\"gatewayProductKey\":";
-  append_json_string_or_null(out, r.device.gateway_product_key);
-  out += ",\"gatewayDeviceKey\":";
-  append_json_string_or_null(out, r.device.gateway_device_key);
-  fmt::format_to(it, ",\"status\":\"{}\",\"reason\":\"{}\",\"ticket\":", to_string(r.status()),
-                 to_string(r.reason));
-  append_json_string_or_null(out, r.ticket);
-  out += ",\"code\":";
-  if (r.code) {
-    fmt::format_to(it, "{}", *r.code);
-  } else {
-    out += "null";
-  }
-  out += ",\"msg\":";
-  append_json_string_or_null(out, r.msg);
-  fmt::format_to(it, ",\"attempts\":{},\"uncertain\":{}}}\n", r.attempts, r.uncertain);
+  const auto& d = r.device;
+  const std::size_t bound = 256 + json_string_bound(d.product_key.size()) +
+                            json_string_bound(d.device_key.size()) +
+                            json_string_bound(d.gateway_product_key.size()) +
+                            json_string_bound(d.gateway_device_key.size()) +
+                            json_string_bound(r.ticket.size()) + json_string_bound(r.msg.size());
+  append_bounded(out, bound, [&](char* w) {
+    w = write_bytes(w, "{\"index\":");
+    w = write_number(w, r.index);
+    w = write_bytes(w, ",\"productKey\":");
+    w = write_json_string(w, d.product_key);
+    w = write_bytes(w, ",\"deviceKey\":");
+    w = write_json_string(w, d.device_key);
+    w = write_bytes(w, ",\"gatewayProductKey\":");
+    w = write_json_string_or_null(w, d.gateway_product_key);
+    w = write_bytes(w, ",\"gatewayDeviceKey\":");
+    w = write_json_string_or_null(w, d.gateway_device_key);
+    w = write_bytes(w, ",\"status\":\"");
+    w = write_bytes(w, to_string(r.status()));
+    w = write_bytes(w, "\",\"reason\":\"");
+    w = write_bytes(w, to_string(r.reason));
+    w = write_bytes(w, "\",\"ticket\":");
+    w = write_json_string_or_null(w, r.ticket);
+    w = write_bytes(w, ",\"code\":");
+    w = r.code ? write_number(w, *r.code) : write_bytes(w, "null");
+    w = write_bytes(w, ",\"msg\":");
+    w = write_json_string_or_null(w, r.msg);
+    w = write_bytes(w, ",\"attempts\":");
+    w = write_number(w, r.attempts);
+    return write_bytes(w, r.uncertain ? ",\"uncertain\":true}\n" : ",\"uncertain\":false}\n");
+  });
 }
 
 }  // namespace fleetcast

@@ -109,18 +109,13 @@ bool result_log_reader::next(device_result& r) {
   return true;
 }
 
-std::string write_merged_result(std::istream& results, std::ostream& out, std::iostream& successes,
-                                std::iostream& failures) {
-  pkdk_result_merger merger(successes, failures);
+std::string merged_result_of(std::istream& results, std::string& out) {
+  pkdk_result_merger merger;
   result_log_reader reader(results);
   device_result r;
   while (reader.next(r)) merger.add(r);
   if (!reader.error().empty()) return reader.error();
-  successes.flush();
-  failures.flush();
-  successes.seekg(0);
-  failures.seekg(0);
-  pkdk_result_merger::write(out, successes, failures, "merged by fleetcast");
+  out = merger.whole("merged by fleetcast");
   return {};
 }
 

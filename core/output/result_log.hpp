@@ -10,7 +10,6 @@
 #include <cstdint>
 #include <istream>
 #include <memory>
-#include <ostream>
 #include <string>
 
 namespace fleetcast {
@@ -35,9 +34,9 @@ class result_log_reader {
   std::string error_;
 };
 
-// Writes result.json from a results.ndjson stream, through two temporary
-// streams; returns an error message, or "" on success.
-std::string write_merged_result(std::istream& results, std::ostream& out, std::iostream& successes,
-                                std::iostream& failures);
+// result.json's text rebuilt from a results.ndjson stream, in memory (the
+// run builds it as it goes; this is the reference its tests compare with).
+// Returns an error message, or "" on success.
+std::string merged_result_of(std::istream& results, std::string& out);
 
 }  // namespace fleetcast

@@ -26,72 +26,99 @@ inline bool word_needs_escape(std::uint64_t x) noexcept {
   return (below_space | has_zero(x ^ (ones * '"')) | has_zero(x ^ (ones * '\\'))) != 0;
 }
 
-// Whether `s` needs no escaping, eight bytes at a time (device keys nearly
-// never need it: they are then copied in one piece).
+inline std::uint64_t load8(const char* p) noexcept {
+  std::uint64_t x;
+  std::memcpy(&x, p, 8);
+  return x;
+}
+
+inline std::uint32_t load4(const char* p) noexcept {
+  std::uint32_t x;
+  std::memcpy(&x, p, 4);
+  return x;
+}
+
+// Whether `s` needs no escaping, eight bytes at a time; the last word
+// overlaps the one before instead of copying a short tail (device keys
+// nearly never need escaping: they are then copied in one piece).
 bool json_string_is_plain(std::string_view s) noexcept {
   const char* p = s.data();
-  std::size_t n = s.size();
-  for (; n >= 8; p += 8, n -= 8) {
-    std::uint64_t x;
-    std::memcpy(&x, p, 8);
-    if (word_needs_escape(x)) return false;
+  const std::size_t n = s.size();
+  if (n >= 8) {
+    for (std::size_t i = 0; i + 8 < n; i += 8)
+      if (word_needs_escape(load8(p + i))) return false;
+    return !word_needs_escape(load8(p + n - 8));
   }
-  if (n == 0) return true;                  // (an empty view may have no data pointer at all)
-  std::uint64_t x = 0x4141414141414141ULL;  // 'A' in the bytes past the end
-  std::memcpy(&x, p, n);
+  constexpr std::uint64_t filler = 0x4141414141414141ULL;  // 'A': needs no escaping
+  if (n >= 4) {                                            // two overlapping 4-byte loads
+    return !word_needs_escape(load4(p) | (std::uint64_t{load4(p + n - 4)} << 32));
+  }
+  std::uint64_t x = filler;
+  for (std::size_t i = 0; i < n; ++i) x = (x << 8) | static_cast<unsigned char>(p[i]);
   return !word_needs_escape(x);
 }
 
 }  // namespace
 
-void append_json_string(std::string& out, std::string_view s) {
+char* write_json_string(char* w, std::string_view s) noexcept {
+  *w++ = '"';
   if (json_string_is_plain(s)) {
-    const std::size_t at = out.size();
-    out.resize(at + s.size() + 2);  // (within capacity once the buffer is warm)
-    char* w = out.data() + at;
-    w[0] = '"';
-    if (!s.empty()) std::memcpy(w + 1, s.data(), s.size());
-    w[s.size() + 1] = '"';
-    return;
+    w = write_bytes(w, s);
+    *w++ = '"';
+    return w;
   }
-  out.push_back('"');
-  std::size_t run = 0;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (!needs_escape[c]) continue;
-    out.append(s.data() + run, i - run);
-    run = i + 1;
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (!needs_escape[c]) {
+      *w++ = ch;
+      continue;
+    }
+    *w++ = '\\';
     switch (c) {
       case '"':
-        out += "\\\"";
+        *w++ = '"';
         break;
       case '\\':
-        out += "\\\\";
+        *w++ = '\\';
         break;
       case '\n':
-        out += "\\n";
+        *w++ = 'n';
         break;
       case '\r':
-        out += "\\r";
+        *w++ = 'r';
         break;
       case '\t':
-        out += "\\t";
+        *w++ = 't';
         break;
       case '\b':
-        out += "\\b";
+        *w++ = 'b';
         break;
       case '\f':
-        out += "\\f";
+        *w++ = 'f';
         break;
       default: {
         static constexpr char hex[] = "0123456789abcdef";
-        const char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 0xF]};
-        out.append(esc, sizeof esc);
+        *w++ = 'u';
+        *w++ = '0';
+        *w++ = '0';
+        *w++ = hex[c >> 4];
+        *w++ = hex[c & 0xF];
       }
     }
   }
-  out.append(s.data() + run, s.size() - run);
-  out.push_back('"');
+  *w++ = '"';
+  return w;
+}
+
+void append_json_string(std::string& out, std::string_view s) {
+  const bool plain = json_string_is_plain(s);
+  append_bounded(out, plain ? s.size() + 2 : json_string_bound(s.size()), [&](char* w) {
+    if (!plain) return write_json_string(w, s);
+    *w++ = '"';
+    w = write_bytes(w, s);
+    *w++ = '"';
+    return w;
+  });
 }
 
 }  // namespace fleetcast

@@ -1,6 +1,8 @@
 // JSON string output: quoting and escaping into a caller's reused buffer.
 #pragma once
 
+#include <cstddef>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -18,6 +20,40 @@ inline void append_json_string_or_null(std::string& out, std::string_view s) {
   } else {
     append_json_string(out, s);
   }
+}
+
+// Raw writes for the per-device hot paths (a result line, an entry of
+// result.json, a request's device): the caller makes room once for a whole
+// record (append_bounded) and writes into it without a capacity check per
+// piece.
+
+// The most bytes write_json_string writes for a string of n bytes (the
+// quotes, and \u00XX for every byte).
+constexpr std::size_t json_string_bound(std::size_t n) noexcept {
+  return 6 * n + 2;
+}
+
+// Writes `s` as a JSON string literal at `w`, which has room for
+// json_string_bound(s.size()) bytes; returns the end.
+char* write_json_string(char* w, std::string_view s) noexcept;
+
+inline char* write_bytes(char* w, std::string_view s) noexcept {
+  if (!s.empty()) std::memcpy(w, s.data(), s.size());
+  return w + s.size();
+}
+
+// A JSON string literal, or null for an empty string.
+inline char* write_json_string_or_null(char* w, std::string_view s) noexcept {
+  return s.empty() ? write_bytes(w, "null") : write_json_string(w, s);
+}
+
+// Grows `out` by at most `bound` bytes written by write(char* at) -> end.
+template <typename Write>
+void append_bounded(std::string& out, std::size_t bound, Write&& write) {
+  const std::size_t at = out.size();
+  out.resize(at + bound);
+  char* const end = write(out.data() + at);
+  out.resize(static_cast<std::size_t>(end - out.data()));
 }
 
 }  // namespace fleetcast

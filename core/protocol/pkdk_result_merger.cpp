@@ -6,26 +6,29 @@
 
 namespace fleetcast {
 
+namespace {
+
+// ,{"data":{...},"ticket":"..."} (or "msg"): one reservation per entry.
+void append_entry(std::string& out, bool first, const pkdk_view& d, std::string_view key,
+                  std::string_view text) {
+  append_bounded(out, 24 + pkdk_json_bound(d) + json_string_bound(text.size()), [&](char* w) {
+    w = write_bytes(w, first ? "{\"data\":" : ",{\"data\":");
+    w = write_pkdk_json(w, d);
+    w = write_bytes(w, key);
+    w = write_json_string(w, text);
+    *w++ = '}';
+    return w;
+  });
+}
+
+}  // namespace
+
 void pkdk_result_merger::add_success(const pkdk_view& d, std::string_view ticket) {
-  buf_.clear();
-  if (success_count_++ != 0) buf_ += ',';
-  buf_ += "{\"data\":";
-  append_pkdk_json(buf_, d);
-  buf_ += ",\"ticket\":";
-  append_json_string(buf_, ticket);
-  buf_ += '}';
-  successes_.write(buf_.data(), static_cast<std::streamsize>(buf_.size()));
+  append_entry(successes_, success_count_++ == 0, d, ",\"ticket\":", ticket);
 }
 
 void pkdk_result_merger::add_failure(const pkdk_view& d, std::string_view msg) {
-  buf_.clear();
-  if (failure_count_++ != 0) buf_ += ',';
-  buf_ += "{\"data\":";
-  append_pkdk_json(buf_, d);
-  buf_ += ",\"msg\":";
-  append_json_string(buf_, msg);
-  buf_ += '}';
-  failures_.write(buf_.data(), static_cast<std::streamsize>(buf_.size()));
+  append_entry(failures_, failure_count_++ == 0, d, ",\"msg\":", msg);
 }
 
 void pkdk_result_merger::add(const device_result& r) {
@@ -58,24 +61,20 @@ void pkdk_result_merger::add(const decoded_response& part) {
   for (const auto& f : part.failures) add_failure(f.device, f.msg);
 }
 
-namespace {
-// Copies a stream; unlike `out << in.rdbuf()`, an empty input is no error.
-void copy(std::istream& in, std::ostream& out) {
-  char buf[64 * 1024];
-  while (in.read(buf, sizeof buf) || in.gcount() > 0) out.write(buf, in.gcount());
-}
-}  // namespace
-
-void pkdk_result_merger::write(std::ostream& out, std::istream& successes, std::istream& failures,
-                               std::string_view msg) {
+std::string pkdk_result_merger::head(std::string_view msg) {
   std::string head = "{\"code\":200,\"msg\":";
   append_json_string(head, msg);
   head += ",\"extMsg\":null,\"data\":{\"successList\":[";
-  out << head;
-  copy(successes, out);
-  out << "],\"failureList\":[";
-  copy(failures, out);
-  out << "]}}\n";
+  return head;
+}
+
+std::string pkdk_result_merger::whole(std::string_view msg) const {
+  auto out = head(msg);
+  out += successes_;
+  out += between();
+  out += failures_;
+  out += tail();
+  return out;
 }
 
 }  // namespace fleetcast

@@ -1,7 +1,10 @@
 // pkdk_result_merger: merges the partial answers of a rollout into one
 // PkdkResult in the API's own response schema (result.json), streaming:
-// success entries go to one stream, failure entries to another, and write()
-// joins them. Memory does not grow with the fleet.
+// success entries collect in one buffer, failure entries in another; the
+// caller drains both as they grow (the successes straight into the result
+// file after head(), the failures into a file of their own) and at the end
+// writes between(), the failures, and tail(). Memory does not grow with the
+// fleet, and the answer is built as the results come, not read back.
 //
 // successList gets every succeeded device with its ticket; failureList every
 // failed device, and every device skipped by the rollout (aborted, cancelled,
@@ -14,8 +17,6 @@
 #include "core/protocol/response_decoder.hpp"
 
 #include <cstdint>
-#include <istream>
-#include <ostream>
 #include <string>
 #include <string_view>
 
@@ -23,28 +24,33 @@ namespace fleetcast {
 
 class pkdk_result_merger {
  public:
-  pkdk_result_merger(std::ostream& successes, std::ostream& failures)
-      : successes_(successes), failures_(failures) {}
-
   // Adds one device's final result.
   void add(const device_result& r);
   // Adds the lists of one decoded answer as they are.
   void add(const decoded_response& part);
 
+  // The entries added since the caller last took them (comma-separated
+  // across takes: a buffer taken and cleared continues the list).
+  std::string& successes() noexcept { return successes_; }
+  std::string& failures() noexcept { return failures_; }
+
   std::uint64_t success_count() const noexcept { return success_count_; }
   std::uint64_t failure_count() const noexcept { return failure_count_; }
 
-  // Writes {"code":200,"msg":msg,"extMsg":null,"data":{"successList":[..],
-  // "failureList":[..]}} from the two streams the merger filled.
-  static void write(std::ostream& out, std::istream& successes, std::istream& failures,
-                    std::string_view msg);
+  // {"code":200,"msg":msg,"extMsg":null,"data":{"successList":[
+  static std::string head(std::string_view msg);
+  // ],"failureList":[
+  static constexpr std::string_view between() noexcept { return "],\"failureList\":["; }
+  // ]}} and a newline
+  static constexpr std::string_view tail() noexcept { return "]}}\n"; }
+
+  // The whole answer when everything was kept in memory (tests, small runs).
+  std::string whole(std::string_view msg) const;
 
  private:
   void add_success(const pkdk_view& d, std::string_view ticket);
   void add_failure(const pkdk_view& d, std::string_view msg);
-  std::ostream& successes_;
-  std::ostream& failures_;
-  std::string buf_;
+  std::string successes_, failures_;
   std::uint64_t success_count_ = 0;
   std::uint64_t failure_count_ = 0;
 };

@@ -27,21 +27,31 @@ request_encoder::request_encoder(const command& cmd) {
   prefix_ += ",\"deviceList\":[";
 }
 
-void append_pkdk_json(std::string& out, const pkdk_view& d) {
-  using namespace std::string_view_literals;  // lengths known at compile time
-  out += "{\"productKey\":"sv;
-  append_json_string(out, d.product_key);
-  out += ",\"deviceKey\":"sv;
-  append_json_string(out, d.device_key);
+std::size_t pkdk_json_bound(const pkdk_view& d) noexcept {
+  return 64 + json_string_bound(d.product_key.size()) + json_string_bound(d.device_key.size()) +
+         json_string_bound(d.gateway_product_key.size()) +
+         json_string_bound(d.gateway_device_key.size());
+}
+
+char* write_pkdk_json(char* w, const pkdk_view& d) noexcept {
+  w = write_bytes(w, "{\"productKey\":");
+  w = write_json_string(w, d.product_key);
+  w = write_bytes(w, ",\"deviceKey\":");
+  w = write_json_string(w, d.device_key);
   if (!d.gateway_product_key.empty()) {
-    out += ",\"gatewayProductKey\":"sv;
-    append_json_string(out, d.gateway_product_key);
+    w = write_bytes(w, ",\"gatewayProductKey\":");
+    w = write_json_string(w, d.gateway_product_key);
   }
   if (!d.gateway_device_key.empty()) {
-    out += ",\"gatewayDeviceKey\":"sv;
-    append_json_string(out, d.gateway_device_key);
+    w = write_bytes(w, ",\"gatewayDeviceKey\":");
+    w = write_json_string(w, d.gateway_device_key);
   }
-  out += '}';
+  *w++ = '}';
+  return w;
+}
+
+void append_pkdk_json(std::string& out, const pkdk_view& d) {
+  append_bounded(out, pkdk_json_bound(d), [&](char* w) { return write_pkdk_json(w, d); });
 }
 
 void request_encoder::encode(const batch& devices, std::string& out) const {

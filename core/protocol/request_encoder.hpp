@@ -31,5 +31,9 @@ class request_encoder {
 
 // Appends one device as the API's pkdk object; gateway keys only when set.
 void append_pkdk_json(std::string& out, const pkdk_view& device);
+// The same as raw writes (json_escape.hpp): the most bytes it takes, and the
+// write into room for them.
+std::size_t pkdk_json_bound(const pkdk_view& device) noexcept;
+char* write_pkdk_json(char* w, const pkdk_view& device) noexcept;
 
 }  // namespace fleetcast

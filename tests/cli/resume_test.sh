@@ -214,8 +214,9 @@ write_job zero zero.csv
 "$bin" run "$tmp/zero.json" >"$tmp/zero.out" 2>&1
 [ $? -eq 2 ] && ok || fail "a zero-byte CSV must be refused with exit 2: $(cat "$tmp/zero.out")"
 
-# 7. A full disk, while results are written and while result.json is merged:
-#    exit 1, a message, and a resume that completes the rollout.
+# 7. A full disk, while results are written and while result.json is written
+#    (it grows beside results.ndjson during the run): exit 1, a message, no
+#    partial result.json, and a resume that completes the rollout.
 mkdir -p "$tmp/small"
 if mount -t tmpfs -o size=256k tmpfs "$tmp/small" 2>/dev/null; then
   start_emulator --record "$tmp/rec-full.ndjson"
@@ -230,7 +231,7 @@ if mount -t tmpfs -o size=256k tmpfs "$tmp/small" 2>/dev/null; then
   [ "$rc" -eq 0 ] && ok || fail "resume after a full disk: exit $rc: $(tail -3 "$tmp/full2.out")"
   check_exactly_once "$tmp/small/full/results.ndjson" "$tmp/rec-full.ndjson" "$n" "full disk"
   [ "$(grep -o '"deviceKey"' "$tmp/small/full/result.json" | wc -l)" -eq "$n" ] && ok || fail "result.json after a full disk"
-  # The merge: results fit, result.json does not.
+  # Room for the results but not for result.json too.
   rm -rf "$tmp/small/full"
   used=$(du -sk "$tmp/small" | cut -f1)
   results_kb=$(( $(wc -c <"$tmp/out/two/results.ndjson") / 1024 ))
@@ -238,7 +239,7 @@ if mount -t tmpfs -o size=256k tmpfs "$tmp/small" 2>/dev/null; then
   start_emulator
   "$bin" run "$tmp/full.json" >"$tmp/merge.out" 2>&1
   rc=$?
-  [ "$rc" -eq 1 ] && grep -q 'result.json' "$tmp/merge.out" && ok || fail "disk full during the merge: exit $rc: $(tail -3 "$tmp/merge.out")"
+  [ "$rc" -eq 1 ] && grep -q 'No space left on device' "$tmp/merge.out" && ok || fail "disk full during the outputs: exit $rc: $(tail -3 "$tmp/merge.out")"
   [ ! -s "$tmp/small/full/result.json" ] && ok || fail "a result.json that could not be written whole was left"
   mount -o remount,size=16m "$tmp/small"
   stop_emulator

@@ -5,22 +5,12 @@
 #include <simdjson.h>
 
 #include <set>
-#include <sstream>
 #include <string>
 
 using namespace fleetcast;
 
-namespace {
-std::string merged(pkdk_result_merger&, std::stringstream& s, std::stringstream& f) {
-  std::ostringstream out;
-  pkdk_result_merger::write(out, s, f, "merged by fleetcast");
-  return out.str();
-}
-}  // namespace
-
 TEST_CASE("partial answers and device results merge into one API answer") {
-  std::stringstream s, f;
-  pkdk_result_merger m(s, f);
+  pkdk_result_merger m;
 
   response_decoder d;
   REQUIRE(!d.decode(R"({"code":200,"data":{
@@ -52,7 +42,7 @@ TEST_CASE("partial answers and device results merge into one API answer") {
 
   CHECK(m.success_count() == 3);
   CHECK(m.failure_count() == 3);
-  const std::string json = merged(m, s, f);
+  const std::string json = m.whole("merged by fleetcast");
 
   simdjson::dom::parser parser;
   simdjson::dom::element doc;
@@ -78,12 +68,41 @@ TEST_CASE("partial answers and device results merge into one API answer") {
 }
 
 TEST_CASE("an empty merge is a valid answer with empty lists") {
-  std::stringstream s, f;
-  pkdk_result_merger m(s, f);
-  const std::string json = merged(m, s, f);
+  pkdk_result_merger m;
+  const std::string json = m.whole("merged by fleetcast");
   response_decoder d;
   REQUIRE(!d.decode(json));
   CHECK(d.response().ok());
   CHECK(d.response().successes.empty());
   CHECK(d.response().failures.empty());
+}
+
+TEST_CASE("entries taken as they grow continue one list: the parts joined are the whole") {
+  pkdk_result_merger whole, parts;
+  std::string ok = pkdk_result_merger::head("m"), bad;
+  device_result r;
+  for (int i = 0; i < 10; ++i) {
+    const auto key = std::to_string(i);
+    r.device = {"p", key, "", ""};
+    r.reason = i % 3 ? outcome_reason::accepted : outcome_reason::device_failed;
+    r.ticket = key;
+    r.msg = "offline";
+    whole.add(r);
+    parts.add(r);
+    if (i % 4 == 0) {  // drained now and then, as the result file's writer does
+      ok += parts.successes();
+      bad += parts.failures();
+      parts.successes().clear();
+      parts.failures().clear();
+    }
+  }
+  ok += parts.successes();
+  bad += parts.failures();
+  const auto joined = ok + std::string(pkdk_result_merger::between()) + bad +
+                      std::string(pkdk_result_merger::tail());
+  CHECK(joined == whole.whole("m"));
+  response_decoder d;
+  REQUIRE(!d.decode(joined));
+  CHECK(d.response().successes.size() == 6);
+  CHECK(d.response().failures.size() == 4);
 }
