@@ -78,7 +78,7 @@ TEST_CASE("answers in any order are matched to their devices") {
   for (std::size_t i = 0; i < c.results.size(); ++i) CHECK(c.results[i].index == 1000 + i);
 }
 
-TEST_CASE("devices in neither list fail with a clear reason; strangers and repeats are counted") {
+TEST_CASE("devices in neither list fail with a clear reason, strangers and repeats are counted") {
   batch b = make_batch(4);  // not uncertain: what the accountant says is what is checked
   response_decoder d;
   REQUIRE(!d.decode(R"({"code":200,"data":{

@@ -5,7 +5,7 @@
 
 using namespace fleetcast;
 
-TEST_CASE("reading is open on any address; changing needs the token, or loopback without one") {
+TEST_CASE("reading is open on any address, changing needs the token, or loopback without one") {
   CHECK(admin_access("GET", false, "", "") == admin_verdict::allowed);
   CHECK(admin_access("HEAD", false, "", "tok") == admin_verdict::allowed);
   // No token configured: loopback clients only.
@@ -24,7 +24,7 @@ TEST_CASE("reading is open on any address; changing needs the token, or loopback
   CHECK_FALSE(constant_time_equal("ab", "a"));
 }
 
-TEST_CASE("admin port: a change from another site's page is refused; no Origin is not cross-site") {
+TEST_CASE("admin port: a change from another site's page is refused, no Origin is not cross-site") {
   CHECK_FALSE(admin_cross_site("", "127.0.0.1:9464"));
   CHECK_FALSE(admin_cross_site("http://127.0.0.1:9464", "127.0.0.1:9464"));
   CHECK(admin_cross_site("http://127.0.0.1:9465", "127.0.0.1:9464"));

@@ -47,7 +47,7 @@ TEST_CASE("daemon config: defaults, the example file, every field") {
         daemon_config::fsync_mode::none);
 }
 
-TEST_CASE("daemon config: each mistake named; the admin port on any address") {
+TEST_CASE("daemon config: each mistake named, the admin port on any address") {
   CHECK(errors_of(R"({"max_job": 2})").find("max_job: unknown field") != std::string::npos);
   CHECK(errors_of(R"({"max_jobs": 0})").find("max_jobs: must be in 1..1024") != std::string::npos);
   CHECK(errors_of(R"({"max_jobs": "2"})").find("max_jobs: must be a non-negative integer") !=

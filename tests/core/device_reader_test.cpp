@@ -170,7 +170,7 @@ TEST_CASE("very long lines are bad records, not buffered, and reading goes on") 
   }
 }
 
-TEST_CASE("NDJSON: one object a line; bad lines keep their place") {
+TEST_CASE("NDJSON: one object a line, bad lines keep their place") {
   const std::string text =
       "{\"productKey\":\"p\",\"deviceKey\":\"d0\"}\n"
       "\n"

@@ -12,12 +12,14 @@
 #include "core/dispatch/dispatcher.hpp"
 #include "core/emulator/emulator_session.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace fleetcast::testing {
@@ -126,5 +128,27 @@ class dispatch_sim {
   std::optional<std::int64_t> token_at_;  // a fetch under way completes then
   std::uint64_t connect_attempts_ = 0;
 };
+
+// Helpers of the dispatcher tests.
+inline std::size_t count_reason(const dispatch_sim& s, outcome_reason r) {
+  return static_cast<std::size_t>(std::count_if(s.results().begin(), s.results().end(),
+                                                [&](const auto& x) { return x.reason == r; }));
+}
+
+// The most requests written in any window of `width` µs.
+inline std::size_t peak_in_window(const dispatch_sim& s, std::int64_t width) {
+  std::size_t peak = 0, first = 0;
+  const auto& r = s.requests();
+  for (std::size_t i = 0; i < r.size(); ++i) {
+    while (r[i].at_us - r[first].at_us >= width) ++first;
+    peak = std::max(peak, i - first + 1);
+  }
+  return peak;
+}
+
+inline std::size_t count_events(const dispatch_sim& s, std::string_view prefix) {
+  return static_cast<std::size_t>(std::count_if(
+      s.events.begin(), s.events.end(), [&](const auto& e) { return e.starts_with(prefix); }));
+}
 
 }  // namespace fleetcast::testing

@@ -249,7 +249,7 @@ TEST_CASE("per-device outcomes are deterministic under the seed and change with 
   CHECK(failures(7) != failures(8));
 }
 
-TEST_CASE("faults: 502, 503, 5340 execute nothing; reset and stall execute, then lose or delay") {
+TEST_CASE("faults: 502, 503, 5340 execute nothing, reset and stall execute, then lose or delay") {
   auto run = [](auto set) {
     emulator_config cfg;
     set(cfg.faults);

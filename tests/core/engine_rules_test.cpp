@@ -56,7 +56,7 @@ TEST_CASE("adaptive rate: halves on throttling once per second, recovers additiv
   CHECK(u.rate() == 0);  // unlimited again
 }
 
-TEST_CASE("backoff: full jitter under an exponential cap; Retry-After honoured") {
+TEST_CASE("backoff: full jitter under an exponential cap, Retry-After honoured") {
   retry_config c;
   c.base_delay_ms = 200;
   c.max_delay_ms = 1000;

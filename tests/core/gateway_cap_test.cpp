@@ -23,7 +23,7 @@ TEST_CASE("no cap, or no gateway: every device goes at once") {
   CHECK(cap.waiting() == 0);
 }
 
-TEST_CASE("the cap holds per gateway; devices behind other gateways pass") {
+TEST_CASE("the cap holds per gateway, devices behind other gateways pass") {
   gateway_cap cap(2);
   const std::string a = "A", b = "B";
   CHECK(cap.admit(0, behind(a, "a0"), false));

@@ -285,7 +285,7 @@ TEST_CASE("a command that breaks a rule is refused with the rule's code") {
         "must be an integer, not a string");
 }
 
-TEST_CASE("property data may be written as JSON; it is sent as the string the API expects") {
+TEST_CASE("property data may be written as JSON, it is sent as the string the API expects") {
   auto r = parse(with("command", R"({"type": 2, "data": [{"switch": true}, {"level": 80}]})"));
   REQUIRE(r.job);
   CHECK(r.job->cmd.data == R"([{"switch":true},{"level":80}])");

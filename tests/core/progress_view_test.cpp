@@ -17,7 +17,7 @@ TEST_CASE("the rate is the last seconds', not the average since the start") {
   CHECK(v.current_rate() == doctest::Approx(1000));  // the average would say 325
 }
 
-TEST_CASE("the line: percentage, done of total, rate, ETA; estimates marked") {
+TEST_CASE("the line: percentage, done of total, rate, ETA, estimates marked") {
   progress_view v;
   v.sample(0, 0);
   v.sample(10, 50'000);
@@ -47,7 +47,7 @@ TEST_CASE("the line: percentage, done of total, rate, ETA; estimates marked") {
   CHECK(still.line(c, 0).find("ETA --") != std::string::npos);
 }
 
-TEST_CASE("the line never reaches the terminal's width; what it waits for goes before the counts") {
+TEST_CASE("the line never reaches the terminal's width, what it waits for goes before the counts") {
   progress_view v;
   v.sample(0, 0);
   v.sample(10, 123'456);

@@ -149,7 +149,7 @@ TEST_CASE("absent optional fields are not sent") {
         body.size() - std::string(R"({"productKey":"p","deviceKey":"d"})").size());
 }
 
-TEST_CASE("the span and batch forms encode the same body; encode appends") {
+TEST_CASE("the span and batch forms encode the same body, encode appends") {
   request_encoder encoder(full_command("x"));
   batch b;
   std::vector<pkdk_view> views;

@@ -79,7 +79,7 @@ TEST_CASE("unknown fields at every level are ignored") {
   CHECK(d.response().successes[0].device.device_key == "d");
 }
 
-TEST_CASE("escaped strings are unescaped; numeric tickets keep their digits") {
+TEST_CASE("escaped strings are unescaped, numeric tickets keep their digits") {
   response_decoder d;
   REQUIRE(!d.decode(R"({"code":200,"msg":"a\"b\u00e9","data":{"successList":[
       {"data":{"productKey":"p\\1","deviceKey":"d\n1"},"ticket":1234567890123456789012}],

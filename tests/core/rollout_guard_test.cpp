@@ -72,7 +72,7 @@ TEST_CASE("a canary goes alone, then a good verdict opens the rollout after the 
   CHECK(g.holding_for(3'000'000).empty());
 }
 
-TEST_CASE("a bad canary aborts; a canary larger than the fleet is the whole fleet") {
+TEST_CASE("a bad canary aborts, a canary larger than the fleet is the whole fleet") {
   rollout_guard g(config(4, 0.2, 1000));
   g.on_admitted(4);
   g.on_result(outcome_reason::accepted, 0);

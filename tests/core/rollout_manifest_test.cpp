@@ -20,7 +20,7 @@ rollout_manifest sample() {
 }
 }  // namespace
 
-TEST_CASE("a rollout record reads back as written; any change is named") {
+TEST_CASE("a rollout record reads back as written, any change is named") {
   const auto m = sample();
   std::string error;
   auto back = rollout_manifest::parse(m.to_json(), error);

@@ -119,7 +119,7 @@ TEST_CASE("a resumed run adds the counts of the run it continues") {
   CHECK(now.exit_code() == 1);
 }
 
-TEST_CASE("retries are the results' attempts beyond the first; runs are listed") {
+TEST_CASE("retries are the results' attempts beyond the first, runs are listed") {
   run_summary s;
   device_result r;
   r.reason = outcome_reason::accepted;

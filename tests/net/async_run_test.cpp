@@ -86,7 +86,7 @@ struct rig {
 }  // namespace
 
 TEST_CASE(
-    "two rollouts on one io_context and one thread, beside a timer of the caller's; one "
+    "two rollouts on one io_context and one thread, beside a timer of the caller's, one "
     "cancelled through its cancellation slot") {
   rig r;
   asio::io_context ioc(1);
@@ -152,7 +152,7 @@ TEST_CASE(
   CHECK(worst < std::chrono::milliseconds(500));
 }
 
-TEST_CASE("a terminal cancellation cuts the requests in flight; a start-up error is an outcome") {
+TEST_CASE("a terminal cancellation cuts the requests in flight, a start-up error is an outcome") {
   rig r;
   asio::io_context ioc(1);
   SUBCASE("terminal") {
@@ -213,7 +213,7 @@ TEST_CASE("a terminal cancellation cuts the requests in flight; a start-up error
   }
 }
 
-TEST_CASE("a connection that fails (an exception in its work) fails the job; every device once") {
+TEST_CASE("a connection that fails (an exception in its work) fails the job, every device once") {
   rig r;
   const job j = job_for(
       r.emu,
@@ -239,7 +239,7 @@ TEST_CASE("a connection that fails (an exception in its work) fails the job; eve
 
 TEST_CASE(
     "a connection pool: the next rollout to the endpoint reuses the connections, no new "
-    "handshake; an idle one past idle_timeout is not reused") {
+    "handshake, an idle one past idle_timeout is not reused") {
   rig r;
   asio::io_context ioc(1);
   const job j = job_for(

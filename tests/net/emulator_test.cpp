@@ -113,7 +113,7 @@ TEST_CASE("plain HTTP: a command is executed and every request-level code is ans
   CHECK(int64_t(s["http"]["400"]) == 1);
 }
 
-TEST_CASE("TLS: verified against the emulator's certificate; untrusted or misnamed is refused") {
+TEST_CASE("TLS: verified against the emulator's certificate, untrusted or misnamed is refused") {
   auto cfg = plain_config();
   cfg.tls = true;
   net::emulator emu(cfg);
@@ -329,7 +329,7 @@ TEST_CASE("gateway answers: 429 with Retry-After, 502, 503 with Retry-After, bod
   }
 }
 
-TEST_CASE("a token that expires after N requests is refused with 5032; a fresh one works") {
+TEST_CASE("a token that expires after N requests is refused with 5032, a fresh one works") {
   auto cfg = plain_config();
   cfg.faults.token_expires_after_requests = 3;
   net::emulator emu(cfg);

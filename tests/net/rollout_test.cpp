@@ -323,7 +323,7 @@ TEST_CASE("5312 with batch size auto: splits, then settles on the server's limit
   for (const auto& [k, x] : o.record) CHECK(x.times == 1);
 }
 
-TEST_CASE("5041: the devices the user may not command are isolated; the others get the command") {
+TEST_CASE("5041: the devices the user may not command are isolated, the others get the command") {
   emulator_config e;
   e.products = {"p1", "p2"};
   const int n = 600;
@@ -367,7 +367,7 @@ TEST_CASE("a token that expires mid-run: after the 5032 the token file is read a
   CHECK(o.summary.state == job_state::completed);
 }
 
-TEST_CASE("a refused token with no fresh one fails the job; the rest is skipped, never lost") {
+TEST_CASE("a refused token with no fresh one fails the job, the rest is skipped, never lost") {
   emulator_config e;
   e.tokens = {"Bearer other"};
   const int n = 300;
@@ -504,7 +504,7 @@ TEST_CASE(
         emu.state().counter(emulator_counter::devices));
 }
 
-TEST_CASE("a second cancel cuts the requests in flight; their devices follow unknown_outcome") {
+TEST_CASE("a second cancel cuts the requests in flight, their devices follow unknown_outcome") {
   for (const char* policy : {"retry", "fail"}) {
     CAPTURE(policy);
     emulator_config e;
@@ -587,7 +587,7 @@ TEST_CASE("an endpoint that is not there: the job fails before sending, no devic
   CHECK(sink.results[0].msg.find("cannot connect") != std::string::npos);
 }
 
-TEST_CASE("abort: failures above the threshold stop the rollout; nothing sent after the verdict") {
+TEST_CASE("abort: failures above the threshold stop the rollout, nothing sent after the verdict") {
   emulator_config e;
   e.device_failure_ratio = 0.5;
   const int n = 3000;
@@ -610,7 +610,7 @@ TEST_CASE("abort: failures above the threshold stop the rollout; nothing sent af
   CHECK(executed == sent);  // no request started after the verdict
 }
 
-TEST_CASE("canary: nothing outside it is sent before its verdict; a bad canary stops the job") {
+TEST_CASE("canary: nothing outside it is sent before its verdict, a bad canary stops the job") {
   const int n = 2000;
   {
     emulator_config e;
@@ -677,7 +677,7 @@ TEST_CASE("ramp: the request rate counted at the emulator follows the ramp") {
                                    << " ms");
 }
 
-TEST_CASE("time window: nothing is sent after not_after; nothing before not_before") {
+TEST_CASE("time window: nothing is sent after not_after, nothing before not_before") {
   const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
@@ -706,11 +706,15 @@ TEST_CASE("time window: nothing is sent after not_after; nothing before not_befo
     emulator_config e;
     const int n = 100;
     const auto start = std::chrono::system_clock::now();
+    // From the clock now, not the test's start: the first part may have
+    // taken a second on a loaded machine.
+    const auto start_s =
+        std::chrono::duration_cast<std::chrono::seconds>(start.time_since_epoch()).count();
     auto o = run_against(
         e,
         fmt::format(
             R"("batch":{{"max_devices":10}},"rate":{{"requests_per_second":0}},"rollout":{{"not_before":"{}"}})",
-            iso(now_s + 2)),
+            iso(start_s + 2)),
         csv_devices(n));
     const auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now() - start)
@@ -721,7 +725,7 @@ TEST_CASE("time window: nothing is sent after not_after; nothing before not_befo
   }
 }
 
-TEST_CASE("gateway cap: never more in flight behind one gateway; other devices are not held up") {
+TEST_CASE("gateway cap: never more in flight behind one gateway, other devices are not held up") {
   // 600 sub-devices behind 3 gateways, then 300 devices reached directly.
   std::string csv = "productKey,deviceKey,gatewayProductKey,gatewayDeviceKey\n";
   for (int i = 0; i < 900; ++i) {
