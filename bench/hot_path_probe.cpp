@@ -5,6 +5,7 @@
 #include "core/protocol/pkdk_result_merger.hpp"
 #include "core/protocol/request_encoder.hpp"
 #include "core/protocol/response_decoder.hpp"
+#include "core/protocol/validation.hpp"
 
 #include <fmt/format.h>
 
@@ -70,8 +71,11 @@ int main() {
   std::vector<std::string> keys;
   batch b;
   for (int i = 0; i < per_batch; ++i) keys.push_back(fmt::format("86{:013}", i * 7919));
-  for (int i = 0; i < per_batch; ++i)
-    b.add(static_cast<std::uint64_t>(i), {"p1a2b3c4", keys[i], "", ""});
+  for (int i = 0; i < per_batch; ++i) {
+    pkdk_view d{"p1a2b3c4", keys[i], "", ""};
+    if (validate_device(d, &d.plain)) return 1;  // as the device stream does
+    b.add(static_cast<std::uint64_t>(i), d);
+  }
   command c;
   c.type = 2;
   c.data = R"([{"switch":true}])";
@@ -94,11 +98,11 @@ int main() {
   accountant acct;
   const auto accounted = account_phase(acct, b, decoder.response());
   std::vector<device_result> results;
-  for (const auto& ok : decoder.response().successes) {
-    device_result r;
-    r.index = results.size() * 7919;
-    r.device = ok.device;
-    r.ticket = ok.ticket;
+  for (std::size_t i = 0; i < decoder.response().successes.size(); ++i) {
+    device_result r;  // as the accountant makes it: the batch's device, the answer's ticket
+    r.index = b.index(i);
+    r.device = b.device(i);
+    r.ticket = decoder.response().successes[i].ticket;
     results.push_back(r);
   }
   const auto written = write_phase(results);

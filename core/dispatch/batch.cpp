@@ -15,7 +15,8 @@ void batch::add_hashed(std::uint64_t index, const pkdk_view& d, std::uint64_t fi
                        std::uint32_t attempts, bool uncertain) {
   const std::string_view parts[4] = {d.product_key, d.device_key, d.gateway_product_key,
                                      d.gateway_device_key};
-  slot s{index, fingerprint, static_cast<std::uint32_t>(arena_.size()), {}, attempts, uncertain};
+  slot s{index,     fingerprint, static_cast<std::uint32_t>(arena_.size()), {}, attempts,
+         uncertain, d.plain};
   for (int i = 0; i < 4; ++i) {
     assert(parts[i].size() <= 0xFFFF);
     s.length[i] = static_cast<std::uint16_t>(parts[i].size());
@@ -35,6 +36,7 @@ pkdk_view batch::device(std::size_t i) const noexcept {
   v.gateway_product_key = {p, s.length[2]};
   p += s.length[2];
   v.gateway_device_key = {p, s.length[3]};
+  v.plain = s.plain;
   return v;
 }
 

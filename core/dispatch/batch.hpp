@@ -57,6 +57,7 @@ class batch {
     std::uint16_t length[4];
     std::uint32_t attempts;
     bool uncertain;
+    bool plain;  // pkdk_view::plain
   };
   std::string arena_;
   std::vector<slot> slots_;

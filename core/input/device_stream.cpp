@@ -27,7 +27,7 @@ bool device_stream::read_checked(device_record& r, record_kind& kind) {
       kind = record_kind::invalid;
       return true;
     }
-    if (auto error = validate_device(r.device)) {
+    if (auto error = validate_device(r.device, &r.device.plain)) {
       if (!shard_.owns_record(r.index)) continue;
       kind = record_kind::invalid;
       r.problem = fmt::format("{}: {}", location(r), error->message);

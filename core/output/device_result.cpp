@@ -77,17 +77,22 @@ void append_result_line(std::string& out, const device_result& r) {
                             json_string_bound(d.gateway_product_key.size()) +
                             json_string_bound(d.gateway_device_key.size()) +
                             json_string_bound(r.ticket.size()) + json_string_bound(r.msg.size());
+  // Keys that validation found plain are copied without looking again.
+  const auto key = d.plain ? write_plain_json_string : write_json_string;
+  const auto key_or_null = [&](char* w, std::string_view s) {
+    return s.empty() ? write_bytes(w, "null") : key(w, s);
+  };
   append_bounded(out, bound, [&](char* w) {
     w = write_bytes(w, "{\"index\":");
     w = write_number(w, r.index);
     w = write_bytes(w, ",\"productKey\":");
-    w = write_json_string(w, d.product_key);
+    w = key(w, d.product_key);
     w = write_bytes(w, ",\"deviceKey\":");
-    w = write_json_string(w, d.device_key);
+    w = key(w, d.device_key);
     w = write_bytes(w, ",\"gatewayProductKey\":");
-    w = write_json_string_or_null(w, d.gateway_product_key);
+    w = key_or_null(w, d.gateway_product_key);
     w = write_bytes(w, ",\"gatewayDeviceKey\":");
-    w = write_json_string_or_null(w, d.gateway_device_key);
+    w = key_or_null(w, d.gateway_device_key);
     w = write_bytes(w, ",\"status\":\"");
     w = write_bytes(w, to_string(r.status()));
     w = write_bytes(w, "\",\"reason\":\"");

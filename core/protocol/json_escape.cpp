@@ -60,6 +60,26 @@ bool json_string_is_plain(std::string_view s) noexcept {
 
 }  // namespace
 
+key_scan scan_key(std::string_view s) noexcept {
+  const char* p = s.data();
+  const std::size_t n = s.size();
+  std::uint64_t high = 0;
+  bool escape = false;
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const auto x = load8(p + i);
+    high |= x;
+    escape = escape || word_needs_escape(x);
+  }
+  if (i < n) {  // the tail, byte by byte (keys are short)
+    std::uint64_t x = 0x4141414141414141ULL;
+    for (; i < n; ++i) x = (x << 8) | static_cast<unsigned char>(p[i]);
+    high |= x;
+    escape = escape || word_needs_escape(x);
+  }
+  return {(high & 0x8080808080808080ULL) == 0, !escape};
+}
+
 char* write_json_string(char* w, std::string_view s) noexcept {
   *w++ = '"';
   if (json_string_is_plain(s)) {

@@ -22,6 +22,14 @@ inline void append_json_string_or_null(std::string& out, std::string_view s) {
   }
 }
 
+// One look at a key's bytes for both questions asked of it: is it ASCII
+// (then it is valid UTF-8 without more ado), and does it need JSON escaping.
+struct key_scan {
+  bool ascii = true;
+  bool plain = true;  // no quote, backslash or control character
+};
+key_scan scan_key(std::string_view s) noexcept;
+
 // Raw writes for the per-device hot paths (a result line, an entry of
 // result.json, a request's device): the caller makes room once for a whole
 // record (append_bounded) and writes into it without a capacity check per
@@ -40,6 +48,14 @@ char* write_json_string(char* w, std::string_view s) noexcept;
 inline char* write_bytes(char* w, std::string_view s) noexcept {
   if (!s.empty()) std::memcpy(w, s.data(), s.size());
   return w + s.size();
+}
+
+// A string known to need no escaping (scan_key said plain), quoted.
+inline char* write_plain_json_string(char* w, std::string_view s) noexcept {
+  *w++ = '"';
+  w = write_bytes(w, s);
+  *w++ = '"';
+  return w;
 }
 
 // A JSON string literal, or null for an empty string.

@@ -14,6 +14,10 @@ struct pkdk_view {
   std::string_view device_key;
   std::string_view gateway_product_key;  // empty when the device is addressed directly
   std::string_view gateway_device_key;
+  // All four keys need no JSON escaping: set by validate_device, which looks
+  // at every byte anyway (UTF-8), so the writers copy them without looking
+  // again. False means "not known": they are checked where written.
+  bool plain = false;
 
   // A device's identity is productKey + deviceKey; the gateway is a route.
   bool same_device(const pkdk_view& o) const noexcept {
@@ -22,7 +26,12 @@ struct pkdk_view {
   bool has_gateway() const noexcept {
     return !gateway_product_key.empty() || !gateway_device_key.empty();
   }
-  friend bool operator==(const pkdk_view&, const pkdk_view&) = default;
+  // The same address (the plain flag is a property of how it was read).
+  friend bool operator==(const pkdk_view& a, const pkdk_view& b) noexcept {
+    return a.product_key == b.product_key && a.device_key == b.device_key &&
+           a.gateway_product_key == b.gateway_product_key &&
+           a.gateway_device_key == b.gateway_device_key;
+  }
 };
 
 // An owning device address, for the library user and the tests.

@@ -34,17 +34,19 @@ std::size_t pkdk_json_bound(const pkdk_view& d) noexcept {
 }
 
 char* write_pkdk_json(char* w, const pkdk_view& d) noexcept {
+  // Keys that validation found plain are copied without looking again.
+  const auto key = d.plain ? write_plain_json_string : write_json_string;
   w = write_bytes(w, "{\"productKey\":");
-  w = write_json_string(w, d.product_key);
+  w = key(w, d.product_key);
   w = write_bytes(w, ",\"deviceKey\":");
-  w = write_json_string(w, d.device_key);
+  w = key(w, d.device_key);
   if (!d.gateway_product_key.empty()) {
     w = write_bytes(w, ",\"gatewayProductKey\":");
-    w = write_json_string(w, d.gateway_product_key);
+    w = key(w, d.gateway_product_key);
   }
   if (!d.gateway_device_key.empty()) {
     w = write_bytes(w, ",\"gatewayDeviceKey\":");
-    w = write_json_string(w, d.gateway_device_key);
+    w = key(w, d.gateway_device_key);
   }
   *w++ = '}';
   return w;

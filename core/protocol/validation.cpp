@@ -1,6 +1,8 @@
 // Command, device and device-list rules (see validation.hpp).
 #include "core/protocol/validation.hpp"
 
+#include "core/protocol/json_escape.hpp"
+
 #include "core/protocol/api_errc.hpp"
 #include "core/protocol/command_errc.hpp"
 
@@ -117,19 +119,22 @@ std::vector<validation_error> validate_command(const command& cmd) {
   return errors;
 }
 
-std::optional<validation_error> validate_device(const pkdk_view& device) {
+std::optional<validation_error> validate_device(const pkdk_view& device, bool* plain) {
   const std::pair<const char*, std::string_view> keys[4] = {
       {"productKey", device.product_key},
       {"deviceKey", device.device_key},
       {"gatewayProductKey", device.gateway_product_key},
       {"gatewayDeviceKey", device.gateway_device_key}};
+  bool all_plain = true;
   for (const auto& [field, value] : keys) {
     if (value.size() > max_key_bytes) {
       return validation_error{make_error_code(command_errc::key_too_long), field,
                               fmt::format("{} is {} bytes; at most {} are accepted", field,
                                           value.size(), max_key_bytes)};
     }
-    if (!is_valid_utf8(value)) {
+    const auto scan = scan_key(value);  // UTF-8 and escaping in one look
+    all_plain = all_plain && scan.plain;
+    if (!scan.ascii && !simdjson::validate_utf8(value.data(), value.size())) {
       return validation_error{make_error_code(command_errc::invalid_utf8), field,
                               fmt::format("{} is not valid UTF-8", field)};
     }
@@ -148,6 +153,7 @@ std::optional<validation_error> validate_device(const pkdk_view& device) {
         device.gateway_product_key.empty() ? "gatewayProductKey" : "gatewayDeviceKey",
         "gatewayProductKey and gatewayDeviceKey must be given together"};
   }
+  if (plain) *plain = all_plain;
   return std::nullopt;
 }
 

@@ -37,8 +37,9 @@ struct validation_error {
 std::vector<validation_error> validate_command(const command& cmd);
 
 // The device's problem, if any: an empty, over-long or non-UTF-8 key, or a
-// gateway half given.
-std::optional<validation_error> validate_device(const pkdk_view& device);
+// gateway half given. With `plain`, also says whether all four keys need no
+// JSON escaping, from the same look at each byte (pkdk_view::plain).
+std::optional<validation_error> validate_device(const pkdk_view& device, bool* plain = nullptr);
 
 // 5311 for an empty list, 5312 for one longer than `limit` (0 = no limit).
 std::optional<validation_error> validate_device_count(std::size_t count, std::size_t limit);

@@ -26,8 +26,11 @@ http() {  # METHOD PATH BODY
 "$bin" emulate --config "$src/config/emulator.example.json" --plain --listen 127.0.0.1:0 \
   --threads 2 --seed 5 --max-devices 3 --record "$tmp/record.ndjson" 2>"$tmp/err" &
 pid=$!
-for _ in $(seq 300); do grep -q serving "$tmp/err" && break; sleep 0.1; done
-port=$(sed -n 's|.*serving http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$tmp/err")
+for _ in $(seq 300); do  # the whole line: a half-written one has no port yet
+  port=$(sed -n 's|.*serving http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$tmp/err")
+  [ -n "$port" ] && break
+  sleep 0.1
+done
 [ -n "$port" ] && ok || fail "no serving line: $(cat "$tmp/err")"
 grep -q 'threads 2, seed 5, max devices 3' "$tmp/err" && ok || fail "flags not applied: $(cat "$tmp/err")"
 

@@ -18,11 +18,24 @@ emulator_config() {  # JSON -> a config file's path
   printf '%s\n' "$1" >"$f"
   echo "$f"
 }
+# The port of an emulator's whole "serving SCHEME://127.0.0.1:PORT/" line
+# in FILE, waiting for it (30 s at most); empty when it never came. Remove
+# FILE before starting the emulator: the shell truncates it only once the
+# background process runs, and a previous emulator's line must not count.
+serving_port() {  # FILE SCHEME
+  local p=
+  for _ in $(seq 300); do
+    p=$(sed -n "s|.*serving $2://127.0.0.1:\([0-9]*\)/.*|\1|p" "$1" 2>/dev/null)
+    [ -n "$p" ] && break
+    sleep 0.1
+  done
+  echo "$p"
+}
 start_emulator() {  # extra flags...; sets port and emu_pid (EMU_PORT: that port, not a free one)
+  rm -f "$tmp/emu.err"
   "$bin" emulate --plain --listen "127.0.0.1:${EMU_PORT:-0}" --threads 1 "$@" 2>"$tmp/emu.err" &
   emu_pid=$!
-  for _ in $(seq 300); do grep -q serving "$tmp/emu.err" && break; sleep 0.1; done
-  port=$(sed -n 's|.*serving http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$tmp/emu.err")
+  port=$(serving_port "$tmp/emu.err" http)
   [ -n "$port" ] || { echo "emulator did not start: $(cat "$tmp/emu.err")"; exit 1; }
 }
 keys_with() {  # RESULTS REGEX -> the sorted deviceKeys of matching lines

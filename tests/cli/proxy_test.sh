@@ -43,10 +43,10 @@ n=3000
 "$bin" generate-devices "$n" "$tmp/devices.csv" --gateway-every 0 2>/dev/null
 echo "Bearer proxy-test-token" >"$tmp/token"
 start_tls_emulator() {  # RECORD: TLS, its certificate in $tmp/emu.pem
+  rm -f "$tmp/emu.err"
   "$bin" emulate --listen 127.0.0.1:0 --threads 1 --cert-out "$tmp/emu.pem" --record "$1" 2>"$tmp/emu.err" &
   emu_pid=$!
-  for _ in $(seq 300); do grep -q serving "$tmp/emu.err" && break; sleep 0.1; done
-  port=$(sed -n 's|.*serving https://127.0.0.1:\([0-9]*\)/.*|\1|p' "$tmp/emu.err")
+  port=$(serving_port "$tmp/emu.err" https)
   [ -n "$port" ] || { echo "emulator did not start: $(cat "$tmp/emu.err")"; exit 1; }
 }
 emulator_connections() {  # after stop_emulator: the connections it accepted

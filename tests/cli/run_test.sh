@@ -85,10 +85,10 @@ grep -q '"state":"failed"' "$tmp/out/refused/summary.json" && ok || fail "state 
 stop_emulator
 
 # 4. tls.verify false: it works, and every run says so loudly.
+rm -f "$tmp/emu.err"
 "$bin" emulate --listen 127.0.0.1:0 --threads 1 --cert-out "$tmp/cert.pem" 2>"$tmp/emu.err" &
 emu_pid=$!
-for _ in $(seq 300); do grep -q serving "$tmp/emu.err" && break; sleep 0.1; done
-port=$(sed -n 's|.*serving https://127.0.0.1:\([0-9]*\)/.*|\1|p' "$tmp/emu.err")
+port=$(serving_port "$tmp/emu.err" https)
 head -101 "$tmp/devices.csv" >"$tmp/few.csv"
 cat >"$tmp/unverified.json" <<JOB
 {"name": "unverified", "endpoint": "https://127.0.0.1:$port", "auth": {"token_file": "token"},

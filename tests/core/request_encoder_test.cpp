@@ -2,6 +2,7 @@
 // allocation per device.
 #include "core/protocol/request_encoder.hpp"
 #include "core/protocol/json_escape.hpp"
+#include "core/protocol/validation.hpp"
 #include "tests/alloc_counter.hpp"
 
 #include <doctest/doctest.h>
@@ -179,4 +180,42 @@ TEST_CASE("encoding a batch into a warm buffer allocates nothing") {
   encoder.encode(b, body);
   CHECK(scope.allocations() == 0);
   CHECK(body.size() == size);
+}
+
+TEST_CASE("scan_key: one look says ASCII and plain, for every byte at every place") {
+  std::size_t wrong = 0;
+  for (std::size_t len = 1; len <= 17; ++len) {
+    for (std::size_t pos = 0; pos < len; ++pos) {
+      for (int c = 0; c < 256; ++c) {
+        std::string in(len, 'k');
+        in[pos] = static_cast<char>(c);
+        const auto scan = scan_key(in);
+        wrong += scan.ascii != (c < 0x80);
+        wrong += scan.plain != !(c == '"' || c == '\\' || c < 0x20);
+      }
+    }
+  }
+  CHECK(wrong == 0);
+  CHECK(scan_key("").plain);
+  CHECK(scan_key("").ascii);
+}
+
+TEST_CASE("a device validation found plain is written as one that is checked") {
+  pkdk_view d{"p1a2b3c4", "860000000000001", "gw", "g1"};
+  std::string checked, copied;
+  append_pkdk_json(checked, d);
+  REQUIRE(!validate_device(d, &d.plain));
+  CHECK(d.plain);
+  append_pkdk_json(copied, d);
+  CHECK(copied == checked);
+  // A key that needs escaping is never marked plain.
+  pkdk_view q{"p1", "d\"1", "", ""};
+  bool plain = true;
+  REQUIRE(!validate_device(q, &plain));
+  CHECK_FALSE(plain);
+  // Non-ASCII UTF-8 needs no escaping: plain.
+  REQUIRE(!validate_device({"p1", "d\xC3\xA9", "", ""}, &plain));
+  CHECK(plain);
+  // The flag is not part of the address.
+  CHECK(d == pkdk_view{"p1a2b3c4", "860000000000001", "gw", "g1"});
 }

@@ -102,6 +102,11 @@ TEST_CASE("results.ndjson lines carry every field, JSON-escaped") {
   CHECK(doc["code"].is_null());
   CHECK(std::string_view(doc["ticket"]) == "123");
   CHECK(std::string_view(doc["status"]) == "succeeded");
+  // Keys validation found plain are copied as they are: the same line.
+  std::string copied;
+  r.device.plain = true;
+  append_result_line(copied, r);
+  CHECK(copied == line);
 }
 
 TEST_CASE("a resumed run adds the counts of the run it continues") {
