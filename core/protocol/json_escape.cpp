@@ -38,51 +38,37 @@ inline std::uint32_t load4(const char* p) noexcept {
   return x;
 }
 
-// Whether `s` needs no escaping, eight bytes at a time; the last word
-// overlaps the one before instead of copying a short tail (device keys
-// nearly never need escaping: they are then copied in one piece).
-bool json_string_is_plain(std::string_view s) noexcept {
-  const char* p = s.data();
-  const std::size_t n = s.size();
-  if (n >= 8) {
-    for (std::size_t i = 0; i + 8 < n; i += 8)
-      if (word_needs_escape(load8(p + i))) return false;
-    return !word_needs_escape(load8(p + n - 8));
-  }
-  constexpr std::uint64_t filler = 0x4141414141414141ULL;  // 'A': needs no escaping
-  if (n >= 4) {                                            // two overlapping 4-byte loads
-    return !word_needs_escape(load4(p) | (std::uint64_t{load4(p + n - 4)} << 32));
-  }
-  std::uint64_t x = filler;
-  for (std::size_t i = 0; i < n; ++i) x = (x << 8) | static_cast<unsigned char>(p[i]);
-  return !word_needs_escape(x);
-}
-
 }  // namespace
 
+// Eight bytes at a time; the last word overlaps the one before instead of
+// copying a short tail (keys are short and nearly never need escaping).
 key_scan scan_key(std::string_view s) noexcept {
   const char* p = s.data();
   const std::size_t n = s.size();
-  std::uint64_t high = 0;
-  bool escape = false;
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const auto x = load8(p + i);
-    high |= x;
-    escape = escape || word_needs_escape(x);
+  constexpr std::uint64_t highs = 0x8080808080808080ULL;
+  if (n >= 8) {
+    std::uint64_t high = 0;
+    bool escape = false;
+    for (std::size_t i = 0; i + 8 < n; i += 8) {
+      const auto x = load8(p + i);
+      high |= x;
+      escape = escape || word_needs_escape(x);
+    }
+    const auto last = load8(p + n - 8);
+    return {((high | last) & highs) == 0, !escape && !word_needs_escape(last)};
   }
-  if (i < n) {  // the tail, byte by byte (keys are short)
-    std::uint64_t x = 0x4141414141414141ULL;
-    for (; i < n; ++i) x = (x << 8) | static_cast<unsigned char>(p[i]);
-    high |= x;
-    escape = escape || word_needs_escape(x);
+  std::uint64_t x = 0x4141414141414141ULL;  // 'A' in the bytes past the end: plain ASCII
+  if (n >= 4) {                             // two overlapping 4-byte loads
+    x = load4(p) | (std::uint64_t{load4(p + n - 4)} << 32);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) x = (x << 8) | static_cast<unsigned char>(p[i]);
   }
-  return {(high & 0x8080808080808080ULL) == 0, !escape};
+  return {(x & highs) == 0, !word_needs_escape(x)};
 }
 
 char* write_json_string(char* w, std::string_view s) noexcept {
   *w++ = '"';
-  if (json_string_is_plain(s)) {
+  if (scan_key(s).plain) {
     w = write_bytes(w, s);
     *w++ = '"';
     return w;
@@ -131,7 +117,7 @@ char* write_json_string(char* w, std::string_view s) noexcept {
 }
 
 void append_json_string(std::string& out, std::string_view s) {
-  const bool plain = json_string_is_plain(s);
+  const bool plain = scan_key(s).plain;
   append_bounded(out, plain ? s.size() + 2 : json_string_bound(s.size()), [&](char* w) {
     if (!plain) return write_json_string(w, s);
     *w++ = '"';
