@@ -7,6 +7,7 @@
 #include <fleetcast/core/output/device_result.hpp>
 #include <fleetcast/net/client/rollout.hpp>
 #include <fleetcast/net/server/emulator.hpp>
+#include "app/delivery_stage.hpp"
 #include "app/job_files.hpp"
 #include "app/job_output.hpp"
 #include "core/output/progress_view.hpp"
@@ -15,6 +16,7 @@
 #include <fmt/format.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -78,6 +80,8 @@ int run_job(const std::string& job_file, const run_flags& flags) {
       ec.threads = 1;  // leave the other core to the engine
     }
     ec.listen = "127.0.0.1:0";
+    // The job's acknowledgements come from the emulator's subscription.
+    if (j.acks.kind == acks_config::source::ndjson) ec.acks.ndjson = j.acks.ndjson;
     try {
       emulator.emplace(ec);
     } catch (const std::exception& e) {
@@ -155,6 +159,20 @@ int run_job(const std::string& job_file, const run_flags& flags) {
     fmt::print(stderr, "fleetcast: resuming: {} records keep their result\n", before.records);
   }
   output.attach(options);
+  // Delivery acknowledgements: every accepted device's ticket goes by the
+  // stage on its way to the folder; the stage waits for their REQACKs.
+  std::optional<delivery_stage> acks;
+  if (j.acks.enabled()) {
+    acks.emplace(ioc.get_executor(), j, output.sink());
+    if (!acks->open(j.output_dir, error)) {
+      fmt::print(stderr, "fleetcast: {}\n", error);
+      return 1;
+    }
+    if (acks->expected_now() > 0)
+      fmt::print(stderr, "fleetcast: resuming: {} devices wait for their acknowledgement\n",
+                 acks->expected_now());
+  }
+  result_sink& sink = acks ? acks->sink() : output.sink();
   // The progress line: on a terminal one line redrawn in place, fitted to
   // its width; elsewhere (a log, TERM=dumb) a plain line every 5 s.
   const char* term = std::getenv("TERM");
@@ -187,7 +205,7 @@ int run_job(const std::string& job_file, const run_flags& flags) {
 
   std::optional<net::rollout> made;
   try {
-    made.emplace(ioc.get_executor(), j, *devices.stream, output.sink(), options);
+    made.emplace(ioc.get_executor(), j, *devices.stream, sink, options);
   } catch (const std::exception& e) {  // out of memory, a bug: a proxy mistake is an outcome
     fmt::print(stderr, "fleetcast: {}; nothing was sent\n", e.what());
     output.abandon();
@@ -202,14 +220,44 @@ int run_job(const std::string& job_file, const run_flags& flags) {
       if (ec) return;
       if (!stopped_by) stopped_by = sig;
       rollout.cancel();
+      if (acks) acks->stop();  // what still waits is left to --resume
       if (++seen < 2) on_signal();
     });
   };
   on_signal();
   net::rollout_outcome outcome;
+  // After the last answer, the wait for acknowledgements, shown as it goes.
+  boost::asio::steady_timer wait_line(ioc);
+  std::function<void()> show_wait = [&] {
+    if (flags.quiet) return;
+    const auto text = fmt::format(
+        "waiting for {} acknowledgements ({} delivered, {} failed so far; "
+        "at most {:.0f} s more)",
+        acks->waiting(), acks->counts().delivered, acks->counts().delivery_failed,
+        acks->seconds_left());
+    if (terminal)
+      fmt::print(stderr, "\r{}\033[K", text);
+    else
+      fmt::print(stderr, "fleetcast: {}\n", text);
+    wait_line.expires_after(std::chrono::seconds(terminal ? 1 : 5));
+    wait_line.async_wait([&](boost::system::error_code ec) {
+      if (!ec) show_wait();
+    });
+  };
+  if (acks) acks->start();
   rollout.async_run([&](net::rollout_outcome o) {
     outcome = std::move(o);
-    signals.cancel();  // the loop ends with the run
+    if (!acks || !outcome.started()) {
+      if (acks) acks->stop();
+      signals.cancel();  // the loop ends with the run
+      return;
+    }
+    if (terminal) fmt::print(stderr, "\n");
+    show_wait();
+    acks->async_wait([&] {
+      wait_line.cancel();
+      signals.cancel();
+    });
   });
   ioc.run();
   if (!outcome.started()) {
@@ -222,6 +270,26 @@ int run_job(const std::string& job_file, const run_flags& flags) {
   if (terminal) fmt::print(stderr, "\n");
   summary.reason = rollout.failure();
   const auto last_answer = std::chrono::steady_clock::now();
+  if (acks) {
+    const bool wait_cut = acks->waiting() > 0 && stopped_by;
+    if (const auto problem = acks->finish(summary); !problem.empty()) {
+      fmt::print(stderr, "fleetcast: the delivery outcomes cannot be written: {}\n", problem);
+      summary.state = job_state::failed;
+      summary.reason = "the delivery outcomes could not be written: " + problem;
+    } else if (wait_cut && summary.state == job_state::completed) {
+      summary.state = job_state::cancelled;  // sent, but the wait for acks was cut short
+    }
+    const auto& d = *summary.deliveries;
+    fmt::print(stderr,
+               "fleetcast: deliveries: {} delivered, {} failed, {} without an acknowledgement "
+               "within {} s{}; messages: {} early, {} duplicate, {} contradictory, {} for another "
+               "device, {} unmatched, {} late, {} not REQACK, {} unreadable\n",
+               d.delivered, d.delivery_failed, d.no_ack, j.acks.timeout_s,
+               d.waiting ? fmt::format(", {} still waiting (--resume waits on)", d.waiting) : "",
+               d.messages.early, d.messages.duplicates, d.messages.contradictory,
+               d.messages.mismatched, d.messages.unmatched, d.messages.late,
+               d.messages.other_messages, d.messages.malformed);
+  }
   if (const auto problem = output.finish(summary); !problem.empty())
     fmt::print(stderr, "fleetcast: the outputs cannot be written: {}\n", problem);
   const auto outputs_written = std::chrono::steady_clock::now();

@@ -29,7 +29,7 @@ emulator_config_result parse_emulator_config(std::string_view text, std::string_
   if (!r.object(root, "",
                 {"listen", "tls", "self_signed_out", "threads", "seed", "tokens", "products",
                  "max_devices", "max_body_bytes", "device_failure_ratio", "failure_messages",
-                 "latency_ms", "rate_limit_rps", "faults", "record"},
+                 "latency_ms", "rate_limit_rps", "faults", "record", "acks"},
                 top)) {
     return result;
   }
@@ -79,6 +79,23 @@ emulator_config_result parse_emulator_config(std::string_view text, std::string_
     }
   }
   r.number(top, "", "rate_limit_rps", c.rate_limit_rps, 0, 1e9);
+  if (top["acks"].get(e) == simdjson::SUCCESS) {
+    dom::object a;
+    if (r.object(e, "acks",
+                 {"ndjson", "delay_ms", "delay_random_ms", "fail_ratio", "loss_ratio",
+                  "duplicate_ratio", "early_ratio"},
+                 a)) {
+      auto& x = c.acks;
+      std::string path;
+      if (r.string(a, "acks", "ndjson", path)) x.ndjson = r.path(path);
+      r.integer(a, "acks", "delay_ms", x.delay_ms, 0, 3'600'000);
+      r.integer(a, "acks", "delay_random_ms", x.delay_random_ms, 0, 3'600'000);
+      r.ratio(a, "acks", "fail_ratio", x.fail_ratio);
+      r.ratio(a, "acks", "loss_ratio", x.loss_ratio);
+      r.ratio(a, "acks", "duplicate_ratio", x.duplicate_ratio);
+      r.ratio(a, "acks", "early_ratio", x.early_ratio);
+    }
+  }
   if (top["faults"].get(e) == simdjson::SUCCESS) {
     dom::object f;
     if (r.object(e, "faults",

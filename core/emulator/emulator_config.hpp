@@ -28,6 +28,32 @@ struct emulator_faults {
   std::uint32_t echo_token = 0;
 };
 
+// The message subscription played: a REQACK per ticket issued, written as
+// NDJSON to `ndjson` (the form an operator's SDK consumer would write).
+// Every choice is deterministic under the seed, per device.
+struct emulator_acks {
+  std::string ndjson;                   // empty = no acknowledgements
+  std::uint32_t delay_ms = 50;          // after the command was executed
+  std::uint32_t delay_random_ms = 200;  // plus 0..random, uniform: acks come reordered
+  double fail_ratio = 0;                // status "fail"
+  double loss_ratio = 0;                // never sent
+  double duplicate_ratio = 0;           // sent twice (the second after its own delay)
+  double early_ratio = 0;               // sent at once, before the HTTP answer goes out
+  bool enabled() const noexcept { return !ndjson.empty(); }
+};
+
+// What the subscription does for one ticket (emulator_acks, by the device's hash).
+struct emulator_ack_plan {
+  enum class fate : std::uint8_t { succ, fail, lost };
+  fate what = fate::succ;
+  std::uint32_t delay_ms = 0;   // after execution (0 with early)
+  std::uint32_t second_ms = 0;  // a duplicate's delay; 0 = none
+  bool early = false;
+};
+emulator_ack_plan plan_ack(const emulator_acks& acks, std::uint64_t device_hash,
+                           std::uint64_t seed);
+std::string_view to_string(emulator_ack_plan::fate f) noexcept;
+
 struct emulator_config {
   std::string listen = "127.0.0.1:8443";
   bool tls = true;
@@ -47,6 +73,7 @@ struct emulator_config {
   double rate_limit_rps = 0;            // 0 = none; above it HTTP 429 with Retry-After
   emulator_faults faults;
   std::string record;  // NDJSON of every executed device command; empty = none
+  emulator_acks acks;
 };
 
 struct emulator_config_result {

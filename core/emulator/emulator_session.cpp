@@ -51,6 +51,41 @@ bool same_command(const command& a, const command& b) {
 
 }  // namespace
 
+emulator_ack_plan plan_ack(const emulator_acks& acks, std::uint64_t device_hash,
+                           std::uint64_t seed) {
+  // Its own stream of draws per device, apart from the device's outcome's.
+  std::uint64_t h = splitmix(device_hash ^ splitmix(seed ^ 0x61636b73ULL));  // "acks"
+  const auto draw = [&h] {
+    h = splitmix(h);
+    return unit(h);
+  };
+  emulator_ack_plan p;
+  const double lost = draw(), failed = draw(), dup = draw(), early = draw();
+  const double spread = draw(), spread2 = draw();
+  p.what = lost < acks.loss_ratio     ? emulator_ack_plan::fate::lost
+           : failed < acks.fail_ratio ? emulator_ack_plan::fate::fail
+                                      : emulator_ack_plan::fate::succ;
+  p.early = early < acks.early_ratio;
+  const auto delay = [&](double u) {
+    return acks.delay_ms + static_cast<std::uint32_t>(u * (acks.delay_random_ms + 1.0));
+  };
+  p.delay_ms = p.early ? 0 : delay(spread);
+  if (dup < acks.duplicate_ratio) p.second_ms = p.delay_ms + 1 + delay(spread2);
+  return p;
+}
+
+std::string_view to_string(emulator_ack_plan::fate f) noexcept {
+  switch (f) {
+    case emulator_ack_plan::fate::succ:
+      return "succ";
+    case emulator_ack_plan::fate::fail:
+      return "fail";
+    case emulator_ack_plan::fate::lost:
+      return "lost";
+  }
+  return "lost";
+}
+
 std::string_view http_reason(int status) noexcept {
   switch (status) {
     case 200:
@@ -292,6 +327,15 @@ const emulator_reply& emulator_session::execute(std::uint64_t id, std::uint64_t 
       ticket_text = {ticket, n.size};
       outcome = unit(splitmix(h)) < cfg.faults.missing_device_ratio ? "unreported" : "succeeded";
     }
+    // The device got the command (reported or not): the subscription acts.
+    std::string_view ack;
+    if (!ticket_text.empty() && cfg.acks.enabled()) {
+      const auto plan = plan_ack(cfg.acks, device_hash(dev.product_key, dev.device_key), cfg.seed);
+      ack = to_string(plan.what);
+      if (auto* sink = state_.acks())
+        sink->issued(dev.product_key, dev.device_key, dev.gateway_product_key,
+                     dev.gateway_device_key, ticket_text, plan);
+    }
     if (!echo_.empty()) {  // the careless server of faults.echo_token
       if (!ticket_text.empty()) {
         echo_ticket_.assign(ticket_text).append(":").append(echo_);
@@ -354,6 +398,8 @@ const emulator_reply& emulator_session::execute(std::uint64_t id, std::uint64_t 
       append_json_string_or_null(record_, ticket_text);
       record_ += ",\"msg\":";
       append_json_string_or_null(record_, msg);
+      record_ += ",\"ack\":";
+      append_json_string_or_null(record_, ack);
       record_ += "}\n";
     }
   }

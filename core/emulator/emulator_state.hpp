@@ -24,6 +24,16 @@ class emulator_record_sink {
   virtual void write(std::string_view lines) = 0;
 };
 
+// Receives every ticket issued (a device's command executed), with what
+// the subscription is to do about it (emulator_config's acks).
+class emulator_ack_sink {
+ public:
+  virtual ~emulator_ack_sink() = default;
+  virtual void issued(std::string_view product_key, std::string_view device_key,
+                      std::string_view gateway_product_key, std::string_view gateway_device_key,
+                      std::string_view ticket, const emulator_ack_plan& plan) = 0;
+};
+
 enum class emulator_counter : std::size_t {
   requests,  // every HTTP request read
   api_requests,
@@ -86,11 +96,14 @@ class emulator_state {
   void gateway_enter(std::string_view gateway, std::uint64_t devices);
   void gateway_leave(std::string_view gateway, std::uint64_t devices);
   emulator_record_sink* record() const noexcept { return record_; }
+  void set_ack_sink(emulator_ack_sink* acks) noexcept { acks_ = acks; }
+  emulator_ack_sink* acks() const noexcept { return acks_; }
   bool product_permitted(std::string_view product_key) const;
 
  private:
   emulator_config config_;
   emulator_record_sink* record_;
+  emulator_ack_sink* acks_ = nullptr;
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(emulator_counter::count_)>
       counters_{};
   std::atomic<std::uint64_t> request_ids_{0};

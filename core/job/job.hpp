@@ -128,6 +128,33 @@ struct rollout_config {
   std::optional<std::int64_t> not_after;
 };
 
+// Where delivery acknowledgements come from (api/SUBSCRIPTION.md) and how
+// long a device may wait for its own.
+struct amqp_acks_config {
+  std::string url;  // as written: amqps://HOST:PORT/VHOST
+  std::string host;
+  std::uint16_t port = 5671;
+  std::string vhost = "quec-open";
+  // The application's AccessKey and AccessSecret: one of file or env each.
+  std::string access_key_file, access_key_env;
+  std::string access_secret_file, access_secret_env;
+  std::string queue;     // a.<enterprise user id>.<name>
+  std::string hostname;  // the Open frame's hostname; default "vhost:<vhost>"
+  std::string source;    // the receiving link's source; default "/amq/queue/<queue>"
+  std::uint32_t idle_timeout_ms = 30000;
+  static constexpr bounds<std::int64_t> idle_timeout_ms_range{30000, 60000};
+};
+
+struct acks_config {
+  enum class source { none, ndjson, amqp };
+  source kind = source::none;
+  std::string ndjson;  // resolved path of a file that grows, or a FIFO
+  amqp_acks_config amqp;
+  std::uint32_t timeout_s = 600;  // after a device's answer
+  static constexpr bounds<std::int64_t> timeout_s_range{1, 30 * 86400};
+  bool enabled() const noexcept { return kind != source::none; }
+};
+
 struct job {
   std::string job_file;  // as given
   std::string name;      // default: the job file's name without its extension
@@ -153,6 +180,7 @@ struct job {
   // An HTTP proxy ("http://[user:password@]host:port") or "direct"; absent:
   // the environment's (HTTPS_PROXY, HTTP_PROXY, NO_PROXY; core/job/proxy.hpp).
   std::optional<std::string> proxy;
+  acks_config acks;
 };
 
 }  // namespace fleetcast

@@ -7,6 +7,7 @@
 #include "core/job/json_syntax.hpp"
 #include "core/job/proxy.hpp"
 #include "core/job/suggest.hpp"
+#include "core/job/url.hpp"
 #include "core/protocol/validation.hpp"
 
 #include <fmt/format.h>
@@ -291,6 +292,65 @@ void read_auth(job_reader& r, dom::element e, auth_config& auth) {
   }
 }
 
+// One secret from a file or the environment: exactly one of the two.
+void read_secret_source(job_reader& r, dom::object obj, std::string_view name, std::string& file,
+                        std::string& env) {
+  const std::string file_key = std::string(name) + "_file", env_key = std::string(name) + "_env";
+  std::string f;
+  const bool has_file = r.string(obj, "acks.amqp", file_key, f);
+  const bool has_env = r.string(obj, "acks.amqp", env_key, env);
+  if (has_file) file = r.path(f);
+  if (has_file == has_env)
+    r.error("acks.amqp", fmt::format("takes exactly one of {}, {}", file_key, env_key));
+}
+
+void read_acks(job_reader& r, dom::element e, acks_config& acks) {
+  dom::object obj;
+  if (!r.fields(e, "acks", {"ndjson", "amqp", "timeout_s"}, obj)) return;
+  r.integer(obj, "acks", "timeout_s", acks.timeout_s, acks_config::timeout_s_range);
+  std::string path;
+  const bool ndjson = r.string(obj, "acks", "ndjson", path);
+  if (ndjson) {
+    acks.kind = acks_config::source::ndjson;
+    acks.ndjson = r.path(path);
+  }
+  dom::element a;
+  const bool amqp = obj["amqp"].get(a) == simdjson::SUCCESS;
+  if (ndjson == amqp) {
+    r.error("acks", "takes exactly one of ndjson, amqp");
+    return;
+  }
+  if (!amqp) return;
+  acks.kind = acks_config::source::amqp;
+  auto& q = acks.amqp;
+  dom::object o;
+  if (!r.fields(a, "acks.amqp",
+                {"url", "access_key_file", "access_key_env", "access_secret_file",
+                 "access_secret_env", "queue", "hostname", "source", "idle_timeout_ms"},
+                o))
+    return;
+  std::string url;
+  if (!r.string(o, "acks.amqp", "url", url)) {
+    r.error("acks.amqp.url", "is required (e.g. amqps://iot-amqp.acceleronix.io:5671/quec-open)");
+  } else if (auto problem = parse_amqp_url(url, q)) {
+    r.error("acks.amqp.url", *problem);
+  }
+  read_secret_source(r, o, "access_key", q.access_key_file, q.access_key_env);
+  read_secret_source(r, o, "access_secret", q.access_secret_file, q.access_secret_env);
+  const bool has_queue = r.string(o, "acks.amqp", "queue", q.queue);
+  if (has_queue && !is_queue_name(q.queue))
+    r.error("acks.amqp.queue", "at most 64 of A-Z a-z 0-9 _ - and '.' (e.g. a.12345.fleetcast)");
+  if (!r.string(o, "acks.amqp", "source", q.source)) {
+    if (!has_queue)
+      r.error("acks.amqp", "needs queue (or source, the receiving link's address)");
+    else
+      q.source = "/amq/queue/" + q.queue;
+  }
+  if (!r.string(o, "acks.amqp", "hostname", q.hostname)) q.hostname = "vhost:" + q.vhost;
+  r.integer(o, "acks.amqp", "idle_timeout_ms", q.idle_timeout_ms,
+            amqp_acks_config::idle_timeout_ms_range);
+}
+
 void read_devices(job_reader& r, dom::element e, device_source& devices) {
   if (e.is_array()) {
     dom::array arr;
@@ -380,11 +440,11 @@ job_parse_result read_job(std::string_view text, std::string_view job_file) {
   job j;
   j.job_file = std::string(job_file);
   dom::object top;
-  if (!r.fields(
-          root, "",
-          {"name", "endpoint", "auth", "tls", "command", "devices", "batch", "rate", "connections",
-           "pipeline_depth", "max_answer_bytes", "timeouts", "retry", "rollout", "output", "proxy"},
-          top)) {
+  if (!r.fields(root, "",
+                {"name", "endpoint", "auth", "tls", "command", "devices", "batch", "rate",
+                 "connections", "pipeline_depth", "max_answer_bytes", "timeouts", "retry",
+                 "rollout", "output", "proxy", "acks"},
+                top)) {
     return result;
   }
   for (std::string_view required : {"endpoint", "auth", "command", "devices"}) {
@@ -552,6 +612,7 @@ job_parse_result read_job(std::string_view text, std::string_view job_file) {
     r.integer(obj, "rollout", "abort_min_devices", j.rollout.abort_min_devices,
               rollout_config::abort_min_devices_range);
   }
+  if (top["acks"].get(e) == simdjson::SUCCESS) read_acks(r, e, j.acks);
   std::string dir;
   if (top["output"].get(e) == simdjson::SUCCESS && r.fields(e, "output", {"dir"}, obj) &&
       r.string(obj, "output", "dir", dir)) {

@@ -93,4 +93,44 @@ std::optional<std::string> parse_endpoint(std::string_view url, endpoint_config&
   return result();
 }
 
+std::optional<std::string> parse_amqp_url(std::string_view url, amqp_acks_config& out) {
+  out.url = std::string(url);
+  std::vector<std::string> problems;
+  std::string_view rest = url;
+  if (rest.starts_with("amqps://")) {
+    rest.remove_prefix(8);
+  } else {
+    problems.emplace_back(rest.starts_with("amqp://")
+                              ? "must be amqps:// (the subscription takes TLS only)"
+                              : "must start with amqps://");
+    const auto scheme_end = rest.find("://");
+    if (scheme_end == std::string_view::npos) return fmt::format("{}", fmt::join(problems, "; "));
+    rest.remove_prefix(scheme_end + 3);
+  }
+  if (rest.find_first_of("?#@") != std::string_view::npos)
+    problems.emplace_back("must not contain a user name, a query or a fragment");
+  const std::size_t slash = rest.find('/');
+  if (slash != std::string_view::npos) {
+    std::string_view vhost = rest.substr(slash + 1);
+    while (vhost.ends_with('/')) vhost.remove_suffix(1);
+    if (!vhost.empty()) out.vhost = std::string(vhost);
+  }
+  url_authority authority;
+  parse_authority(rest.substr(0, slash), authority, problems);
+  out.host = std::move(authority.host);
+  out.port = authority.port.value_or(5671);
+  if (problems.empty()) return std::nullopt;
+  return fmt::format("{}", fmt::join(problems, "; "));
+}
+
+bool is_queue_name(std::string_view name) noexcept {
+  if (name.empty() || name.size() > 64) return false;
+  for (const char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '_' || c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 }  // namespace fleetcast

@@ -27,4 +27,11 @@ void parse_authority(std::string_view text, url_authority& out, std::vector<std:
 // an optional path prefix. Returns every problem ("; "-separated), or nullopt.
 std::optional<std::string> parse_endpoint(std::string_view url, endpoint_config& out);
 
+// Parses the subscription's URL: amqps://HOST[:PORT][/VHOST] (plain amqp://
+// is refused: the platform takes TLS only). Sets url, host, port, vhost.
+std::optional<std::string> parse_amqp_url(std::string_view url, amqp_acks_config& out);
+
+// A queue name as the platform makes them: 1 to 64 of [A-Za-z0-9_-.].
+bool is_queue_name(std::string_view name) noexcept;
+
 }  // namespace fleetcast

@@ -52,6 +52,7 @@ int run_summary::exit_code() const noexcept {
     case job_state::completed:
       break;
   }
+  if (deliveries && deliveries->delivered < count_of(device_status::succeeded)) return 1;
   return count_of(device_status::succeeded) == records ? 0 : 1;
 }
 
@@ -75,6 +76,18 @@ std::string run_summary::to_json() const {
                  "\"devices_per_second\":{:.1f},\"batch_size\":{},\"reason\":",
                  requests, retries, elapsed_s, devices_per_second(), batch_size);
   append_json_string_or_null(out, reason);
+  if (deliveries) {
+    const auto& d = *deliveries;
+    const auto& m = d.messages;
+    fmt::format_to(
+        it,
+        ",\"deliveries\":{{\"delivered\":{},\"delivery_failed\":{},\"no_ack\":{},"
+        "\"waiting\":{},\"messages\":{{\"early\":{},\"duplicates\":{},\"contradictory\":{},"
+        "\"mismatched\":{},\"unmatched\":{},\"late\":{},\"other\":{},"
+        "\"malformed\":{}}}}}",
+        d.delivered, d.delivery_failed, d.no_ack, d.waiting, m.early, m.duplicates, m.contradictory,
+        m.mismatched, m.unmatched, m.late, m.other_messages, m.malformed);
+  }
   out += ",\"runs\":[";
   for (std::size_t i = 0; i < runs.size(); ++i) {
     const auto& r = runs[i];

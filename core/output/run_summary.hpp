@@ -3,6 +3,7 @@
 // through count().
 #pragma once
 
+#include <fleetcast/core/acks/delivery_tracker.hpp>
 #include <fleetcast/core/output/device_result.hpp>
 
 #include <array>
@@ -26,6 +27,15 @@ struct run_record {
   std::uint64_t requests = 0;
 };
 
+// Delivery acknowledgements (a job with acks): outcomes over the whole
+// rollout (every succeeded device has one of them, or none within the
+// wait: no_ack), and what this run's subscription brought besides.
+struct delivery_summary {
+  std::uint64_t delivered = 0, delivery_failed = 0, no_ack = 0;
+  std::uint64_t waiting = 0;  // the wait was cut short (a signal): --resume waits on
+  delivery_counts messages;   // this run's: duplicates, late, unmatched, ...
+};
+
 struct run_summary {
   std::string name;
   job_state state = job_state::completed;
@@ -43,6 +53,7 @@ struct run_summary {
   std::vector<run_record> runs;
   // Why the job failed (state failed), or the guard's verdict; empty otherwise.
   std::string reason;
+  std::optional<delivery_summary> deliveries;  // a job with acks
 
   void count(const device_result& r) noexcept;
   // Adds the device counts of an earlier run that this one continues (--resume).
@@ -59,7 +70,8 @@ struct run_summary {
   // Exit status of `fleetcast run` (PRODUCT.md): 0 all succeeded; 1 some
   // failed or were skipped, or the job failed on the way; 3 aborted by the
   // rollout guard; 4 cancelled (signal, cancel request, end of the time
-  // window). 2, an invalid job, is decided before a run starts.
+  // window). 2, an invalid job, is decided before a run starts. With
+  // acks, a succeeded device not known delivered makes it 1.
   int exit_code() const noexcept;
   // summary.json, with its newline.
   std::string to_json() const;

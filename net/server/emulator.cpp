@@ -2,6 +2,7 @@
 // strand, N threads on one io_context (see emulator.hpp).
 #include <fleetcast/net/server/emulator.hpp>
 
+#include "net/server/ack_emitter.hpp"
 #include "net/server/listen.hpp"
 
 #include "core/emulator/emulator_session.hpp"
@@ -69,6 +70,7 @@ struct emulator::impl {
   emulator_config config;
   std::unique_ptr<file_record> record;
   emulator_state state;
+  std::unique_ptr<ack_emitter> acks;
   std::string cert_pem;
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   asio::io_context ioc;
@@ -206,6 +208,10 @@ emulator::emulator(emulator_config config) {
   if (!config.record.empty()) record = std::make_unique<file_record>(config.record);
   impl_ = std::make_unique<impl>(std::move(config), std::move(record));
   auto& self = *impl_;
+  if (self.config.acks.enabled()) {
+    self.acks = std::make_unique<ack_emitter>(self.config.acks);
+    self.state.set_ack_sink(self.acks.get());
+  }
   const auto endpoint = detail::parse_listen(self.config.listen);
 
   if (self.config.tls) {
@@ -251,6 +257,7 @@ void emulator::stop() {
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();
   if (impl_->record) impl_->record->flush();
+  if (impl_->acks) impl_->acks->stop();
 }
 
 std::uint16_t emulator::port() const noexcept {

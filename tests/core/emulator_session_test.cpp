@@ -438,3 +438,37 @@ TEST_CASE("emulator config: defaults, every key, unknown keys refused") {
   REQUIRE(r.errors.size() == 1);
   CHECK(r.errors[0].starts_with("2:5: invalid JSON"));
 }
+
+TEST_CASE("the subscription's plan per ticket: deterministic, with the configured ratios") {
+  emulator_acks a;
+  a.ndjson = "acks.ndjson";
+  a.fail_ratio = 0.2;
+  a.loss_ratio = 0.1;
+  a.duplicate_ratio = 0.3;
+  a.early_ratio = 0.25;
+  a.delay_ms = 100;
+  a.delay_random_ms = 50;
+  int lost = 0, failed = 0, dup = 0, early = 0;
+  constexpr int n = 20000;
+  for (int i = 0; i < n; ++i) {
+    const auto p = plan_ack(a, static_cast<std::uint64_t>(i) * 0x9E3779B97F4A7C15ULL, 7);
+    const auto q = plan_ack(a, static_cast<std::uint64_t>(i) * 0x9E3779B97F4A7C15ULL, 7);
+    REQUIRE(p.what == q.what);
+    REQUIRE(p.delay_ms == q.delay_ms);
+    lost += p.what == emulator_ack_plan::fate::lost;
+    failed += p.what == emulator_ack_plan::fate::fail;
+    dup += p.second_ms > 0;
+    early += p.early;
+    if (p.early) {
+      CHECK(p.delay_ms == 0);
+    } else {
+      CHECK(p.delay_ms >= 100);
+      CHECK(p.delay_ms <= 150);
+    }
+    if (p.second_ms) CHECK(p.second_ms > p.delay_ms);
+  }
+  CHECK(lost == doctest::Approx(0.1 * n).epsilon(0.1));
+  CHECK(failed == doctest::Approx(0.9 * 0.2 * n).epsilon(0.1));
+  CHECK(dup == doctest::Approx(0.3 * n).epsilon(0.1));
+  CHECK(early == doctest::Approx(0.25 * n).epsilon(0.1));
+}

@@ -494,3 +494,63 @@ TEST_CASE("validate(): a job built in code meets the job file's rules, error for
   REQUIRE(validate(j).size() == 1);
   CHECK(validate(j)[0].field == "endpoint");
 }
+
+TEST_CASE("acks: an NDJSON stream or the AMQP subscription, with the documented defaults") {
+  auto r = parse(minimal);
+  REQUIRE(r.job);
+  CHECK(!r.job->acks.enabled());
+  r = parse(with("acks", R"({"ndjson": "acks/stream.ndjson", "timeout_s": 30})"));
+  REQUIRE(r.job);
+  CHECK(r.job->acks.kind == acks_config::source::ndjson);
+  CHECK(r.job->acks.ndjson == "/jobs/eu/acks/stream.ndjson");
+  CHECK(r.job->acks.timeout_s == 30);
+  r = parse(with("acks", R"({"amqp": {"url": "amqps://iot-amqp.acceleronix.io:5671/quec-open",
+      "access_key_file": "secrets/ak", "access_secret_env": "FLEETCAST_AMQP_SECRET",
+      "queue": "a.12345.fleetcast"}})"));
+  REQUIRE(r.job);
+  const auto& q = r.job->acks.amqp;
+  CHECK(r.job->acks.kind == acks_config::source::amqp);
+  CHECK(r.job->acks.timeout_s == 600);
+  CHECK(q.host == "iot-amqp.acceleronix.io");
+  CHECK(q.port == 5671);
+  CHECK(q.vhost == "quec-open");
+  CHECK(q.hostname == "vhost:quec-open");
+  CHECK(q.source == "/amq/queue/a.12345.fleetcast");
+  CHECK(q.access_key_file == "/jobs/eu/secrets/ak");
+  CHECK(q.access_secret_env == "FLEETCAST_AMQP_SECRET");
+  CHECK(q.idle_timeout_ms == 30000);
+  // RabbitMQ 4's address form, another hostname, no port: the default.
+  r = parse(with("acks", R"({"amqp": {"url": "amqps://iot-amqp.quectelcn.com/quec-open",
+      "access_key_env": "K", "access_secret_env": "S", "queue": "a.1.q",
+      "source": "/queues/a.1.q", "hostname": "quec-open", "idle_timeout_ms": 60000}})"));
+  REQUIRE(r.job);
+  CHECK(r.job->acks.amqp.port == 5671);
+  CHECK(r.job->acks.amqp.source == "/queues/a.1.q");
+  CHECK(r.job->acks.amqp.hostname == "quec-open");
+}
+
+TEST_CASE("acks: each mistake named where it is") {
+  const auto error_of = [](const std::string& acks) {
+    const auto e = only_error(with("acks", acks));
+    return e.field + ": " + e.message;
+  };
+  CHECK(error_of(R"({"timeout_s": 5})").find("exactly one of ndjson, amqp") != std::string::npos);
+  CHECK(error_of(R"({"ndjson": "a", "amqp": {}})").find("exactly one of ndjson, amqp") !=
+        std::string::npos);
+  CHECK(error_of(R"({"ndjson": "a", "timeout_s": 0})").find("acks.timeout_s") != std::string::npos);
+  CHECK(error_of(R"({"ndjson": "a", "timeot_s": 5})").find("did you mean timeout_s") !=
+        std::string::npos);
+  const std::string good_secrets = R"("access_key_env": "K", "access_secret_env": "S")";
+  CHECK(
+      error_of(R"({"amqp": {"url": "amqp://h/quec-open", "queue": "a.1.q", )" + good_secrets + "}}")
+          .find("must be amqps://") != std::string::npos);
+  CHECK(error_of(R"({"amqp": {"url": "amqps://h", )" + good_secrets + "}}").find("needs queue") !=
+        std::string::npos);
+  CHECK(error_of(R"({"amqp": {"url": "amqps://h", "queue": "a b", )" + good_secrets + "}}")
+            .find("acks.amqp.queue") != std::string::npos);
+  CHECK(error_of(R"({"amqp": {"url": "amqps://h", "queue": "q", "access_key_env": "K"}})")
+            .find("exactly one of access_secret_file, access_secret_env") != std::string::npos);
+  CHECK(error_of(R"({"amqp": {"url": "amqps://h", "queue": "q", "idle_timeout_ms": 1000, )" +
+                 good_secrets + "}}")
+            .find("acks.amqp.idle_timeout_ms: 1000 is outside 30000..60000") != std::string::npos);
+}

@@ -1,0 +1,157 @@
+// A run's delivery acknowledgements (see delivery_stage.hpp).
+#include "app/delivery_stage.hpp"
+
+#include "app/delivery_journal.hpp"
+#include "net/acks/ndjson_ack_reader.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <optional>
+
+namespace fleetcast::app {
+
+namespace asio = boost::asio;
+
+namespace {
+std::uint64_t steady_ms() {
+  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::steady_clock::now().time_since_epoch())
+                                        .count());
+}
+}  // namespace
+
+struct delivery_stage::impl final : result_sink {
+  impl(asio::any_io_executor e, const job& jb, result_sink& r)
+      : ex(e), j(jb), results(r), tracker(std::uint64_t{jb.acks.timeout_s} * 1000), ticker(e) {}
+
+  asio::any_io_executor ex;
+  const job& j;
+  result_sink& results;
+  delivery_tracker tracker;
+  delivery_journal journal;
+  std::string dir;
+  std::string problem;  // the journal cannot be written
+  std::optional<net::ndjson_ack_reader> ndjson;
+  asio::steady_timer ticker;
+  std::function<void()> done;
+  std::uint64_t expected_on_open = 0;
+  bool stopped = false;
+
+  // result_sink: the engine's results, on their way to the folder.
+  void on_result(const device_result& r) override {
+    results.on_result(r);
+    if (r.reason == outcome_reason::accepted && !r.ticket.empty())
+      tracker.expect(r.index, r.device.product_key, r.device.device_key, r.ticket, steady_ms());
+  }
+  void flush() override {
+    results.flush();
+    record();
+  }
+  std::string_view failure() const noexcept override {
+    if (auto f = results.failure(); !f.empty()) return f;
+    return problem;
+  }
+
+  void record() {
+    auto& events = tracker.events();
+    if (events.empty() || !problem.empty()) return;
+    if (auto p = journal.record(events); !p.empty()) problem = "the delivery journal: " + p;
+    events.clear();
+  }
+
+  void on_message(std::string_view body) {
+    tracker.on_message(read_subscription_message(body), steady_ms());
+    record();  // before the source reads (or acknowledges) the next
+  }
+
+  void tick() {
+    ticker.expires_after(std::chrono::milliseconds(100));
+    ticker.async_wait([this](boost::system::error_code ec) {
+      if (ec || stopped) return;
+      tracker.advance(steady_ms());
+      record();
+      if (done && tracker.waiting() == 0) return finish_wait();
+      tick();
+    });
+  }
+
+  void finish_wait() {
+    if (ndjson) ndjson->stop();
+    ticker.cancel();
+    if (auto d = std::exchange(done, nullptr)) d();
+  }
+};
+
+delivery_stage::delivery_stage(asio::any_io_executor ex, const job& j, result_sink& results)
+    : impl_(std::make_unique<impl>(ex, j, results)) {}
+delivery_stage::~delivery_stage() = default;
+
+bool delivery_stage::open(const std::string& dir, std::string& error) {
+  auto& s = *impl_;
+  s.dir = dir;
+  if (!s.journal.open(dir, error)) return false;
+  error =
+      load_tickets(dir + "/results.ndjson", s.journal, s.tracker, steady_ms(), &s.expected_on_open);
+  return error.empty();
+}
+
+result_sink& delivery_stage::sink() {
+  return *impl_;
+}
+
+void delivery_stage::start() {
+  auto& s = *impl_;
+  if (s.j.acks.kind == acks_config::source::ndjson) {
+    s.ndjson.emplace(s.ex, s.j.acks.ndjson, [&s](std::string_view body) { s.on_message(body); });
+    s.ndjson->start();
+  }
+  s.tick();
+}
+
+void delivery_stage::async_wait(std::function<void()> done) {
+  auto& s = *impl_;
+  s.done = std::move(done);
+  if (s.ndjson) s.ndjson->poll();  // what came since the last look
+  s.tracker.advance(steady_ms());
+  s.record();
+  if (s.tracker.waiting() == 0 || s.stopped) s.finish_wait();
+}
+
+void delivery_stage::stop() {
+  auto& s = *impl_;
+  if (s.stopped) return;
+  s.stopped = true;
+  s.finish_wait();
+}
+
+std::uint64_t delivery_stage::waiting() const noexcept {
+  return impl_->tracker.waiting();
+}
+std::uint64_t delivery_stage::expected_now() const noexcept {
+  return impl_->expected_on_open;
+}
+double delivery_stage::seconds_left() const noexcept {
+  // The last ticket came last: its deadline ends the wait.
+  const std::uint64_t last = impl_->tracker.last_deadline_ms();
+  const std::uint64_t now = steady_ms();
+  return last > now ? static_cast<double>(last - now) / 1000.0 : 0;
+}
+const delivery_counts& delivery_stage::counts() const noexcept {
+  return impl_->tracker.counts();
+}
+
+std::string delivery_stage::finish(run_summary& summary) {
+  auto& s = *impl_;
+  if (!s.stopped) s.tracker.close();  // the wait is over: what did not come is no_ack
+  s.record();
+  std::string problem = s.problem;
+  if (auto p = s.journal.close(); !p.empty() && problem.empty()) problem = p;
+  delivery_summary d;
+  if (problem.empty()) problem = merge_deliveries(s.dir + "/results.ndjson", s.journal, d);
+  d.messages = s.tracker.counts();
+  summary.deliveries = d;
+  return problem;
+}
+
+}  // namespace fleetcast::app

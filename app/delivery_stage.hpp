@@ -1,0 +1,57 @@
+// delivery_stage: a run's delivery acknowledgements (a job with acks). It
+// sits between the engine and the output folder: every accepted device's
+// ticket goes to the tracker on its way to results.ndjson; the job's
+// source (an NDJSON stream) brings the REQACKs; each decided outcome is
+// journalled before the next message is read. After the last answer the
+// run waits until no device waits any more (each waits acks.timeout_s at
+// most), then the outcomes go into results.ndjson and summary.json.
+#pragma once
+
+#include <fleetcast/core/acks/delivery_tracker.hpp>
+#include <fleetcast/core/job/job.hpp>
+#include <fleetcast/core/output/device_result.hpp>
+#include <fleetcast/core/output/run_summary.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace fleetcast::app {
+
+class delivery_stage {
+ public:
+  delivery_stage(boost::asio::any_io_executor ex, const job& j, result_sink& results);
+  ~delivery_stage();
+  delivery_stage(const delivery_stage&) = delete;
+  delivery_stage& operator=(const delivery_stage&) = delete;
+
+  // Opens the journal in the output folder and takes up the tickets of the
+  // results kept there (--resume: those without an outcome wait again).
+  bool open(const std::string& dir, std::string& error);
+  // The sink to give the engine (forwards to the output folder's).
+  result_sink& sink();
+  // Starts reading the source.
+  void start();
+  // After the last answer: `done` is called once no device waits (or at stop()).
+  void async_wait(std::function<void()> done);
+  // Ends reading and waiting now; what still waits is left to --resume.
+  void stop();
+
+  std::uint64_t waiting() const noexcept;
+  std::uint64_t expected_now() const noexcept;  // tickets taken up from a resumed folder
+  double seconds_left() const noexcept;         // until the last wait ends
+  const delivery_counts& counts() const noexcept;
+
+  // Closes the journal, writes the outcomes into results.ndjson, fills
+  // summary.deliveries. Returns the error ("" when fine).
+  std::string finish(run_summary& summary);
+
+  struct impl;
+
+ private:
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace fleetcast::app

@@ -1,0 +1,158 @@
+#!/bin/bash
+# Delivery acknowledgements end to end, over TLS against `fleetcast emulate`
+# on loopback playing the subscription (REQACKs as NDJSON): every device's
+# delivery outcome is checked against the emulator's record, device by
+# device, under loss, duplicates, reordering, early acks and failures; the
+# same through a FIFO; SIGKILL during the wait and --resume sends nothing and
+# completes the outcomes; the token never shows.
+# usage: acks_test.sh FLEETCAST SOURCE_DIR
+set -u
+bin=$1
+tmp=$(mktemp -d)
+emu_pid=
+tail_pid=
+source "$(dirname "$0")/lib.sh"
+cleanup() {
+  [ -n "$emu_pid" ] && kill "$emu_pid" 2>/dev/null
+  [ -n "$tail_pid" ] && kill "$tail_pid" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+secret="Bearer SECRET-$$-not-for-output"
+printf '%s\n' "$secret" >"$tmp/token"
+n=3000
+"$bin" generate-devices "$n" "$tmp/devices.csv" 2>/dev/null
+
+start_tls_emulator() {  # CONFIG-JSON; sets port and emu_pid; the record in $tmp/record.ndjson
+  rm -f "$tmp/emu.err" "$tmp/record.ndjson"
+  "$bin" emulate --listen 127.0.0.1:0 --threads 1 --cert-out "$tmp/ca.pem" \
+    --record "$tmp/record.ndjson" --config "$(emulator_config "$1")" 2>"$tmp/emu.err" &
+  emu_pid=$!
+  port=$(serving_port "$tmp/emu.err" https)
+  [ -n "$port" ] || { echo "emulator did not start: $(cat "$tmp/emu.err")"; exit 1; }
+}
+write_job() {  # NAME ACKS-PATH TIMEOUT-S
+  cat >"$tmp/$1.json" <<JOB
+{"name": "$1", "endpoint": "https://127.0.0.1:$port", "auth": {"token_file": "token"},
+ "tls": {"ca_file": "ca.pem"},
+ "command": {"type": 2, "data": "[{\"switch\":true}]", "isCache": 1, "cacheTime": 600, "isCover": 1},
+ "devices": {"file": "devices.csv"}, "batch": {"max_devices": 100},
+ "rate": {"requests_per_second": 0}, "connections": 2,
+ "acks": {"ndjson": "$2", "timeout_s": $3}}
+JOB
+}
+# Each device's delivery in RESULTS against the ack the emulator planned
+# for its ticket in RECORD: succ = delivered, fail = delivery_failed, lost
+# = null; every line carries the field; devices not accepted have null.
+check_deliveries() {  # RESULTS RECORD LABEL
+  awk '
+    function field(name,   m) {
+      if (match($0, "\"" name "\":(\"[^\"]*\"|null)")) {
+        m = substr($0, RSTART + length(name) + 3, RLENGTH - length(name) - 3)
+        gsub(/"/, "", m); return m
+      }
+      return "absent"
+    }
+    FNR == NR { if ($0 ~ /"outcome":"succeeded"/) fate[field("ticket")] = field("ack"); next }
+    {
+      lines++
+      d = field("delivery"); t = field("ticket")
+      if (d == "absent") { bad++; if (shown++ < 3) print "no delivery field: " $0; next }
+      want = "null"
+      if ($0 ~ /"status":"succeeded"/) {
+        if (!(t in fate)) { bad++; if (shown++ < 3) print "ticket not issued: " $0; next }
+        want = fate[t] == "succ" ? "delivered" : fate[t] == "fail" ? "delivery_failed" : "null"
+        n[want]++
+      }
+      if (d != want) { bad++; if (shown++ < 3) print "want " want ": " $0 }
+      if (d != "null" && $0 !~ /"ackAt":[0-9]+/) { bad++; if (shown++ < 3) print "no ackAt: " $0 }
+    }
+    END {
+      printf "%d lines: %d delivered, %d delivery_failed, %d without ack\n", lines, n["delivered"], n["delivery_failed"], n["null"]
+      exit bad > 0
+    }' "$2" "$1" && ok || fail "$3: a delivery outcome differs from the emulator's record"
+}
+summary_count() {  # SUMMARY KEY -> the number
+  sed -n "s/.*\"deliveries\":{.*\"$2\":\([0-9]*\).*/\1/p" "$1"
+}
+
+# 1. Loss, failures, duplicates, reordering (random delays), early acks (in
+# the file before the answer, which waits 150 ms), per-device failures.
+faults='{"max_devices": 100, "device_failure_ratio": 0.05, "latency_ms": {"fixed": 150},
+  "acks": {"ndjson": "'"$tmp"'/acks.ndjson", "delay_ms": 10, "delay_random_ms": 400,
+           "fail_ratio": 0.1, "loss_ratio": 0.08, "duplicate_ratio": 0.2, "early_ratio": 0.25}}'
+start_tls_emulator "$faults"
+write_job faults acks.ndjson 2
+"$bin" run "$tmp/faults.json" >"$tmp/faults.out" 2>"$tmp/faults.err"
+rc=$?
+[ "$rc" -eq 1 ] && ok || fail "faults: exit $rc, want 1 (some not delivered): $(tail -3 "$tmp/faults.err")"
+stop_emulator
+out="$tmp/out/faults"
+check_exactly_once "$out/results.ndjson" "$tmp/record.ndjson" "$n" faults
+check_deliveries "$out/results.ndjson" "$tmp/record.ndjson" faults
+want_lost=$(grep -c '"outcome":"succeeded".*"ack":"lost"' "$tmp/record.ndjson")
+want_fail=$(grep -c '"outcome":"succeeded".*"ack":"fail"' "$tmp/record.ndjson")
+[ "$(summary_count "$out/summary.json" no_ack)" = "$want_lost" ] && ok ||
+  fail "faults: summary no_ack $(summary_count "$out/summary.json" no_ack), record lost $want_lost"
+[ "$(summary_count "$out/summary.json" delivery_failed)" = "$want_fail" ] && ok ||
+  fail "faults: summary delivery_failed, record fail $want_fail"
+for k in duplicates early; do
+  [ "$(summary_count "$out/summary.json" $k)" -gt 0 ] && ok || fail "faults: no $k counted: $(cat "$out/summary.json")"
+done
+grep -q 'deliveries: .* delivered' "$tmp/faults.err" && ok || fail "faults: no deliveries line"
+grep -q 'waiting for [0-9]* acknowledgements' "$tmp/faults.err" && ok || fail "faults: the wait was not shown"
+[ "$(wc -l <"$out/deliveries.ndjson")" -eq "$(grep -c '"status":"succeeded"' "$out/results.ndjson")" ] &&
+  ok || fail "faults: the journal does not hold one line per accepted device"
+
+# 2. The same acks through a FIFO (tail -f feeds it): the same outcomes.
+mkfifo "$tmp/acks.fifo"
+start_tls_emulator "${faults//acks.ndjson/acks2.ndjson}"
+touch "$tmp/acks2.ndjson"
+tail -n +1 -f "$tmp/acks2.ndjson" >"$tmp/acks.fifo" &
+tail_pid=$!
+write_job fifo acks.fifo 2
+"$bin" run "$tmp/fifo.json" >/dev/null 2>"$tmp/fifo.err"
+kill "$tail_pid" 2>/dev/null
+tail_pid=
+stop_emulator
+check_exactly_once "$tmp/out/fifo/results.ndjson" "$tmp/record.ndjson" "$n" fifo
+check_deliveries "$tmp/out/fifo/results.ndjson" "$tmp/record.ndjson" fifo
+
+# 3. SIGKILL while waiting for acks (each comes 2 to 3 s after its
+# command), then --resume: nothing sent again, every outcome completed.
+start_tls_emulator '{"max_devices": 100, "acks": {"ndjson": "'"$tmp"'/acks3.ndjson",
+  "delay_ms": 2000, "delay_random_ms": 1000, "fail_ratio": 0.1, "loss_ratio": 0.05}}'
+write_job killed acks3.ndjson 6
+"$bin" run "$tmp/killed.json" >/dev/null 2>"$tmp/killed.err" &
+run_pid=$!
+for _ in $(seq 200); do
+  grep -q 'waiting for' "$tmp/killed.err" && break
+  sleep 0.05
+done
+sleep 0.3
+kill -KILL "$run_pid"
+wait "$run_pid" 2>/dev/null
+out="$tmp/out/killed"
+decided=$(wc -l <"$out/deliveries.ndjson")
+[ "$(wc -l <"$out/results.ndjson")" -eq "$n" ] && [ "$decided" -lt "$n" ] && ok ||
+  fail "killed: not killed during the wait ($decided outcomes already): $(cat "$tmp/killed.err")"
+"$bin" run "$tmp/killed.json" --resume >/dev/null 2>"$tmp/resumed.err"
+rc=$?
+[ "$rc" -eq 1 ] && ok || fail "resumed: exit $rc, want 1 (some lost): $(tail -3 "$tmp/resumed.err")"
+grep -q "resuming: [0-9]* devices wait for their acknowledgement" "$tmp/resumed.err" && ok ||
+  fail "resumed: no word of the waiting devices: $(cat "$tmp/resumed.err")"
+stop_emulator
+# This run (the last of runs) sent no request; the record has each device once.
+grep -q '"requests":0}]' "$out/summary.json" && ok || fail "resumed: requests were sent: $(cat "$out/summary.json")"
+[ "$(record_keys "$tmp/record.ndjson" | uniq -d | wc -l)" -eq 0 ] && ok || fail "resumed: a device was commanded twice"
+check_exactly_once "$out/results.ndjson" "$tmp/record.ndjson" "$n" resumed
+check_deliveries "$out/results.ndjson" "$tmp/record.ndjson" resumed
+[ "$(summary_count "$out/summary.json" waiting)" = 0 ] && ok || fail "resumed: devices still waiting"
+
+# The token is in none of the outputs.
+if grep -rqF "${secret#Bearer }" "$tmp/out" "$tmp"/*.err "$tmp"/*.out; then
+  fail "the token appears in an output"
+else
+  ok
+fi
+finish
