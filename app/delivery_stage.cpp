@@ -2,11 +2,14 @@
 #include "app/delivery_stage.hpp"
 
 #include "app/delivery_journal.hpp"
+#include "net/acks/amqp_ack_receiver.hpp"
 #include "net/acks/ndjson_ack_reader.hpp"
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
+#include <filesystem>
 #include <optional>
 
 namespace fleetcast::app {
@@ -33,6 +36,8 @@ struct delivery_stage::impl final : result_sink {
   std::string dir;
   std::string problem;  // the journal cannot be written
   std::optional<net::ndjson_ack_reader> ndjson;
+  std::optional<net::amqp_ack_receiver> amqp;
+  net::amqp_receiver_config amqp_config;
   asio::steady_timer ticker;
   std::function<void()> done;
   std::uint64_t expected_on_open = 0;
@@ -78,6 +83,7 @@ struct delivery_stage::impl final : result_sink {
 
   void finish_wait() {
     if (ndjson) ndjson->stop();
+    if (amqp) amqp->stop();
     ticker.cancel();
     if (auto d = std::exchange(done, nullptr)) d();
   }
@@ -87,9 +93,22 @@ delivery_stage::delivery_stage(asio::any_io_executor ex, const job& j, result_si
     : impl_(std::make_unique<impl>(ex, j, results)) {}
 delivery_stage::~delivery_stage() = default;
 
-bool delivery_stage::open(const std::string& dir, std::string& error) {
+bool delivery_stage::open(const std::string& dir, std::string& error,
+                          const std::string& extra_ca_pem, bool system_trust_store) {
   auto& s = *impl_;
   s.dir = dir;
+  if (s.j.acks.kind == acks_config::source::amqp) {
+    auto& c = s.amqp_config;
+    c.amqp = s.j.acks.amqp;
+    c.verify = s.j.tls.verify;
+    c.connect_timeout_ms = s.j.timeouts.connect_ms;
+    if (!net::read_amqp_credentials(c.amqp, c.access_key, c.access_secret, error)) return false;
+    c.tls = net::tls_client::make(s.j.tls, error, extra_ca_pem, system_trust_store);
+    if (!c.tls) {
+      error = "acks.amqp: " + error;
+      return false;
+    }
+  }
   if (!s.journal.open(dir, error)) return false;
   error =
       load_tickets(dir + "/results.ndjson", s.journal, s.tracker, steady_ms(), &s.expected_on_open);
@@ -100,11 +119,31 @@ result_sink& delivery_stage::sink() {
   return *impl_;
 }
 
-void delivery_stage::start() {
+void delivery_stage::start(std::function<void(const std::string& error)> ready) {
   auto& s = *impl_;
   if (s.j.acks.kind == acks_config::source::ndjson) {
     s.ndjson.emplace(s.ex, s.j.acks.ndjson, [&s](std::string_view body) { s.on_message(body); });
     s.ndjson->start();
+    asio::post(s.ex, [ready] { ready({}); });
+  } else if (s.j.acks.kind == acks_config::source::amqp) {
+    s.amqp.emplace(s.ex, s.amqp_config, [&s](std::string_view body) { s.on_message(body); });
+    auto once = std::make_shared<std::function<void(const std::string&)>>(std::move(ready));
+    auto deadline = std::make_shared<asio::steady_timer>(s.ex, std::chrono::seconds(15));
+    const auto answer = [once, deadline](const std::string& error) {
+      deadline->cancel();
+      if (auto f = std::exchange(*once, nullptr)) f(error);
+    };
+    s.amqp->on_state([&s, answer](const std::string& error, bool refused) {
+      if (error.empty()) return answer({});
+      if (refused) answer("acks.amqp: the subscription refused us (" + error + ")");
+      (void)s;
+    });
+    deadline->async_wait([&s, answer](boost::system::error_code ec) {
+      if (ec) return;
+      answer("acks.amqp: no receiving link attached within 15 s" +
+             (s.amqp->last_error().empty() ? std::string() : " (" + s.amqp->last_error() + ")"));
+    });
+    s.amqp->start();
   }
   s.tick();
 }
@@ -123,6 +162,24 @@ void delivery_stage::stop() {
   if (s.stopped) return;
   s.stopped = true;
   s.finish_wait();
+}
+
+void delivery_stage::abandon() {
+  auto& s = *impl_;
+  stop();
+  (void)s.journal.close();
+  std::error_code ec;
+  const auto path = s.dir + "/deliveries.ndjson";
+  if (std::filesystem::exists(path, ec) && std::filesystem::file_size(path, ec) == 0)
+    std::filesystem::remove(path, ec);
+}
+
+std::string delivery_stage::source_state() const {
+  const auto& s = *impl_;
+  if (!s.amqp) return {};
+  if (s.amqp->attached()) return "subscription attached";
+  return s.amqp->last_error().empty() ? "subscription connecting"
+                                      : "subscription reconnecting (" + s.amqp->last_error() + ")";
 }
 
 std::uint64_t delivery_stage::waiting() const noexcept {

@@ -27,13 +27,22 @@ class delivery_stage {
   delivery_stage(const delivery_stage&) = delete;
   delivery_stage& operator=(const delivery_stage&) = delete;
 
-  // Opens the journal in the output folder and takes up the tickets of the
-  // results kept there (--resume: those without an outcome wait again).
-  bool open(const std::string& dir, std::string& error);
+  // Reads the subscription's credentials and trust (AMQP), opens the
+  // journal in the output folder and takes up the tickets of the results
+  // kept there (--resume: those without an outcome wait again). False with
+  // `error` (nothing sent yet).
+  bool open(const std::string& dir, std::string& error, const std::string& extra_ca_pem = {},
+            bool system_trust_store = true);
+  // Nothing was sent after all: the journal goes if it holds nothing.
+  void abandon();
+  // The subscription's state for the progress line ("" for a stream).
+  std::string source_state() const;
   // The sink to give the engine (forwards to the output folder's).
   result_sink& sink();
-  // Starts reading the source.
-  void start();
+  // Starts reading the source; `ready` is called once it can be relied
+  // on (error "") or cannot: the subscription refused the login, or no
+  // link was attached within 15 s (its last error). A stream is ready at once.
+  void start(std::function<void(const std::string& error)> ready);
   // After the last answer: `done` is called once no device waits (or at stop()).
   void async_wait(std::function<void()> done);
   // Ends reading and waiting now; what still waits is left to --resume.

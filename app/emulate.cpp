@@ -57,7 +57,7 @@ int emulate(const emulate_flags& set) {
     fmt::print(stderr, "fleetcast emulate: {}\n", e.what());
     return 2;
   }
-  if (server->tls() && config.cert_file.empty()) {
+  if ((server->tls() || server->amqp_port()) && config.cert_file.empty()) {
     std::ofstream out(config.self_signed_out, std::ios::binary | std::ios::trunc);
     out << server->certificate_pem();
     if (!out) {
@@ -72,12 +72,22 @@ int emulate(const emulate_flags& set) {
   }
   fmt::print(stderr, "fleetcast emulate: serving {}{} (threads {}, seed {}, max devices {})\n",
              server->url(), batch_control_path, server->threads(), config.seed, config.max_devices);
+  if (server->amqp_port()) {
+    fmt::print(stderr,
+               "fleetcast emulate: subscription amqps://{}:{}/quec-open (queue {}: source "
+               "/amq/queue/{} or /queues/{}; access key {})\n",
+               server->host(), server->amqp_port(), config.acks.queue, config.acks.queue,
+               config.acks.queue, config.acks.access_key);
+  }
   int sig = 0;
   stop_signals.async_wait([&sig](boost::system::error_code, int s) { sig = s; });
   ioc.run();
+  const bool subscription = server->amqp_port() != 0;
   server->stop();
   fmt::print(stderr, "fleetcast emulate: stopped by {}; counters: {}",
              sig == SIGINT ? "SIGINT" : "SIGTERM", server->state().stats_json());
+  if (subscription)
+    fmt::print(stderr, "fleetcast emulate: subscription counters: {}\n", server->amqp_stats_json());
   return 0;
 }
 

@@ -11,6 +11,7 @@
 #include "app/job_files.hpp"
 #include "app/job_output.hpp"
 #include "core/output/progress_view.hpp"
+#include "net/acks/amqp_ack_receiver.hpp"
 #include "net/client/token_source.hpp"
 
 #include <fmt/format.h>
@@ -80,8 +81,19 @@ int run_job(const std::string& job_file, const run_flags& flags) {
       ec.threads = 1;  // leave the other core to the engine
     }
     ec.listen = "127.0.0.1:0";
-    // The job's acknowledgements come from the emulator's subscription.
+    // The job's acknowledgements come from the emulator's subscription:
+    // its file, or its AMQP listener taking the job's own credentials.
     if (j.acks.kind == acks_config::source::ndjson) ec.acks.ndjson = j.acks.ndjson;
+    if (j.acks.kind == acks_config::source::amqp) {
+      if (!net::read_amqp_credentials(j.acks.amqp, ec.acks.access_key, ec.acks.access_secret,
+                                      error)) {
+        fmt::print(stderr, "fleetcast: {}: {}\n", job_file, error);
+        return 2;
+      }
+      ec.acks.amqp_listen = "127.0.0.1:0";
+      ec.acks.access_secret_file.clear();
+      if (!j.acks.amqp.queue.empty()) ec.acks.queue = j.acks.amqp.queue;
+    }
     try {
       emulator.emplace(ec);
     } catch (const std::exception& e) {
@@ -89,6 +101,10 @@ int run_job(const std::string& job_file, const run_flags& flags) {
       return 2;
     }
     parse_endpoint(emulator->url(), j.endpoint);
+    if (emulator->amqp_port()) {
+      j.acks.amqp.host = emulator->host();
+      j.acks.amqp.port = emulator->amqp_port();
+    }
     j.proxy = "direct";  // the emulator is in this process: never through a proxy
     options.extra_ca_pem = emulator->certificate_pem();
     options.system_trust_store = false;  // only the emulator's certificate
@@ -164,9 +180,11 @@ int run_job(const std::string& job_file, const run_flags& flags) {
   std::optional<delivery_stage> acks;
   if (j.acks.enabled()) {
     acks.emplace(ioc.get_executor(), j, output.sink());
-    if (!acks->open(j.output_dir, error)) {
-      fmt::print(stderr, "fleetcast: {}\n", error);
-      return 1;
+    if (!acks->open(j.output_dir, error, options.extra_ca_pem, options.system_trust_store)) {
+      fmt::print(stderr, "fleetcast: {}: {}; nothing was sent\n", job_file, error);
+      acks->abandon();
+      output.abandon();
+      return 2;
     }
     if (acks->expected_now() > 0)
       fmt::print(stderr, "fleetcast: resuming: {} devices wait for their acknowledgement\n",
@@ -244,22 +262,41 @@ int run_job(const std::string& job_file, const run_flags& flags) {
       if (!ec) show_wait();
     });
   };
-  if (acks) acks->start();
-  rollout.async_run([&](net::rollout_outcome o) {
-    outcome = std::move(o);
-    if (!acks || !outcome.started()) {
-      if (acks) acks->stop();
-      signals.cancel();  // the loop ends with the run
-      return;
-    }
-    if (terminal) fmt::print(stderr, "\n");
-    show_wait();
-    acks->async_wait([&] {
-      wait_line.cancel();
+  // With acks, nothing is sent before their source can be relied on.
+  std::string acks_refused;
+  const auto run_rollout = [&] {
+    rollout.async_run([&](net::rollout_outcome o) {
+      outcome = std::move(o);
+      if (!acks || !outcome.started()) {
+        if (acks) acks->stop();
+        signals.cancel();  // the loop ends with the run
+        return;
+      }
+      if (terminal) fmt::print(stderr, "\n");
+      show_wait();
+      acks->async_wait([&] {
+        wait_line.cancel();
+        signals.cancel();
+      });
+    });
+  };
+  if (acks) {
+    acks->start([&](const std::string& problem) {
+      if (problem.empty() && !stopped_by) return run_rollout();
+      acks_refused = problem.empty() ? "stopped before sending" : problem;
+      acks->stop();
       signals.cancel();
     });
-  });
+  } else {
+    run_rollout();
+  }
   ioc.run();
+  if (!acks_refused.empty()) {
+    fmt::print(stderr, "fleetcast: {}: {}; nothing was sent\n", job_file, acks_refused);
+    acks->abandon();
+    output.abandon();
+    return stopped_by ? 4 : 2;
+  }
   if (!outcome.started()) {
     if (terminal) fmt::print(stderr, "\n");
     fmt::print(stderr, "fleetcast: {}; nothing was sent\n", outcome.startup_error);

@@ -11,7 +11,8 @@ fi
 
 # The compiler and build tools, then the libraries (all headers or -dev), and
 # systemd for `systemd-analyze verify` of the unit in deploy/ and man-db for
-# `man -l` of the man page (tests).
+# `man -l` of the man page (tests). Qpid Proton: the AMQP 1.0 engine of the
+# message subscription (delivery acknowledgements).
 packages="
   g++
   cmake
@@ -24,6 +25,7 @@ packages="
   libcli11-dev
   doctest-dev
   libbenchmark-dev
+  libqpid-proton11-dev
   systemd
   man-db
 "

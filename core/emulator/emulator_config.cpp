@@ -82,12 +82,19 @@ emulator_config_result parse_emulator_config(std::string_view text, std::string_
   if (top["acks"].get(e) == simdjson::SUCCESS) {
     dom::object a;
     if (r.object(e, "acks",
-                 {"ndjson", "delay_ms", "delay_random_ms", "fail_ratio", "loss_ratio",
-                  "duplicate_ratio", "early_ratio"},
+                 {"ndjson", "amqp_listen", "access_key", "access_secret_file", "queue",
+                  "disconnect_after_messages", "delay_ms", "delay_random_ms", "fail_ratio",
+                  "loss_ratio", "duplicate_ratio", "early_ratio"},
                  a)) {
       auto& x = c.acks;
       std::string path;
       if (r.string(a, "acks", "ndjson", path)) x.ndjson = r.path(path);
+      r.string(a, "acks", "amqp_listen", x.amqp_listen);
+      r.string(a, "acks", "access_key", x.access_key);
+      r.string(a, "acks", "queue", x.queue);
+      r.integer(a, "acks", "disconnect_after_messages", x.disconnect_after_messages, 0, UINT32_MAX);
+      // The secret from a file, as a client keeps it (read when serving).
+      if (r.string(a, "acks", "access_secret_file", path)) x.access_secret_file = r.path(path);
       r.integer(a, "acks", "delay_ms", x.delay_ms, 0, 3'600'000);
       r.integer(a, "acks", "delay_random_ms", x.delay_random_ms, 0, 3'600'000);
       r.ratio(a, "acks", "fail_ratio", x.fail_ratio);

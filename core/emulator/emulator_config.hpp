@@ -29,17 +29,24 @@ struct emulator_faults {
 };
 
 // The message subscription played: a REQACK per ticket issued, written as
-// NDJSON to `ndjson` (the form an operator's SDK consumer would write).
-// Every choice is deterministic under the seed, per device.
+// NDJSON to `ndjson` (the form an operator's SDK consumer would write)
+// and/or served over AMQP 1.0 (amqp_listen). Every choice is deterministic
+// under the seed, per device.
 struct emulator_acks {
-  std::string ndjson;                   // empty = no acknowledgements
-  std::uint32_t delay_ms = 50;          // after the command was executed
-  std::uint32_t delay_random_ms = 200;  // plus 0..random, uniform: acks come reordered
-  double fail_ratio = 0;                // status "fail"
-  double loss_ratio = 0;                // never sent
-  double duplicate_ratio = 0;           // sent twice (the second after its own delay)
-  double early_ratio = 0;               // sent at once, before the HTTP answer goes out
-  bool enabled() const noexcept { return !ndjson.empty(); }
+  std::string ndjson;       // REQACK lines appended here; empty = none
+  std::string amqp_listen;  // the AMQP 1.0 subscription (TLS) on HOST:PORT; empty = none
+  std::string access_key = "fleetcast-emulator";  // its SASL login's AccessKey and AccessSecret
+  std::string access_secret = "fleetcast-emulator-secret";
+  std::string access_secret_file;               // when given, the secret is read from it at start
+  std::string queue = "a.1.fleetcast";          // consumed as /amq/queue/Q or /queues/Q
+  std::uint32_t disconnect_after_messages = 0;  // drop the connection after every N sent
+  std::uint32_t delay_ms = 50;                  // after the command was executed
+  std::uint32_t delay_random_ms = 200;          // plus 0..random, uniform: acks come reordered
+  double fail_ratio = 0;                        // status "fail"
+  double loss_ratio = 0;                        // never sent
+  double duplicate_ratio = 0;                   // sent twice (the second after its own delay)
+  double early_ratio = 0;                       // sent at once, before the HTTP answer goes out
+  bool enabled() const noexcept { return !ndjson.empty() || !amqp_listen.empty(); }
 };
 
 // What the subscription does for one ticket (emulator_acks, by the device's hash).

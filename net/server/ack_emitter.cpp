@@ -15,14 +15,18 @@ std::int64_t wall_ms() {
 }
 }  // namespace
 
-ack_emitter::ack_emitter(const emulator_acks& acks) : file_(std::fopen(acks.ndjson.c_str(), "a")) {
-  if (!file_) throw std::runtime_error(acks.ndjson + ": cannot open the acks file for writing");
+ack_emitter::ack_emitter(const emulator_acks& acks, std::function<void(std::string)> to_amqp)
+    : to_amqp_(std::move(to_amqp)) {
+  if (!acks.ndjson.empty()) {
+    file_ = std::fopen(acks.ndjson.c_str(), "a");
+    if (!file_) throw std::runtime_error(acks.ndjson + ": cannot open the acks file for writing");
+  }
   thread_ = std::thread([this] { run(); });
 }
 
 ack_emitter::~ack_emitter() {
   stop();
-  std::fclose(file_);
+  if (file_) std::fclose(file_);
 }
 
 void ack_emitter::stop() {
@@ -52,7 +56,11 @@ void ack_emitter::write_locked(const std::string& line) {
     else
       text += c;
   }
-  std::fwrite(text.data(), 1, text.size(), file_);
+  if (file_) std::fwrite(text.data(), 1, text.size(), file_);
+  if (to_amqp_) {
+    text.pop_back();  // the body without the line's end
+    to_amqp_(std::move(text));
+  }
   ++sent_;
 }
 
@@ -82,7 +90,7 @@ void ack_emitter::issued(std::string_view product_key, std::string_view device_k
   if (stopping_) return;
   if (plan.early) {
     write_locked(line);
-    std::fflush(file_);  // in the file before the answer is written
+    if (file_) std::fflush(file_);  // in the file before the answer is written
   } else {
     queue_.push({now + std::chrono::milliseconds(plan.delay_ms), seq_++, line});
   }
@@ -108,9 +116,9 @@ void ack_emitter::run() {
       write_locked(queue_.top().line);
       queue_.pop();
     }
-    std::fflush(file_);
+    if (file_) std::fflush(file_);
   }
-  std::fflush(file_);
+  if (file_) std::fflush(file_);
 }
 
 }  // namespace fleetcast::net

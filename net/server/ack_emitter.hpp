@@ -1,7 +1,8 @@
 // ack_emitter: the emulator's message subscription. Each ticket issued
-// becomes a REQACK (or two, or none) due at the time its plan says, written
-// as an NDJSON line to the acks file by a thread of its own when it comes
-// due; an early one is written at once, before the answer leaves.
+// becomes a REQACK (or two, or none) due at the time its plan says, handed
+// out by a thread of its own when it comes due (an NDJSON line appended to
+// the acks file, and/or a message queued on the AMQP listener); an early
+// one goes at once, before the answer leaves.
 #pragma once
 
 #include <fleetcast/core/emulator/emulator_config.hpp>
@@ -10,6 +11,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <mutex>
 #include <queue>
 #include <string>
@@ -20,8 +22,10 @@ namespace fleetcast::net {
 
 class ack_emitter final : public emulator_ack_sink {
  public:
-  // Opens acks.ndjson for appending; throws std::runtime_error when it cannot.
-  explicit ack_emitter(const emulator_acks& acks);
+  // Opens acks.ndjson for appending (when named); throws
+  // std::runtime_error when it cannot. `to_amqp` (may be empty) takes each
+  // message's body as it comes due.
+  ack_emitter(const emulator_acks& acks, std::function<void(std::string)> to_amqp);
   ~ack_emitter() override;
   void issued(std::string_view product_key, std::string_view device_key,
               std::string_view gateway_product_key, std::string_view gateway_device_key,
@@ -40,7 +44,8 @@ class ack_emitter final : public emulator_ack_sink {
   void run();
   void write_locked(const std::string& line);
 
-  std::FILE* file_;
+  std::FILE* file_ = nullptr;
+  std::function<void(std::string)> to_amqp_;
   mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::priority_queue<due, std::vector<due>, std::greater<>> queue_;

@@ -3,12 +3,14 @@
 #include <fleetcast/net/server/emulator.hpp>
 
 #include "net/server/ack_emitter.hpp"
+#include "net/server/amqp_listener.hpp"
 #include "net/server/listen.hpp"
 
 #include "core/emulator/emulator_session.hpp"
 #include "net/server/tls_identity.hpp"
 
 #include <fmt/format.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -22,6 +24,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <cctype>
+#include <fstream>
+#include <sstream>
 
 #include <array>
 #include <chrono>
@@ -71,6 +76,8 @@ struct emulator::impl {
   std::unique_ptr<file_record> record;
   emulator_state state;
   std::unique_ptr<ack_emitter> acks;
+  std::optional<ssl::context> amqp_tls;  // the subscription's (same identity)
+  std::unique_ptr<amqp_listener> amqp;
   std::string cert_pem;
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   asio::io_context ioc;
@@ -208,13 +215,11 @@ emulator::emulator(emulator_config config) {
   if (!config.record.empty()) record = std::make_unique<file_record>(config.record);
   impl_ = std::make_unique<impl>(std::move(config), std::move(record));
   auto& self = *impl_;
-  if (self.config.acks.enabled()) {
-    self.acks = std::make_unique<ack_emitter>(self.config.acks);
-    self.state.set_ack_sink(self.acks.get());
-  }
+
   const auto endpoint = detail::parse_listen(self.config.listen);
 
-  if (self.config.tls) {
+  auto& acks = self.config.acks;
+  if (self.config.tls || !acks.amqp_listen.empty()) {
     tls_identity identity;
     if (!self.config.cert_file.empty()) {
       identity = load_tls_identity(self.config.cert_file, self.config.key_file);
@@ -222,15 +227,45 @@ emulator::emulator(emulator_config config) {
       identity = make_self_signed_identity({"localhost"}, {"127.0.0.1", "::1"});
     }
     self.cert_pem = identity.cert_pem;
-    self.tls.emplace(ssl::context::tls_server);
-    self.tls->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                          ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
-                          ssl::context::no_tlsv1_1);
-    boost::system::error_code ec;
-    self.tls->use_certificate_chain(asio::buffer(identity.cert_pem), ec);
-    if (ec) throw std::runtime_error("TLS certificate: " + ec.message());
-    self.tls->use_private_key(asio::buffer(identity.key_pem), ssl::context::pem, ec);
-    if (ec) throw std::runtime_error("TLS private key: " + ec.message());
+    const auto server_context = [&](std::optional<ssl::context>& ctx) {
+      ctx.emplace(ssl::context::tls_server);
+      ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+      boost::system::error_code ec;
+      ctx->use_certificate_chain(asio::buffer(identity.cert_pem), ec);
+      if (ec) throw std::runtime_error("TLS certificate: " + ec.message());
+      ctx->use_private_key(asio::buffer(identity.key_pem), ssl::context::pem, ec);
+      if (ec) throw std::runtime_error("TLS private key: " + ec.message());
+    };
+    if (self.config.tls) server_context(self.tls);
+    if (!acks.amqp_listen.empty()) server_context(self.amqp_tls);
+  }
+  if (!acks.amqp_listen.empty()) {
+    amqp_listener_config ac;
+    ac.listen = acks.amqp_listen;
+    ac.access_key = acks.access_key;
+    ac.access_secret = acks.access_secret;
+    if (!acks.access_secret_file.empty()) {
+      std::ifstream in(acks.access_secret_file, std::ios::binary);
+      std::stringstream text;
+      text << in.rdbuf();
+      ac.access_secret = text.str();
+      while (!ac.access_secret.empty() &&
+             std::isspace(static_cast<unsigned char>(ac.access_secret.back())))
+        ac.access_secret.pop_back();
+      if (!in || ac.access_secret.empty())
+        throw std::runtime_error("acks.access_secret_file: " + acks.access_secret_file +
+                                 " cannot be read, or is empty");
+    }
+    ac.queue = acks.queue;
+    ac.disconnect_after_messages = acks.disconnect_after_messages;
+    self.amqp = std::make_unique<amqp_listener>(std::move(ac), *self.amqp_tls);
+  }
+  if (acks.enabled()) {
+    std::function<void(std::string)> to_amqp;
+    if (self.amqp) to_amqp = [l = self.amqp.get()](std::string body) { l->push(std::move(body)); };
+    self.acks = std::make_unique<ack_emitter>(acks, std::move(to_amqp));
+    self.state.set_ack_sink(self.acks.get());
   }
 
   detail::listen_on(self.acceptor, endpoint, "listen " + self.config.listen);
@@ -258,6 +293,21 @@ void emulator::stop() {
   impl_->threads.clear();
   if (impl_->record) impl_->record->flush();
   if (impl_->acks) impl_->acks->stop();
+  if (impl_->amqp) impl_->amqp->stop();
+}
+
+std::uint16_t emulator::amqp_port() const noexcept {
+  return impl_->amqp ? impl_->amqp->port() : 0;
+}
+
+std::string emulator::amqp_stats_json() const {
+  if (!impl_->amqp) return "null";
+  const auto s = impl_->amqp->stats();
+  return fmt::format(
+      "{{\"connections\":{},\"logins_refused\":{},\"links_refused\":{},\"attach_timeouts\":{},"
+      "\"sent\":{},\"accepted\":{},\"redelivered\":{},\"disconnects\":{},\"queued\":{}}}",
+      s.connections, s.logins_refused, s.links_refused, s.attach_timeouts, s.sent, s.accepted,
+      s.redelivered, s.disconnects, s.queued);
 }
 
 std::uint16_t emulator::port() const noexcept {

@@ -36,6 +36,11 @@ class emulator {
   const emulator_state& state() const noexcept;
   unsigned threads() const noexcept;
 
+  // The AMQP subscription's port (acks.amqp_listen; 0 without it), and its
+  // counters as JSON ("null" without it).
+  std::uint16_t amqp_port() const noexcept;
+  std::string amqp_stats_json() const;
+
   // Stops accepting and serving, joins the threads, flushes the record.
   void stop();
 

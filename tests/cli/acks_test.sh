@@ -1,10 +1,12 @@
 #!/bin/bash
 # Delivery acknowledgements end to end, over TLS against `fleetcast emulate`
-# on loopback playing the subscription (REQACKs as NDJSON): every device's
-# delivery outcome is checked against the emulator's record, device by
-# device, under loss, duplicates, reordering, early acks and failures; the
-# same through a FIFO; SIGKILL during the wait and --resume sends nothing and
-# completes the outcomes; the token never shows.
+# on loopback playing the subscription (REQACKs as NDJSON, and over AMQP 1.0
+# with its SASL login): every device's delivery outcome is checked against
+# the emulator's record, device by device, under loss, duplicates,
+# reordering, early acks, failures and a subscription that drops mid-run;
+# the same through a FIFO; SIGKILL during the wait and --resume sends
+# nothing and completes the outcomes; a refused login or queue stops the
+# run before anything is sent; no token or secret ever shows.
 # usage: acks_test.sh FLEETCAST SOURCE_DIR
 set -u
 bin=$1
@@ -31,14 +33,18 @@ start_tls_emulator() {  # CONFIG-JSON; sets port and emu_pid; the record in $tmp
   port=$(serving_port "$tmp/emu.err" https)
   [ -n "$port" ] || { echo "emulator did not start: $(cat "$tmp/emu.err")"; exit 1; }
 }
-write_job() {  # NAME ACKS-PATH TIMEOUT-S
+printf 'AK-%s\n' "$$" >"$tmp/access_key"
+amqp_secret="AS-$$-not-for-output"
+printf '%s\n' "$amqp_secret" >"$tmp/access_secret"
+amqp_port() { sed -n 's|.*subscription amqps://127.0.0.1:\([0-9]*\)/.*|\1|p' "$tmp/emu.err"; }
+write_job() {  # NAME ACKS-OBJECT
   cat >"$tmp/$1.json" <<JOB
 {"name": "$1", "endpoint": "https://127.0.0.1:$port", "auth": {"token_file": "token"},
  "tls": {"ca_file": "ca.pem"},
  "command": {"type": 2, "data": "[{\"switch\":true}]", "isCache": 1, "cacheTime": 600, "isCover": 1},
  "devices": {"file": "devices.csv"}, "batch": {"max_devices": 100},
  "rate": {"requests_per_second": 0}, "connections": 2,
- "acks": {"ndjson": "$2", "timeout_s": $3}}
+ "acks": $2}
 JOB
 }
 # Each device's delivery in RESULTS against the ack the emulator planned
@@ -72,6 +78,17 @@ check_deliveries() {  # RESULTS RECORD LABEL
       exit bad > 0
     }' "$2" "$1" && ok || fail "$3: a delivery outcome differs from the emulator's record"
 }
+# A job against the emulator running now, its exit status, then (the
+# emulator stopped, its record complete) every device checked.
+run_checked() {  # NAME ACKS-OBJECT WANT-EXIT
+  write_job "$1" "$2"
+  "$bin" run "$tmp/$1.json" >"$tmp/$1.out" 2>"$tmp/$1.err"
+  local rc=$?
+  [ "$rc" -eq "$3" ] && ok || fail "$1: exit $rc, want $3: $(tail -3 "$tmp/$1.err")"
+  stop_emulator
+  check_exactly_once "$tmp/out/$1/results.ndjson" "$tmp/record.ndjson" "$n" "$1"
+  check_deliveries "$tmp/out/$1/results.ndjson" "$tmp/record.ndjson" "$1"
+}
 summary_count() {  # SUMMARY KEY -> the number
   sed -n "s/.*\"deliveries\":{.*\"$2\":\([0-9]*\).*/\1/p" "$1"
 }
@@ -82,14 +99,8 @@ faults='{"max_devices": 100, "device_failure_ratio": 0.05, "latency_ms": {"fixed
   "acks": {"ndjson": "'"$tmp"'/acks.ndjson", "delay_ms": 10, "delay_random_ms": 400,
            "fail_ratio": 0.1, "loss_ratio": 0.08, "duplicate_ratio": 0.2, "early_ratio": 0.25}}'
 start_tls_emulator "$faults"
-write_job faults acks.ndjson 2
-"$bin" run "$tmp/faults.json" >"$tmp/faults.out" 2>"$tmp/faults.err"
-rc=$?
-[ "$rc" -eq 1 ] && ok || fail "faults: exit $rc, want 1 (some not delivered): $(tail -3 "$tmp/faults.err")"
-stop_emulator
+run_checked faults '{"ndjson": "acks.ndjson", "timeout_s": 2}' 1  # 1: some not delivered
 out="$tmp/out/faults"
-check_exactly_once "$out/results.ndjson" "$tmp/record.ndjson" "$n" faults
-check_deliveries "$out/results.ndjson" "$tmp/record.ndjson" faults
 want_lost=$(grep -c '"outcome":"succeeded".*"ack":"lost"' "$tmp/record.ndjson")
 want_fail=$(grep -c '"outcome":"succeeded".*"ack":"fail"' "$tmp/record.ndjson")
 [ "$(summary_count "$out/summary.json" no_ack)" = "$want_lost" ] && ok ||
@@ -110,7 +121,7 @@ start_tls_emulator "${faults//acks.ndjson/acks2.ndjson}"
 touch "$tmp/acks2.ndjson"
 tail -n +1 -f "$tmp/acks2.ndjson" >"$tmp/acks.fifo" &
 tail_pid=$!
-write_job fifo acks.fifo 2
+write_job fifo '{"ndjson": "acks.fifo", "timeout_s": 2}'
 "$bin" run "$tmp/fifo.json" >/dev/null 2>"$tmp/fifo.err"
 kill "$tail_pid" 2>/dev/null
 tail_pid=
@@ -122,7 +133,7 @@ check_deliveries "$tmp/out/fifo/results.ndjson" "$tmp/record.ndjson" fifo
 # command), then --resume: nothing sent again, every outcome completed.
 start_tls_emulator '{"max_devices": 100, "acks": {"ndjson": "'"$tmp"'/acks3.ndjson",
   "delay_ms": 2000, "delay_random_ms": 1000, "fail_ratio": 0.1, "loss_ratio": 0.05}}'
-write_job killed acks3.ndjson 6
+write_job killed '{"ndjson": "acks3.ndjson", "timeout_s": 6}'
 "$bin" run "$tmp/killed.json" >/dev/null 2>"$tmp/killed.err" &
 run_pid=$!
 for _ in $(seq 200); do
@@ -149,10 +160,72 @@ check_exactly_once "$out/results.ndjson" "$tmp/record.ndjson" "$n" resumed
 check_deliveries "$out/results.ndjson" "$tmp/record.ndjson" resumed
 [ "$(summary_count "$out/summary.json" waiting)" = 0 ] && ok || fail "resumed: devices still waiting"
 
-# The token is in none of the outputs.
-if grep -rqF "${secret#Bearer }" "$tmp/out" "$tmp"/*.err "$tmp"/*.out; then
-  fail "the token appears in an output"
+# 4. Over AMQP 1.0 (TLS, SASL PLAIN with the documented login), the queue
+# by RabbitMQ 4's address form: the same faults, and the subscription drops
+# after every 400 messages sent on a connection (those not yet accepted
+# come again after the reconnect).
+amqp_faults='{"max_devices": 100, "device_failure_ratio": 0.05, "latency_ms": {"fixed": 150},
+  "acks": {"amqp_listen": "127.0.0.1:0", "access_key": "AK-'"$$"'",
+           "access_secret_file": "'"$tmp"'/access_secret", "queue": "a.42.fleetcast",
+           "disconnect_after_messages": 400, "delay_ms": 10, "delay_random_ms": 400,
+           "fail_ratio": 0.1, "loss_ratio": 0.08, "duplicate_ratio": 0.2, "early_ratio": 0.25}}'
+amqp_acks() {  # SECRET-FILE QUEUE -> the job's acks object
+  printf '{"amqp": {"url": "amqps://127.0.0.1:%s/quec-open", "access_key_file": "access_key",
+    "access_secret_file": "%s", "queue": "%s", "source": "/queues/%s", "hostname": "quec-open"},
+    "timeout_s": 8}' "$(amqp_port)" "$1" "$2" "$2"
+}
+start_tls_emulator "$amqp_faults"
+run_checked amqp "$(amqp_acks access_secret a.42.fleetcast)" 1
+out="$tmp/out/amqp"
+counters=$(grep 'subscription counters' "$tmp/emu.err")
+disconnects=$(echo "$counters" | sed -n 's/.*"disconnects":\([0-9]*\).*/\1/p')
+redelivered=$(echo "$counters" | sed -n 's/.*"redelivered":\([0-9]*\).*/\1/p')
+refused=$(echo "$counters" | sed -n 's/.*"logins_refused":\([0-9]*\).*/\1/p')
+[ "${disconnects:-0}" -ge 3 ] && [ "${redelivered:-0}" -gt 0 ] && [ "$refused" = 0 ] && ok ||
+  fail "amqp: the subscription did not drop and redeliver as planned: $counters"
+[ "$(summary_count "$out/summary.json" early)" -gt 0 ] && ok || fail "amqp: no early acks counted"
+
+# 5. A secret the subscription refuses, a queue it does not have: refused
+# before anything is sent (exit 2), the folder left unused.
+start_tls_emulator "$amqp_faults"
+printf 'wrong\n' >"$tmp/wrong_secret"
+write_job refused "$(amqp_acks wrong_secret a.42.fleetcast)"
+"$bin" run "$tmp/refused.json" >/dev/null 2>"$tmp/refused.err"
+rc=$?
+[ "$rc" -eq 2 ] && grep -q "refused us (amqp:unauthorized-access" "$tmp/refused.err" &&
+  grep -q "nothing was sent" "$tmp/refused.err" && ok ||
+  fail "refused: exit $rc: $(cat "$tmp/refused.err")"
+write_job noqueue "$(amqp_acks access_secret a.43.other)"
+"$bin" run "$tmp/noqueue.json" >/dev/null 2>"$tmp/noqueue.err"
+rc=$?
+[ "$rc" -eq 2 ] && grep -q "receiving link on /queues/a.43.other: amqp:not-found" "$tmp/noqueue.err" &&
+  ok || fail "noqueue: exit $rc: $(cat "$tmp/noqueue.err")"
+stop_emulator
+[ ! -s "$tmp/record.ndjson" ] && [ ! -e "$tmp/out/refused" ] && [ ! -e "$tmp/out/noqueue" ] && ok ||
+  fail "refused: something was sent, or the folder was left"
+
+# 6. A rehearsal: --emulate plays the AMQP subscription with the job's own
+# credentials (from the environment here).
+cat >"$tmp/rehearse.json" <<JOB
+{"name": "rehearse", "endpoint": "https://iot-api.acceleronix.io", "auth": {"token_file": "token"},
+ "command": {"type": 2, "data": "[{\"switch\":true}]", "isCache": 1, "cacheTime": 600, "isCover": 1},
+ "devices": {"file": "devices.csv"}, "batch": {"max_devices": 100}, "rate": {"requests_per_second": 0},
+ "acks": {"amqp": {"url": "amqps://iot-amqp.acceleronix.io:5671/quec-open",
+   "access_key_env": "FC_TEST_AK", "access_secret_env": "FC_TEST_AS", "queue": "a.7.rehearsal"},
+   "timeout_s": 10}}
+JOB
+FC_TEST_AK=key FC_TEST_AS="$amqp_secret" "$bin" run "$tmp/rehearse.json" --emulate >"$tmp/rehearse.out" 2>"$tmp/rehearse.err"
+rc=$?
+delivered=$(summary_count "$tmp/out/rehearse/summary.json" delivered)
+[ "$rc" -eq 0 ] && [ "${delivered:-0}" -eq "$n" ] && ok ||
+  fail "rehearse: exit $rc, ${delivered:-no} delivered: $(tail -3 "$tmp/rehearse.err")"
+
+# No token, AccessSecret or SASL login in any output.
+if grep -rqF -e "${secret#Bearer }" -e "$amqp_secret" "$tmp/out" "$tmp"/*.err "$tmp"/*.out; then
+  fail "a credential appears in an output"
 else
   ok
 fi
+grep -rqE 'sign_method=sha256' "$tmp/out" "$tmp"/*.err "$tmp"/*.out &&
+  fail "the SASL login appears in an output" || ok
 finish

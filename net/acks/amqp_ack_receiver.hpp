@@ -1,0 +1,67 @@
+// amqp_ack_receiver: the platform's message subscription over AMQP 1.0 and
+// TLS (api/SUBSCRIPTION.md), with Qpid Proton's sans-io connection driver
+// on our Asio loop (amqp_pump). Per connection: a fresh SASL PLAIN login
+// (amqp_login), the Open frame's hostname and idle timeout as configured,
+// one receiving link on the configured source address, which must be
+// attached within 15 s. Each message's body goes to the handler; the
+// message is accepted (acknowledged) only after the handler returned, i.e.
+// after it was recorded: one not acknowledged is delivered again after a
+// reconnect. Connections that fail or drop are made again with backoff
+// (1 s doubling to 30 s; 100 ms after a connection whose link was attached).
+#pragma once
+
+#include <fleetcast/core/job/job.hpp>
+#include <fleetcast/net/client/rollout.hpp>
+#include "net/acks/ndjson_ack_reader.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace fleetcast::net {
+
+struct amqp_receiver_config {
+  amqp_acks_config amqp;
+  std::string access_key, access_secret;  // read from their files or the environment
+  std::shared_ptr<tls_client> tls;        // the trust for the subscription's certificate
+  bool verify = true;                     // host name checked (tls.verify)
+  std::uint32_t connect_timeout_ms = 5000;
+};
+
+class amqp_ack_receiver {
+ public:
+  amqp_ack_receiver(boost::asio::any_io_executor ex, amqp_receiver_config config,
+                    subscription_handler on_message);
+  ~amqp_ack_receiver();
+  amqp_ack_receiver(const amqp_ack_receiver&) = delete;
+  amqp_ack_receiver& operator=(const amqp_ack_receiver&) = delete;
+
+  void start();
+  void stop();
+  // Called on the executor when a link is attached (error "") and when a
+  // connection fails (its error); `refused` when the server refused the
+  // login, which trying again will not change.
+  void on_state(std::function<void(const std::string& error, bool refused)> f);
+
+  std::uint64_t connections() const noexcept;  // made (TLS and AMQP open)
+  std::uint64_t messages() const noexcept;     // received and acknowledged
+  bool attached() const noexcept;              // a link is attached now
+  // The last failure ("" while none): what the server or the network said,
+  // never a credential.
+  const std::string& last_error() const noexcept;
+
+  struct impl;
+
+ private:
+  std::shared_ptr<impl> impl_;
+};
+
+// Reads the AccessKey and AccessSecret the job names (file or environment;
+// surrounding whitespace dropped). False with `error` naming the source.
+bool read_amqp_credentials(const amqp_acks_config& amqp, std::string& key, std::string& secret,
+                           std::string& error);
+
+}  // namespace fleetcast::net
