@@ -26,11 +26,12 @@ emulator_config_result parse_emulator_config(std::string_view text, std::string_
   config_reader r(errors, std::filesystem::path(config_file).parent_path());
   emulator_config c = base;
   dom::object top;
-  if (!r.object(root, "",
-                {"listen", "tls", "self_signed_out", "threads", "seed", "tokens", "products",
-                 "max_devices", "max_body_bytes", "device_failure_ratio", "failure_messages",
-                 "latency_ms", "rate_limit_rps", "faults", "record", "acks"},
-                top)) {
+  if (!r.object(
+          root, "",
+          {"listen", "tls", "self_signed_out", "threads", "seed", "tokens", "token_lifetime_s",
+           "products", "max_devices", "max_body_bytes", "device_failure_ratio", "failure_messages",
+           "latency_ms", "rate_limit_rps", "faults", "record", "acks"},
+          top)) {
     return result;
   }
   r.string(top, "", "listen", c.listen);
@@ -62,6 +63,7 @@ emulator_config_result parse_emulator_config(std::string_view text, std::string_
   r.integer(top, "", "threads", c.threads, 0, 256);
   r.integer(top, "", "seed", c.seed, 0, UINT64_MAX);
   r.strings(top, "tokens", c.tokens);
+  r.integer(top, "", "token_lifetime_s", c.token_lifetime_s, 0, 30 * 86400);
   r.strings(top, "products", c.products);
   r.integer(top, "", "max_devices", c.max_devices, 1, 1'000'000);
   r.integer(top, "", "max_body_bytes", c.max_body_bytes, 1024, 1ULL << 32);

@@ -69,7 +69,11 @@ struct emulator_config {
   std::string self_signed_out = "fleetcast-emulator-cert.pem";  // where the generated cert goes
   unsigned threads = 0;                                         // 0 = the number of cores
   std::uint64_t seed = 1;
-  std::vector<std::string> tokens;             // accepted tokens; empty = any non-empty token
+  std::vector<std::string> tokens;  // accepted tokens; empty = any non-empty token
+  // Short-lived tokens: with N > 0, an access token is refused (5032) N s
+  // after it was first used or issued, and PUT refreshToken issues new ones
+  // (each refresh token once: a used one is refused with 5032).
+  std::uint32_t token_lifetime_s = 0;
   std::vector<std::string> products;           // productKeys the user may command; empty = all
   std::uint32_t max_devices = 100;             // list-size limit (5312 above it)
   std::uint64_t max_body_bytes = 1024 * 1024;  // 413 above it

@@ -1,5 +1,6 @@
 // Emulator request handling (see emulator_session.hpp).
 #include "core/emulator/emulator_session.hpp"
+#include "core/protocol/token_refresh.hpp"
 
 #include "core/input/device_hash.hpp"
 #include "core/protocol/api_errc.hpp"
@@ -167,6 +168,7 @@ const emulator_reply& emulator_session::handle(const emulator_request& req, std:
     reply_.status = 200;
     return reply_;
   }
+  if (path == refresh_token_path) return refresh(req, now_ms);
   if (path != batch_control_path) {
     state_.count(c::http_404);
     return error(404, 404, "no such path");
@@ -215,7 +217,7 @@ const emulator_reply& emulator_session::handle(const emulator_request& req, std:
     state_.count(c::code_5106);
     return error(200, 5106, api_code_description(5106));
   }
-  switch (state_.check_token(*req.authorization)) {
+  switch (state_.check_token(*req.authorization, now_ms)) {
     case emulator_state::token_verdict::accepted:
       break;
     case emulator_state::token_verdict::expired:
@@ -289,6 +291,52 @@ const emulator_reply& emulator_session::handle(const emulator_request& req, std:
   impl_->devices = list;
   echo_ = cfg.faults.echo_token ? *req.authorization : std::string_view();
   return execute(id, now_ms);
+}
+
+// PUT refreshToken?refreshToken=R: new tokens for an unused refresh token.
+const emulator_reply& emulator_session::refresh(const emulator_request& req, std::uint64_t now_ms) {
+  if (req.method != "PUT") {
+    state_.count(emulator_counter::http_405);
+    reply_.allow = "PUT";
+    return error(405, 405, "use PUT");
+  }
+  std::string token;
+  const auto q = req.target.find("?refreshToken=");
+  if (q != std::string_view::npos) {
+    std::string_view v = req.target.substr(q + 14);
+    v = v.substr(0, v.find('&'));
+    for (std::size_t i = 0; i < v.size(); ++i) {  // URL-decoded
+      const auto hex = [](char c) {
+        return c >= '0' && c <= '9'   ? c - '0'
+               : c >= 'a' && c <= 'f' ? c - 'a' + 10
+               : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                      : -1;
+      };
+      if (v[i] == '%' && i + 2 < v.size() && hex(v[i + 1]) >= 0 && hex(v[i + 2]) >= 0) {
+        token += static_cast<char>(hex(v[i + 1]) * 16 + hex(v[i + 2]));
+        i += 2;
+      } else {
+        token += v[i];
+      }
+    }
+  }
+  emulator_state::issued_tokens issued;
+  if (!state_.refresh(token, now_ms, issued)) {
+    state_.count(emulator_counter::refresh_refused);
+    return error(200, 5032, "refresh token expired");
+  }
+  state_.count(emulator_counter::token_refreshes);
+  const auto& cfg = state_.config();
+  const std::int64_t now_s = req.wall_ms / 1000;
+  const std::int64_t life = cfg.token_lifetime_s ? cfg.token_lifetime_s : 7200;
+  body_ = "{\"code\":200,\"msg\":\"success\",\"extMsg\":null,\"data\":{\"accessToken\":{\"token\":";
+  append_json_string(body_, issued.access);
+  fmt::format_to(std::back_inserter(body_),
+                 ",\"expirationTime\":{}}},\"refreshToken\":{{\"token\":", now_s + life);
+  append_json_string(body_, issued.refresh);
+  fmt::format_to(std::back_inserter(body_), ",\"expirationTime\":{}}}}}}}", now_s + 30 * 86400);
+  reply_.status = 200;
+  return reply_;
 }
 
 const emulator_reply& emulator_session::execute(std::uint64_t id, std::uint64_t now_ms) {

@@ -27,6 +27,7 @@ struct emulator_request {
   std::optional<std::string_view> authorization;
   std::string_view body;
   std::uint64_t connection_request = 1;  // 1-based position on its connection
+  std::int64_t wall_ms = 0;              // the time of day (refreshed tokens' expirationTime)
 };
 
 struct emulator_reply {
@@ -64,6 +65,7 @@ class emulator_session {
   std::string_view echo_;  // faults.echo_token: the request's Authorization
   std::string echo_ticket_, echo_msg_;
   const emulator_reply& execute(std::uint64_t request_id, std::uint64_t now_ms);
+  const emulator_reply& refresh(const emulator_request& req, std::uint64_t now_ms);
   double chance(std::uint64_t request_id, std::uint64_t what) const noexcept;
 
   struct impl;

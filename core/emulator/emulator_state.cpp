@@ -44,9 +44,21 @@ bool emulator_state::take_rate_token(std::uint64_t now_ms, std::uint32_t& retry_
   return false;
 }
 
-emulator_state::token_verdict emulator_state::check_token(std::string_view token) {
-  if (!config_.tokens.empty() &&
-      std::find(config_.tokens.begin(), config_.tokens.end(), token) == config_.tokens.end()) {
+emulator_state::token_verdict emulator_state::check_token(std::string_view token,
+                                                          std::uint64_t now_ms) {
+  if (config_.token_lifetime_s) {
+    const std::uint64_t life = std::uint64_t{config_.token_lifetime_s} * 1000;
+    std::lock_guard lock(token_mutex_);
+    auto it = token_expiry_ms_.find(std::string(token));
+    if (it == token_expiry_ms_.end()) {  // a token not issued here: its life starts now
+      if (!config_.tokens.empty() &&
+          std::find(config_.tokens.begin(), config_.tokens.end(), token) == config_.tokens.end())
+        return token_verdict::refused;
+      it = token_expiry_ms_.emplace(std::string(token), now_ms + life).first;
+    }
+    if (now_ms >= it->second) return token_verdict::expired;
+  } else if (!config_.tokens.empty() && std::find(config_.tokens.begin(), config_.tokens.end(),
+                                                  token) == config_.tokens.end()) {
     return token_verdict::refused;
   }
   const auto limit = config_.faults.token_expires_after_requests;
@@ -56,6 +68,21 @@ emulator_state::token_verdict emulator_state::check_token(std::string_view token
   if (uses >= limit) return token_verdict::expired;
   ++uses;
   return token_verdict::accepted;
+}
+
+bool emulator_state::refresh(std::string_view refresh_token, std::uint64_t now_ms,
+                             issued_tokens& out) {
+  std::lock_guard lock(token_mutex_);
+  if (refresh_token.empty()) return false;
+  auto [it, fresh] = refresh_used_.try_emplace(std::string(refresh_token), true);
+  if (!fresh) return false;  // each refresh token once
+  const std::uint64_t n = ++issued_;
+  out.access = "Bearer emulator-access-" + std::to_string(n) + "-" + std::to_string(config_.seed);
+  out.refresh = "emulator-refresh-" + std::to_string(n) + "-" + std::to_string(config_.seed);
+  const std::uint64_t life =
+      std::uint64_t{config_.token_lifetime_s ? config_.token_lifetime_s : 7200} * 1000;
+  token_expiry_ms_[out.access] = now_ms + life;
+  return true;
 }
 
 void emulator_state::gateway_enter(std::string_view gateway, std::uint64_t devices) {
@@ -111,6 +138,8 @@ std::string emulator_state::stats_json() const {
   std::lock_guard lock(gateway_mutex_);
   std::uint64_t in_flight = 0;
   for (const auto& [gw, n] : in_flight_) in_flight += n;
+  fmt::format_to(it, "\"token_refreshes\":{},\"refresh_refused\":{},", v(c::token_refreshes),
+                 v(c::refresh_refused));
   fmt::format_to(it,
                  "\"connections\":{},\"tls_handshakes\":{},\"open_connections\":{},"
                  "\"peak_open_connections\":{},\"in_flight_gateway_devices\":{},"

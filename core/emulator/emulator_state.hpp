@@ -60,8 +60,10 @@ enum class emulator_counter : std::size_t {
   stalls,
   closes,
   tokens_expired,
-  connections,     // TCP connections accepted
-  tls_handshakes,  // TLS handshakes completed (a resumed session counts too)
+  token_refreshes,  // refresh tokens taken
+  refresh_refused,  // a refresh token used before, or empty
+  connections,      // TCP connections accepted
+  tls_handshakes,   // TLS handshakes completed (a resumed session counts too)
   count_
 };
 
@@ -92,7 +94,13 @@ class emulator_state {
   // wait) when the rate is exceeded.
   bool take_rate_token(std::uint64_t now_ms, std::uint32_t& retry_after_s);
   enum class token_verdict { accepted, refused, expired };
-  token_verdict check_token(std::string_view token);
+  token_verdict check_token(std::string_view token, std::uint64_t now_ms = 0);
+  // PUT refreshToken: a new access and refresh token for an unused refresh
+  // token (false: refused); lifetimes from token_lifetime_s.
+  struct issued_tokens {
+    std::string access, refresh;
+  };
+  bool refresh(std::string_view refresh_token, std::uint64_t now_ms, issued_tokens& out);
   void gateway_enter(std::string_view gateway, std::uint64_t devices);
   void gateway_leave(std::string_view gateway, std::uint64_t devices);
   emulator_record_sink* record() const noexcept { return record_; }
@@ -116,6 +124,9 @@ class emulator_state {
 
   std::mutex token_mutex_;
   std::unordered_map<std::string, std::uint64_t> token_uses_;
+  std::unordered_map<std::string, std::uint64_t> token_expiry_ms_;  // token_lifetime_s
+  std::unordered_map<std::string, bool> refresh_used_;
+  std::uint64_t issued_ = 0;
 
   mutable std::mutex gateway_mutex_;
   std::unordered_map<std::string, std::uint64_t> in_flight_;

@@ -43,6 +43,15 @@ struct auth_config {
   // A token_command that has not exited by then is killed (its whole group).
   std::uint32_t command_timeout_ms = 30000;
   static constexpr bounds<std::int64_t> command_timeout_ms_range{1, 600000};
+  // The refresh token (api/SUBSCRIPTION.md): with one, fleetcast renews the
+  // access token itself before it expires and on 5032, writing both new
+  // tokens back to their files (mode 0600); from the environment they are
+  // kept in memory only.
+  std::string refresh_token_file;  // resolved path
+  std::string refresh_token_env;
+  bool refreshes() const noexcept {
+    return !refresh_token_file.empty() || !refresh_token_env.empty();
+  }
 };
 
 struct tls_config {

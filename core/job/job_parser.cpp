@@ -251,8 +251,20 @@ void read_command(job_reader& r, dom::element e, command& cmd) {
 void read_auth(job_reader& r, dom::element e, auth_config& auth) {
   dom::object obj;
   const std::size_t errors_before = r.errors_.size();
-  if (!r.fields(e, "auth", {"token_file", "token_env", "token_command", "command_timeout_ms"}, obj))
+  if (!r.fields(e, "auth",
+                {"token_file", "token_env", "token_command", "command_timeout_ms",
+                 "refresh_token_file", "refresh_token_env"},
+                obj))
     return;
+  std::string refresh_file;
+  const bool refresh_from_file = r.string(obj, "auth", "refresh_token_file", refresh_file);
+  const bool refresh_from_env = r.string(obj, "auth", "refresh_token_env", auth.refresh_token_env);
+  if (refresh_from_file) auth.refresh_token_file = r.path(refresh_file);
+  if (refresh_from_file && refresh_from_env)
+    r.error("auth", "takes at most one of refresh_token_file, refresh_token_env");
+  if ((refresh_from_file || refresh_from_env) &&
+      obj["token_command"].error() != simdjson::NO_SUCH_FIELD)
+    r.error("auth", "a refresh token renews a token_file or token_env, not a token_command");
   r.integer(obj, "auth", "command_timeout_ms", auth.command_timeout_ms,
             auth_config::command_timeout_ms_range);
   int given = 0;

@@ -6,6 +6,7 @@
 
 #include "core/dispatch/dispatcher.hpp"
 #include "core/job/proxy.hpp"
+#include "core/protocol/token_refresh.hpp"
 #include "net/client/link.hpp"
 #include "net/client/padded_body.hpp"
 #include "net/client/tls_context.hpp"
@@ -118,7 +119,8 @@ struct rollout::impl {
   token_source tokens;
   token_command_control token_child;
   dispatcher d;
-  std::string host_header;
+  std::string host;  // the Host header
+  bool refreshing = false, token_requested = false;
   std::optional<tcp::resolver::results_type> endpoints;
   std::vector<link_base*> live;  // every connection, for waking and cutting
   std::vector<asio::steady_timer*> waiters;
@@ -195,6 +197,10 @@ struct rollout::impl {
         asio::co_spawn(ex, run_token_command(), asio::detached);
         continue;
       }
+      if (tokens.refreshes()) {  // refused: renewed at the refresh endpoint
+        want_refresh(true);
+        continue;
+      }
       try {  // a file or the environment: read at once
         d.on_token(tokens.fetch(), now_us());
       } catch (const std::exception& x) {
@@ -213,6 +219,77 @@ struct rollout::impl {
       d.on_token_failed(error, token_child.killed || cancel_requested, now_us());
     }
     apply_effects();
+  }
+
+  // ------------------------------------------------------------ renewal
+
+  static std::int64_t wall_s() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+
+  // A renewal at the refresh endpoint, for a refused token (`requested`:
+  // the dispatcher waits for it) or before the token expires.
+  void want_refresh(bool requested) {
+    if (requested) token_requested = true;
+    if (std::exchange(refreshing, true)) return;  // the one under way answers both
+    asio::co_spawn(ex, run_refresh(), asio::detached);
+  }
+
+  asio::awaitable<void> run_refresh() {
+    std::string error;
+    refresh_answer a;
+    try {
+      const auto target = refresh_target(j.endpoint.path_prefix, tokens.refresh_token());
+      // Not a conditional expression of two co_awaits: g++ 12 miscompiles that.
+      if (j.endpoint.tls)
+        a = co_await put<tls_stream>(target, error);
+      else
+        a = co_await put<beast::tcp_stream>(target, error);
+    } catch (const std::exception& x) {
+      error = x.what();
+    }
+    if (error.empty() && !a.error.empty()) error = "the refresh endpoint answered " + a.error;
+    if (error.empty()) error = tokens.store(a.access_token, a.refresh_token);
+    refreshing = false;
+    const bool requested = std::exchange(token_requested, false);
+    if (error.empty()) {
+      tokens.obtained(a.access_token, wall_s(), a.access_expires_s);
+      if (requested)
+        d.on_token(a.access_token, now_us());
+      else
+        d.on_token_rotated(a.access_token);
+    } else if (requested) {
+      d.on_token_failed("the token was refused (5032) and renewing it failed: " + error, false,
+                        now_us());
+    } else {
+      tokens.postpone_refresh(wall_s() + 30);  // again later; a refused token asks at once
+    }
+    apply_effects();
+  }
+
+  // PUT on a connection of its own (through the proxy, as the requests).
+  template <typename Stream>
+  asio::awaitable<refresh_answer> put(const std::string& target, std::string& error) {
+    link<Stream> c(ex);
+    if (auto why = co_await connect(c); !why.empty()) {
+      error = why;
+      co_return refresh_answer{};
+    }
+    const auto head = fmt::format(
+        "PUT {} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nContent-Length: "
+        "0\r\nConnection: close\r\n\r\n",
+        target, host);
+    read_result r;
+    if (co_await write(c, head, {})) co_await read(c, r);
+    c.close();
+    if (!r.answered) {
+      error = "no answer from the refresh endpoint" +
+              (r.detail.empty() ? std::string() : ": " + std::string(r.detail));
+      co_return refresh_answer{};
+    }
+    co_return read_refresh_answer(r.http_status, r.body);
   }
 
   void check_cancel() {
@@ -443,6 +520,9 @@ struct rollout::impl {
     while (lanes_running > 0) {
       check_cancel();
       d.tick(now_us());
+      if (tokens.refreshes() && !refreshing && tokens.refresh_due_s() &&
+          wall_s() >= tokens.refresh_due_s())
+        want_refresh(false);        // before it expires
       if (tokens.file_changed()) {  // an outside agent rotated it: use it from now on
         try {
           d.on_token_rotated(tokens.fetch());
@@ -477,13 +557,14 @@ struct rollout::impl {
     const auto& ep = j.endpoint;
     const bool v6 = ep.host.find(':') != std::string::npos;
     const bool default_port = ep.port == (ep.tls ? 443 : 80);
-    std::string host = fmt::format("{}{}{}", v6 ? "[" : "", ep.host, v6 ? "]" : "");
+    host = fmt::format("{}{}{}", v6 ? "[" : "", ep.host, v6 ? "]" : "");
     if (!default_port) host += fmt::format(":{}", ep.port);
+    if (tokens.refreshes()) tokens.obtained(first_token, wall_s());  // a JWT says when
     start = std::chrono::steady_clock::now();
     const auto wall_us = std::chrono::duration_cast<std::chrono::microseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();
-    d.start(0, wall_us, std::move(first_token), std::move(host));
+    d.start(0, wall_us, std::move(first_token), host);
     apply_effects();  // the first token, when a command gives it
     const unsigned n = std::max<std::uint32_t>(1, j.connections);
     lanes_running = n;

@@ -1,6 +1,8 @@
 // Token sources (see token_source.hpp).
 #include "net/client/token_source.hpp"
 
+#include "core/protocol/token_refresh.hpp"
+
 #include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -110,6 +112,7 @@ bool token_source::file_changed() const {
 
 std::string token_source::fetch() {
   std::string token;
+  if (!access_memory_.empty()) return access_memory_;
   switch (config_.kind) {
     case auth_config::source::token_file: {
       seen_ = identity();
@@ -138,6 +141,88 @@ std::string token_source::fetch() {
   }
   if (auto bad = check_token(token); !bad.empty()) throw std::runtime_error(bad);
   return token;
+}
+
+std::string token_source::refresh_token() {
+  if (!refresh_memory_.empty()) return refresh_memory_;
+  std::string token;
+  if (!config_.refresh_token_file.empty()) {
+    std::ifstream in(config_.refresh_token_file, std::ios::binary);
+    if (!in) {
+      throw std::runtime_error(fmt::format("auth.refresh_token_file: {}: cannot open: {}",
+                                           config_.refresh_token_file, std::strerror(errno)));
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    token = trimmed(std::move(text).str());
+    if (token.empty())
+      throw std::runtime_error(
+          fmt::format("auth.refresh_token_file: {}: empty", config_.refresh_token_file));
+  } else {
+    const char* v = std::getenv(config_.refresh_token_env.c_str());
+    if (!v || !*v)
+      throw std::runtime_error(
+          fmt::format("auth.refresh_token_env: {} is not set", config_.refresh_token_env));
+    token = trimmed(v);
+  }
+  if (token.find_first_of("\r\n") != std::string::npos)
+    throw std::runtime_error("the refresh token spans several lines");
+  return token;
+}
+
+void token_source::obtained(const std::string& access, std::int64_t now_s, std::int64_t expires_s) {
+  if (!expires_s) expires_s = jwt_expiry_s(access).value_or(0);
+  due_s_ = expires_s ? fleetcast::refresh_due_s(now_s, expires_s) : 0;
+}
+
+namespace {
+// Writes `text` to `path` through a temporary file beside it (mode 0600,
+// flushed to the disk), renamed over it. The error, or "".
+std::string replace_secret_file(const std::string& path, const std::string& text,
+                                const char* what) {
+  const std::string tmp = path + ".fleetcast-tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return fmt::format("{}: {}: {}", what, tmp, std::strerror(errno));
+  const std::string line = text + "\n";
+  std::string_view rest = line;
+  bool ok = ::fchmod(fd, 0600) == 0;
+  while (ok && !rest.empty()) {
+    const ssize_t n = ::write(fd, rest.data(), rest.size());
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) rest.remove_prefix(static_cast<std::size_t>(n));
+  }
+  ok = ok && ::fsync(fd) == 0;
+  const int saved = errno;
+  ok = ::close(fd) == 0 && ok;
+  if (ok && ::rename(tmp.c_str(), path.c_str()) == 0) return {};
+  const std::string why = std::strerror(ok ? errno : saved);
+  ::unlink(tmp.c_str());
+  return fmt::format("{}: {}: {}", what, path, why);
+}
+}  // namespace
+
+std::string token_source::store(const std::string& access, const std::string& refresh) {
+  if (auto bad = check_token(access); !bad.empty()) return "the refreshed access token: " + bad;
+  // The refresh token first: once it is kept, a crash leaves a usable pair.
+  if (!refresh.empty()) {
+    if (!config_.refresh_token_file.empty()) {
+      if (auto e =
+              replace_secret_file(config_.refresh_token_file, refresh, "auth.refresh_token_file");
+          !e.empty())
+        return e;
+    } else {
+      refresh_memory_ = refresh;
+    }
+  }
+  if (config_.kind == auth_config::source::token_file) {
+    if (auto e = replace_secret_file(config_.token_file, access, "auth.token_file"); !e.empty())
+      return e;
+    seen_ = identity();  // our own write is no outside rotation
+  } else {
+    access_memory_ = access;
+  }
+  return {};
 }
 
 void token_command_control::kill() noexcept {

@@ -9,6 +9,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <sys/types.h>
+#include <cstdint>
 #include <string>
 
 namespace fleetcast::net {
@@ -28,6 +29,21 @@ class token_source {
   // fetch(); always false for the other sources.
   bool file_changed() const;
 
+  // Renewal (auth.refresh_token_file or _env): the refresh token now (a
+  // refreshed one once there is one); throws like fetch().
+  bool refreshes() const noexcept { return config_.refreshes(); }
+  std::string refresh_token();
+  // The access token in use was obtained at now_s and is valid until
+  // expires_s (0: the JWT's exp if it is one, else unknown).
+  void obtained(const std::string& access, std::int64_t now_s, std::int64_t expires_s = 0);
+  // When to renew it (0: unknown; only when it is refused).
+  std::int64_t refresh_due_s() const noexcept { return due_s_; }
+  void postpone_refresh(std::int64_t until_s) noexcept { due_s_ = until_s; }
+  // Keeps a refreshed pair: each written back to its file (a temporary
+  // file, mode 0600, renamed over it), or in memory for the environment;
+  // fetch() gives the new access token from then on. The error, or "".
+  std::string store(const std::string& access, const std::string& refresh);
+
  private:
   struct file_identity {
     long long mtime_ns = 0, size = 0, inode = 0;
@@ -37,6 +53,8 @@ class token_source {
 
   auth_config config_;
   file_identity seen_;
+  std::string access_memory_, refresh_memory_;  // refreshed, from the environment
+  std::int64_t due_s_ = 0;
 };
 
 // A running token command, so that a cancel or a drain can end it.

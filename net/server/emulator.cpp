@@ -162,6 +162,9 @@ struct emulator::impl {
         }
         r.body = req.body();
         r.connection_request = ++nth;
+        r.wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
         keep_alive = req.keep_alive();
         reply = &session.handle(r, now_ms());
       }

@@ -554,3 +554,21 @@ TEST_CASE("acks: each mistake named where it is") {
                  good_secrets + "}}")
             .find("acks.amqp.idle_timeout_ms: 1000 is outside 30000..60000") != std::string::npos);
 }
+
+TEST_CASE("auth.refresh_token_file or _env renews a token file or variable") {
+  auto r = parse(
+      with("auth", R"({"token_file": "secrets/token", "refresh_token_file": "secrets/refresh"})"));
+  REQUIRE(r.job);
+  CHECK(r.job->auth.refresh_token_file == "/jobs/eu/secrets/refresh");
+  CHECK(r.job->auth.refreshes());
+  r = parse(with("auth", R"({"token_env": "T", "refresh_token_env": "R"})"));
+  REQUIRE(r.job);
+  CHECK(r.job->auth.refresh_token_env == "R");
+  CHECK(!parse(minimal).job->auth.refreshes());
+  CHECK(only_error(
+            with("auth",
+                 R"({"token_file": "t", "refresh_token_file": "a", "refresh_token_env": "B"})"))
+            .message.find("at most one of refresh_token_file") != std::string::npos);
+  CHECK(only_error(with("auth", R"({"token_command": ["x"], "refresh_token_env": "B"})"))
+            .message.find("not a token_command") != std::string::npos);
+}
