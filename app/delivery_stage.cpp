@@ -40,6 +40,7 @@ struct delivery_stage::impl final : result_sink {
   net::amqp_receiver_config amqp_config;
   asio::steady_timer ticker;
   std::function<void()> done;
+  std::function<void(delivery_outcome)> outcome_hook;
   std::uint64_t expected_on_open = 0;
   bool stopped = false;
 
@@ -61,6 +62,8 @@ struct delivery_stage::impl final : result_sink {
   void record() {
     auto& events = tracker.events();
     if (events.empty() || !problem.empty()) return;
+    if (outcome_hook)
+      for (const auto& e : events) outcome_hook(e.outcome);
     if (auto p = journal.record(events); !p.empty()) problem = "the delivery journal: " + p;
     events.clear();
   }
@@ -117,6 +120,10 @@ bool delivery_stage::open(const std::string& dir, std::string& error,
 
 result_sink& delivery_stage::sink() {
   return *impl_;
+}
+
+void delivery_stage::on_outcome(std::function<void(delivery_outcome)> f) {
+  impl_->outcome_hook = std::move(f);
 }
 
 void delivery_stage::start(std::function<void(const std::string& error)> ready) {

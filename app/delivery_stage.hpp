@@ -39,6 +39,8 @@ class delivery_stage {
   std::string source_state() const;
   // The sink to give the engine (forwards to the output folder's).
   result_sink& sink();
+  // Each outcome decided from now on also goes here (the engine's guard).
+  void on_outcome(std::function<void(delivery_outcome)> f);
   // Starts reading the source; `ready` is called once it can be relied
   // on (error "") or cannot: the subscription refused the login, or no
   // link was attached within 15 s (its last error). A stream is ready at once.

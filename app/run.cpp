@@ -230,6 +230,7 @@ int run_job(const std::string& job_file, const run_flags& flags) {
     return 2;
   }
   net::rollout& rollout = *made;
+  if (acks) acks->on_outcome([&rollout](delivery_outcome o) { rollout.on_delivery(o); });
   if (const auto route = rollout.route(); !route.empty() && !flags.quiet)
     fmt::print(stderr, "fleetcast: reaching {} {}\n", j.endpoint.url, route);
   int seen = 0;

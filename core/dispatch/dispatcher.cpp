@@ -233,6 +233,12 @@ void dispatcher::on_token_failed(std::string_view error, bool cancelled, std::in
   }
 }
 
+void dispatcher::on_delivery(delivery_outcome outcome, std::int64_t now_us) {
+  guard_.on_delivery(outcome, now_us);
+  if (guard_.aborted() && !stopping_) stop(job_state::aborted, guard_.verdict());
+  effects_.wake = true;  // the canary may have been judged: sending goes on
+}
+
 void dispatcher::on_token_rotated(std::string fresh) {
   if (!fresh.empty() && fresh != token_) use_token(std::move(fresh));
 }

@@ -164,6 +164,9 @@ class dispatcher {
   // A token rotated at its source (a token file that changed): used from the
   // next request on when it differs.
   void on_token_rotated(std::string fresh);
+  // A delivery outcome of an accepted device (a job with acks), for the
+  // rollout guard: it may abort, or end the canary's wait for acks.
+  void on_delivery(delivery_outcome outcome, std::int64_t now_us);
 
   // Time passes (every 250 ms or so): AIMD recovery, the window's end.
   void tick(std::int64_t now_us);

@@ -61,11 +61,33 @@ void rollout_guard::on_result(outcome_reason reason, std::int64_t now_us) {
   ++done_;
   if (reason == outcome_reason::accepted) ++succeeded_;
   if (is_failure(reason) && (config_.abort_on >> static_cast<unsigned>(reason) & 1)) ++failed_;
-  if (phase_ == phase::canary_waiting && done_ >= canary_size_) {
+  if (reason == outcome_reason::accepted && in_canary() && config_.canary_wait_for_ack)
+    ++canary_acks_pending_;
+  if (phase_ == phase::canary_waiting && canary_complete()) {
     judge_canary(now_us);
     return;
   }
   if (in_canary()) return;  // the canary is judged as a whole
+  check_ratio();
+}
+
+void rollout_guard::on_delivery(delivery_outcome outcome, std::int64_t now_us) {
+  if (phase_ == phase::aborted) return;
+  const std::uint32_t bit = outcome == delivery_outcome::no_ack ? rollout_config::abort_on_no_ack
+                            : outcome == delivery_outcome::delivery_failed
+                                ? rollout_config::abort_on_delivery_failed
+                                : 0;
+  if (config_.abort_on & bit) ++failed_;  // the device was done (accepted); now it failed
+  if (in_canary() && config_.canary_wait_for_ack) {
+    if (canary_acks_pending_ > 0) --canary_acks_pending_;
+    if (phase_ == phase::canary_waiting && canary_complete()) judge_canary(now_us);
+    return;
+  }
+  if (in_canary() || done_ == 0) return;
+  check_ratio();
+}
+
+void rollout_guard::check_ratio() {
   const auto ratio = static_cast<double>(failed_) / static_cast<double>(done_);
   if (done_ >= config_.abort_min_devices && ratio > config_.abort_failure_ratio) {
     phase_ = phase::aborted;
@@ -112,6 +134,8 @@ void rollout_guard::tick(std::int64_t now_us) noexcept {
 
 std::string rollout_guard::holding_for(std::int64_t now_us) const {
   if (phase_ == phase::canary_waiting) {
+    if (done_ >= canary_size_)
+      return fmt::format("the canary's acknowledgements ({} to come)", canary_acks_pending_);
     return fmt::format("the canary's results ({} of {} devices)", done_, canary_size_);
   }
   if (phase_ == phase::canary_cooldown && now_us < cooldown_until_us_) {

@@ -13,6 +13,7 @@
 // configured rate (AWS IoT Jobs' exponential rollout).
 #pragma once
 
+#include <fleetcast/core/acks/delivery_tracker.hpp>
 #include <fleetcast/core/job/job.hpp>
 #include <fleetcast/core/output/device_result.hpp>
 
@@ -35,6 +36,10 @@ class rollout_guard {
   // A final outcome of an admitted device (skips of invalid or duplicate
   // records are not outcomes of the rollout).
   void on_result(outcome_reason reason, std::int64_t now_us);
+  // A delivery outcome of an accepted device (a job with acks): a
+  // delivery_failed or no_ack in abort_on counts as a failure; a canary
+  // waiting for acks (canary_wait_for_ack) is judged once the last comes.
+  void on_delivery(delivery_outcome outcome, std::int64_t now_us);
   // Time passes: the canary wait ends here.
   void tick(std::int64_t now_us) noexcept;
   // When tick() may next change something (for a timer); max when never.
@@ -60,6 +65,10 @@ class rollout_guard {
  private:
   enum class phase { canary_sending, canary_waiting, canary_cooldown, running, aborted };
   void judge_canary(std::int64_t now_us);
+  void check_ratio();
+  bool canary_complete() const noexcept {
+    return done_ >= canary_size_ && canary_acks_pending_ == 0;
+  }
 
   rollout_config config_;
   phase phase_;
@@ -68,6 +77,7 @@ class rollout_guard {
   std::uint64_t done_ = 0;
   std::uint64_t failed_ = 0;
   std::uint64_t succeeded_ = 0;
+  std::uint64_t canary_acks_pending_ = 0;  // accepted canary devices without a delivery outcome
   double rate_ceiling_;
   std::int64_t cooldown_until_us_ = 0;
   std::string verdict_;

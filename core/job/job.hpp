@@ -124,9 +124,14 @@ struct rollout_config {
   static constexpr bounds<double> abort_failure_ratio_range{0, 1};
   std::uint64_t abort_min_devices = 0;
   static constexpr bounds<std::int64_t> abort_min_devices_range{0, unbounded};
-  // Which failures count toward abort_failure_ratio (bit per outcome_reason);
-  // all failures by default.
+  // Which failures count toward abort_failure_ratio (bit per outcome_reason,
+  // and with acks the two delivery failures below); all by default.
   std::uint32_t abort_on = ~0u;
+  static constexpr std::uint32_t abort_on_delivery_failed = 1u << 16;
+  static constexpr std::uint32_t abort_on_no_ack = 1u << 17;
+  // With acks: the canary is judged once its accepted devices' delivery
+  // outcomes are in too ("ack"), not on the answers alone ("answer").
+  bool canary_wait_for_ack = false;
   ramp_config ramp;
   // At most this many devices behind one gateway in flight at once (0 = no cap).
   std::uint64_t max_per_gateway = 0;

@@ -96,7 +96,9 @@ void check_fields(const job& j, checker& c) {
   for (std::size_t i = 0; i < outcome_reason_count; ++i)
     if (status_of(static_cast<outcome_reason>(i)) == device_status::failed)
       failure_kinds |= 1u << i;
-  if ((r.abort_on & failure_kinds) == 0)
+  const std::uint32_t delivery_kinds =
+      rollout_config::abort_on_delivery_failed | rollout_config::abort_on_no_ack;
+  if ((r.abort_on & (failure_kinds | delivery_kinds)) == 0)
     c.error("rollout.abort_on", "must be a non-empty array of failure kinds");
   if (r.ramp.start_rps != 0) {
     c.range("rollout.ramp.start_rps", r.ramp.start_rps, ramp_config::start_rps_range);
@@ -121,6 +123,16 @@ void check_job(const job& j, std::vector<job_error>& errors, job_checks which) {
     c.error("rollout.ramp", "needs rate.requests_per_second, the rate it ramps up to");
   if (j.rollout.not_before && j.rollout.not_after && *j.rollout.not_after <= *j.rollout.not_before)
     c.error("rollout.not_after", "must be later than rollout.not_before");
+  const auto& r = j.rollout;
+  const std::uint32_t delivery_kinds =
+      rollout_config::abort_on_delivery_failed | rollout_config::abort_on_no_ack;
+  if (r.abort_on != ~0u && (r.abort_on & delivery_kinds) && !j.acks.enabled())
+    c.error("rollout.abort_on",
+            "delivery_failed and no_ack need acks (where acknowledgements come from)");
+  if (r.canary_wait_for_ack && !j.acks.enabled())
+    c.error("rollout.canary_wait_for", "\"ack\" needs acks (where acknowledgements come from)");
+  if (r.canary_wait_for_ack && r.canary_devices == 0)
+    c.error("rollout.canary_wait_for", "\"ack\" needs rollout.canary_devices");
 }
 
 std::vector<job_error> validate(const job& j) {

@@ -557,10 +557,11 @@ job_parse_result read_job(std::string_view text, std::string_view job_file) {
     }
   }
   if (top["rollout"].get(e) == simdjson::SUCCESS &&
-      r.fields(e, "rollout",
-               {"canary_devices", "canary_wait_s", "abort_failure_ratio", "abort_min_devices",
-                "abort_on", "ramp", "max_per_gateway", "not_before", "not_after"},
-               obj)) {
+      r.fields(
+          e, "rollout",
+          {"canary_devices", "canary_wait_s", "abort_failure_ratio", "abort_min_devices",
+           "abort_on", "ramp", "max_per_gateway", "not_before", "not_after", "canary_wait_for"},
+          obj)) {
     r.number(obj, "rollout", "canary_wait_s", j.rollout.canary_wait_s,
              rollout_config::canary_wait_s_range);
     r.integer(obj, "rollout", "max_per_gateway", j.rollout.max_per_gateway,
@@ -576,6 +577,11 @@ job_parse_result read_job(std::string_view text, std::string_view job_file) {
           std::string_view name;
           bool known = false;
           if (k.get_string().get(name) == simdjson::SUCCESS) {
+            if (name == "delivery_failed" || name == "no_ack") {
+              j.rollout.abort_on |= name == "no_ack" ? rollout_config::abort_on_no_ack
+                                                     : rollout_config::abort_on_delivery_failed;
+              known = true;
+            }
             for (std::size_t i = 0; i < outcome_reason_count; ++i) {
               const auto reason = static_cast<outcome_reason>(i);
               if (status_of(reason) == device_status::failed && to_string(reason) == name) {
@@ -586,11 +592,19 @@ job_parse_result read_job(std::string_view text, std::string_view job_file) {
           }
           if (!known) {
             r.error("rollout.abort_on",
-                    "kinds are device_failed, missing_in_answer, batch_rejected, transport_failed");
+                    "kinds are device_failed, missing_in_answer, batch_rejected, transport_failed, "
+                    "and with acks delivery_failed, no_ack");
             break;
           }
         }
       }
+    }
+    std::string wait_for;
+    if (r.string(obj, "rollout", "canary_wait_for", wait_for)) {
+      if (wait_for == "ack")
+        j.rollout.canary_wait_for_ack = true;
+      else if (wait_for != "answer")
+        r.error("rollout.canary_wait_for", "must be \"answer\" or \"ack\"");
     }
     dom::object ramp;
     if (obj["ramp"].get(x) == simdjson::SUCCESS &&

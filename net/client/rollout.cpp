@@ -616,6 +616,15 @@ void rollout::cancel() {
   });
 }
 
+void rollout::on_delivery(delivery_outcome outcome) {
+  asio::dispatch(impl_->ex, [w = std::weak_ptr<impl>(impl_), outcome] {
+    auto self = w.lock();
+    if (!self || !self->began || self->ended) return;
+    self->d.on_delivery(outcome, self->now_us());
+    self->apply_effects();
+  });
+}
+
 const std::string& rollout::failure() const noexcept {
   return impl_->d.failure();
 }

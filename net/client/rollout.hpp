@@ -20,6 +20,7 @@
 // from the sink.
 #pragma once
 
+#include <fleetcast/core/acks/delivery_tracker.hpp>
 #include <fleetcast/core/dispatch/batch.hpp>
 #include <fleetcast/core/dispatch/dispatch_progress.hpp>
 #include <fleetcast/core/input/device_stream.hpp>
@@ -178,6 +179,12 @@ class rollout {
   // not yet sent is recorded skipped (cancelled). A second call also cuts the
   // requests in flight (their devices follow unknown_outcome). Thread-safe.
   void cancel();
+
+  // A delivery acknowledgement's outcome for an accepted device (a job with
+  // acks; the caller joins them, e.g. with delivery_tracker), for the
+  // rollout guard: abort_on's delivery_failed and no_ack, and a canary that
+  // waits for acks. Thread-safe; nothing once the run is over.
+  void on_delivery(delivery_outcome outcome);
 
   // Why the job failed (state failed), e.g. a refused token; empty otherwise.
   const std::string& failure() const noexcept;

@@ -220,6 +220,32 @@ delivered=$(summary_count "$tmp/out/rehearse/summary.json" delivered)
 [ "$rc" -eq 0 ] && [ "${delivered:-0}" -eq "$n" ] && ok ||
   fail "rehearse: exit $rc, ${delivered:-no} delivered: $(tail -3 "$tmp/rehearse.err")"
 
+# 7. A canary whose commands the devices never get (every REQACK "fail"):
+# it waits for its acks, is judged on them, and stops the rollout with only
+# the canary commanded (exit 3).
+start_tls_emulator '{"max_devices": 100, "acks": {"ndjson": "'"$tmp"'/acks7.ndjson",
+  "delay_ms": 50, "delay_random_ms": 200, "fail_ratio": 1}}'
+cat >"$tmp/canary.json" <<JOB
+{"name": "canary", "endpoint": "https://127.0.0.1:$port", "auth": {"token_file": "token"},
+ "tls": {"ca_file": "ca.pem"},
+ "command": {"type": 2, "data": "[{\"switch\":true}]", "isCache": 1, "cacheTime": 600, "isCover": 1},
+ "devices": {"file": "devices.csv"}, "batch": {"max_devices": 50}, "rate": {"requests_per_second": 0},
+ "acks": {"ndjson": "acks7.ndjson", "timeout_s": 10},
+ "rollout": {"canary_devices": 100, "canary_wait_for": "ack", "abort_failure_ratio": 0.1,
+             "abort_on": ["device_failed", "delivery_failed", "no_ack"]}}
+JOB
+"$bin" run "$tmp/canary.json" >"$tmp/canary.out" 2>"$tmp/canary.err"
+rc=$?
+stop_emulator
+[ "$rc" -eq 3 ] && grep -q "aborted by the canary: 100 of its 100 devices failed" "$tmp/canary.err" && ok ||
+  fail "canary: exit $rc: $(cat "$tmp/canary.out"; tail -3 "$tmp/canary.err")"
+[ "$(wc -l <"$tmp/record.ndjson")" -eq 100 ] && ok ||
+  fail "canary: $(wc -l <"$tmp/record.ndjson") devices commanded, want only the canary's 100"
+check_exactly_once "$tmp/out/canary/results.ndjson" "$tmp/record.ndjson" "$n" canary
+[ "$(grep -c '"delivery":"delivery_failed"' "$tmp/out/canary/results.ndjson")" -eq 100 ] &&
+  [ "$(grep -c '"reason":"aborted"' "$tmp/out/canary/results.ndjson")" -eq $((n - 100)) ] && ok ||
+  fail "canary: want 100 delivery_failed and the rest aborted"
+
 # No token, AccessSecret or SASL login in any output.
 if grep -rqF -e "${secret#Bearer }" -e "$amqp_secret" "$tmp/out" "$tmp"/*.err "$tmp"/*.out; then
   fail "a credential appears in an output"

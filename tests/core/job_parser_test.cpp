@@ -572,3 +572,28 @@ TEST_CASE("auth.refresh_token_file or _env renews a token file or variable") {
   CHECK(only_error(with("auth", R"({"token_command": ["x"], "refresh_token_env": "B"})"))
             .message.find("not a token_command") != std::string::npos);
 }
+
+TEST_CASE("the guard's delivery kinds and canary_wait_for need acks") {
+  const std::string acks = R"("acks": {"ndjson": "a.ndjson"}, )";
+  const auto job_with = [&](const std::string& rollout, bool with_acks) {
+    std::string t = with("rollout", rollout);
+    if (with_acks) t.insert(1, acks);
+    return t;
+  };
+  auto r = parse(job_with(
+      R"({"canary_devices": 10, "canary_wait_for": "ack", "abort_on": ["delivery_failed", "no_ack", "device_failed"]})",
+      true));
+  REQUIRE(r.job);
+  CHECK(r.job->rollout.canary_wait_for_ack);
+  CHECK(r.job->rollout.abort_on ==
+        (rollout_config::abort_on_delivery_failed | rollout_config::abort_on_no_ack |
+         1u << static_cast<unsigned>(outcome_reason::device_failed)));
+  CHECK(only_error(job_with(R"({"abort_on": ["no_ack"]})", false)).message.find("need acks") !=
+        std::string::npos);
+  CHECK(only_error(job_with(R"({"canary_devices": 5, "canary_wait_for": "ack"})", false))
+            .message.find("needs acks") != std::string::npos);
+  CHECK(only_error(job_with(R"({"canary_wait_for": "ack"})", true))
+            .message.find("needs rollout.canary_devices") != std::string::npos);
+  CHECK(only_error(job_with(R"({"canary_devices": 5, "canary_wait_for": "acks"})", true))
+            .message.find("\"answer\" or \"ack\"") != std::string::npos);
+}

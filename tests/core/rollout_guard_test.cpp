@@ -153,3 +153,48 @@ TEST_CASE("a canary is judged by \"above the ratio\": a perfect canary passes a 
   strict.on_result(outcome_reason::accepted, 0);
   CHECK(strict.aborted());
 }
+
+TEST_CASE("a canary that waits for acks is judged on delivery, then the rest goes") {
+  auto c = config(10, 0.2, 0);
+  c.canary_wait_for_ack = true;
+  c.abort_on = rollout_config::abort_on_delivery_failed | rollout_config::abort_on_no_ack;
+  rollout_guard g(c);
+  g.on_admitted(10);
+  for (int i = 0; i < 10; ++i) g.on_result(outcome_reason::accepted, 0);
+  CHECK(g.in_canary());  // every answer in, no ack yet
+  CHECK(g.admit_limit() == 0);
+  CHECK(g.holding_for(0).find("the canary's acknowledgements (10 to come)") != std::string::npos);
+  for (int i = 0; i < 9; ++i) g.on_delivery(delivery_outcome::delivered, 0);
+  CHECK(g.in_canary());
+  g.on_delivery(delivery_outcome::no_ack, 0);  // 1 of 10: not above 0.2
+  CHECK(!g.in_canary());
+  CHECK(!g.aborted());
+  CHECK(g.admit_limit() > 1000);
+
+  rollout_guard h(c);
+  h.on_admitted(10);
+  for (int i = 0; i < 10; ++i) h.on_result(outcome_reason::accepted, 0);
+  for (int i = 0; i < 7; ++i) h.on_delivery(delivery_outcome::delivery_failed, 0);
+  CHECK(h.in_canary());  // judged as a whole, once all are in
+  for (int i = 0; i < 3; ++i) h.on_delivery(delivery_outcome::delivered, 0);
+  CHECK(h.aborted());
+  CHECK(h.verdict().find("aborted by the canary: 7 of its 10 devices failed") != std::string::npos);
+}
+
+TEST_CASE("delivery failures count toward the abort ratio only when abort_on names them") {
+  auto c = config(0, 0.1, 10);
+  c.abort_on = 1u << static_cast<unsigned>(outcome_reason::device_failed);
+  rollout_guard g(c);
+  for (int i = 0; i < 20; ++i) g.on_result(outcome_reason::accepted, 0);
+  for (int i = 0; i < 10; ++i) g.on_delivery(delivery_outcome::delivery_failed, 0);
+  CHECK(!g.aborted());
+  c.abort_on |= rollout_config::abort_on_delivery_failed;
+  rollout_guard h(c);
+  for (int i = 0; i < 20; ++i) h.on_result(outcome_reason::accepted, 0);
+  h.on_delivery(delivery_outcome::no_ack, 0);
+  h.on_delivery(delivery_outcome::delivery_failed, 0);
+  CHECK(!h.aborted());  // 1 of 20 (no_ack not named)
+  h.on_delivery(delivery_outcome::delivery_failed, 0);
+  h.on_delivery(delivery_outcome::delivery_failed, 0);
+  CHECK(h.aborted());  // 3 of 20 > 0.1
+}

@@ -32,7 +32,7 @@ TEST_CASE("the refresh answer: both tokens and their expiry, or why not") {
         std::string::npos);
 }
 
-TEST_CASE("a JWT's exp, with or without Bearer; anything else has none") {
+TEST_CASE("a JWT exp with or without Bearer, and anything else has none") {
   // {"alg":"HS256"} . {"sub":"u","exp":1700000000} . signature
   const std::string jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1IiwiZXhwIjoxNzAwMDAwMDAwfQ.c2ln";
   CHECK(jwt_expiry_s(jwt) == 1700000000);
