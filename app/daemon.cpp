@@ -154,6 +154,16 @@ bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
     fail_invalid(dj.name, dj.dir, reason);
     return false;
   }
+  if (parsed.job->acks.enabled()) {
+    // Refused rather than run without the wait the job asks for.
+    const std::string reason =
+        "acks: the daemon does not track delivery acknowledgements yet; run this job with "
+        "`fleetcast run` (nothing was sent)";
+    dj.startup_error = reason;
+    log_.write("error", dj.name, "job_invalid", details().num("problems", std::uint64_t{1}).str("first", reason));
+    fail_invalid(dj.name, dj.dir, reason);
+    return false;
+  }
   dj.spec = std::move(*parsed.job);
   dj.spec.output_dir = dj.dir.string();
   dj.endpoint_url = dj.spec.endpoint.url;
