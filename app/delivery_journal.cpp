@@ -73,7 +73,20 @@ bool delivery_journal::open(const std::string& dir, std::string& error) {
         std::string_view outcome;
         delivery_record rec;
         auto e = parser.iterate(line.text.data(), line.text.size(), line.readable).get(doc);
-        if (!e) e = doc["index"].get_uint64().get(index);
+        bool early = false;
+        if (!e) {
+          auto v = doc["index"];
+          early = v.is_null();
+          if (!early) e = v.get_uint64().get(index);
+        }
+        if (!e && early) {  // an acknowledgement kept for its ticket: the message itself
+          std::string_view body;
+          e = doc["message"].get_string().get(body);
+          if (!e) {
+            early_.push_back(read_subscription_message(body));
+            continue;
+          }
+        }
         if (!e) e = doc["delivery"].get_string().get(outcome);
         if (!e && !outcome_from(outcome, rec.outcome)) e = simdjson::INCORRECT_TYPE;
         if (!e) {
@@ -117,6 +130,23 @@ std::string delivery_journal::record(const std::vector<delivery_event>& events) 
     buf_ += "}\n";
     recorded_.insert_or_assign(e.index, delivery_record{e.outcome, e.ack_at_ms});
   }
+  if (!write_all(fd_, buf_)) return errno_text(path_);
+  return {};
+}
+
+std::string delivery_journal::record_early(const subscription_message& m) {
+  // The message again as the subscription sent its fields (the one kind kept).
+  std::string body = "{\"type\":\"REQACK\",\"productKey\":";
+  append_json_string(body, m.product_key);
+  body += ",\"deviceKey\":";
+  append_json_string(body, m.device_key);
+  body += ",\"ticket\":";
+  append_json_string(body, m.ticket);
+  fmt::format_to(std::back_inserter(body), ",\"data\":{{\"sentAt\":{},\"status\":\"{}\"}}}}",
+                 m.at_ms, m.delivered ? "succ" : "fail");
+  buf_ = "{\"index\":null,\"message\":";
+  append_json_string(buf_, body);
+  buf_ += "}\n";
   if (!write_all(fd_, buf_)) return errno_text(path_);
   return {};
 }

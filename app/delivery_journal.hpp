@@ -38,6 +38,10 @@ class delivery_journal {
   }
   // Appends the outcomes (a line each); the error when they cannot be kept.
   std::string record(const std::vector<delivery_event>& events);
+  // Appends an acknowledgement that came before its ticket ("index":null),
+  // so that it is not lost with the process; read back by open().
+  std::string record_early(const subscription_message& m);
+  const std::vector<subscription_message>& early() const noexcept { return early_; }
   // Flushes to the disk and closes; the error when that fails.
   std::string close();
 
@@ -46,6 +50,7 @@ class delivery_journal {
   std::string path_;
   std::string buf_;
   std::unordered_map<std::uint64_t, delivery_record> recorded_;
+  std::vector<subscription_message> early_;
 };
 
 // Reads results.ndjson (`results_path`): every succeeded device with a

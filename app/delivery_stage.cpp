@@ -69,7 +69,10 @@ struct delivery_stage::impl final : result_sink {
   }
 
   void on_message(std::string_view body) {
-    tracker.on_message(read_subscription_message(body), steady_ms());
+    const auto m = read_subscription_message(body);
+    if (tracker.on_message(m, steady_ms()) && problem.empty()) {  // kept for its ticket
+      if (auto p = journal.record_early(m); !p.empty()) problem = "the delivery journal: " + p;
+    }
     record();  // before the source reads (or acknowledges) the next
   }
 
@@ -113,6 +116,8 @@ bool delivery_stage::open(const std::string& dir, std::string& error,
     }
   }
   if (!s.journal.open(dir, error)) return false;
+  // Acknowledgements an earlier run kept for tickets it had not seen yet.
+  for (const auto& m : s.journal.early()) s.tracker.on_message(m, steady_ms());
   error =
       load_tickets(dir + "/results.ndjson", s.journal, s.tracker, steady_ms(), &s.expected_on_open);
   return error.empty();

@@ -50,6 +50,7 @@ void delivery_tracker::settled(std::uint64_t index, std::string_view product_key
                                                                   : state::no_ack;
   tickets_.try_emplace(std::string(ticket),
                        entry{index, device_hash(product_key, device_key), 0, st});
+  if (early_.erase(std::string(ticket))) ++counts_.duplicates;  // kept, and already decided
 }
 
 void delivery_tracker::decide(const std::string& ticket, entry& e, bool delivered,
@@ -66,15 +67,15 @@ void delivery_tracker::decide(const std::string& ticket, entry& e, bool delivere
   events_.push_back(std::move(ev));
 }
 
-void delivery_tracker::on_message(const subscription_message& m, std::uint64_t now_ms) {
+bool delivery_tracker::on_message(const subscription_message& m, std::uint64_t now_ms) {
   using kind = subscription_message::kind;
   if (m.what == kind::other) {
     ++counts_.other_messages;
-    return;
+    return false;
   }
   if (m.what == kind::malformed) {
     ++counts_.malformed;
-    return;
+    return false;
   }
   const std::uint64_t device = device_hash(m.product_key, m.device_key);
   auto it = tickets_.find(m.ticket);
@@ -89,28 +90,31 @@ void delivery_tracker::on_message(const subscription_message& m, std::uint64_t n
     } else if (early_.size() > max_early_) {
       early_.erase(e);
       ++counts_.unmatched;
+    } else {
+      return true;
     }
-    return;
+    return false;
   }
   entry& en = it->second;
   if (en.device != device) {
     ++counts_.mismatched;
-    return;
+    return false;
   }
   switch (en.st) {
     case state::waiting:
       decide(it->first, en, m.delivered, m.at_ms, now_ms);
-      return;
+      break;
     case state::delivered:
       ++(m.delivered ? counts_.duplicates : counts_.contradictory);
-      return;
+      break;
     case state::delivery_failed:
       ++(m.delivered ? counts_.contradictory : counts_.duplicates);
-      return;
+      break;
     case state::no_ack:
       ++counts_.late;
-      return;
+      break;
   }
+  return false;
 }
 
 void delivery_tracker::advance(std::uint64_t now_ms) {

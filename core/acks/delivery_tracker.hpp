@@ -61,8 +61,10 @@ class delivery_tracker {
   // for it are duplicates, not unmatched.
   void settled(std::uint64_t index, std::string_view product_key, std::string_view device_key,
                std::string_view ticket, delivery_outcome outcome);
-  // A message of the subscription, received at now_ms.
-  void on_message(const subscription_message& m, std::uint64_t now_ms);
+  // A message of the subscription, received at now_ms. True when it was
+  // kept for a ticket not yet given (the caller records it, so that a crash
+  // before the ticket comes loses nothing: replayed here on --resume).
+  bool on_message(const subscription_message& m, std::uint64_t now_ms);
   // Ends the wait of every device whose deadline is at or before now_ms.
   void advance(std::uint64_t now_ms);
   // Ends every wait now (no_ack) and counts the acknowledgements kept for

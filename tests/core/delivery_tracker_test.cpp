@@ -204,3 +204,17 @@ TEST_CASE("shuffled, repeated and lost acknowledgements: each device exactly one
   CHECK(t.counts().duplicates > 0);
   CHECK(t.counts().unmatched == 0);
 }
+
+TEST_CASE("an acknowledgement kept for its ticket says so, and a settled ticket takes it") {
+  delivery_tracker t(1000);
+  CHECK(t.on_message(ack("p", "a", "t0", true), 1));   // kept: the caller records it
+  CHECK(!t.on_message(ack("p", "a", "t0", true), 1));  // a duplicate of a kept one
+  t.expect(0, "p", "a", "t0", 5);
+  CHECK(!t.on_message(ack("p", "a", "t0", true), 6));  // decided: a duplicate
+  delivery_tracker u(1000);
+  CHECK(u.on_message(ack("p", "b", "t1", false), 1));
+  u.settled(1, "p", "b", "t1", delivery_outcome::delivery_failed);  // --resume: decided before
+  u.close();
+  CHECK(u.counts().unmatched == 0);
+  CHECK(u.events().empty());
+}
