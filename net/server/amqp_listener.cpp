@@ -51,10 +51,11 @@ struct sasl_server {
 }  // namespace
 
 struct amqp_listener::impl : std::enable_shared_from_this<impl> {
-  explicit impl(amqp_listener_config c, ssl::context& t) : config(std::move(c)), tls(t) {}
+  impl(amqp_listener_config c, ssl::context& t, asio::io_context& io)
+      : config(std::move(c)), tls(t), ioc(io) {}
   amqp_listener_config config;
   ssl::context& tls;
-  asio::io_context ioc{1};
+  asio::io_context& ioc;
   tcp::acceptor acceptor{ioc};
   std::thread thread;
   mutable std::mutex stats_mutex;
@@ -322,15 +323,18 @@ void amqp_listener::impl::send_all() {
 }
 
 amqp_listener::amqp_listener(amqp_listener_config config, ssl::context& tls)
-    : impl_(std::make_shared<impl>(std::move(config), tls)) {
+    : ioc_(std::make_unique<asio::io_context>(1)),
+      impl_(std::make_shared<impl>(std::move(config), tls, *ioc_)) {
   detail::listen_on(impl_->acceptor, detail::parse_listen(impl_->config.listen),
                     "acks.amqp_listen " + impl_->config.listen);
   impl_->accept();
-  impl_->thread = std::thread([s = impl_] { s->ioc.run(); });
+  impl_->thread = std::thread([io = ioc_.get()] { io->run(); });
 }
 
 amqp_listener::~amqp_listener() {
   stop();
+  impl_.reset();
+  ioc_.reset();  // its pending handlers go, and with them the last references to the state
 }
 
 void amqp_listener::stop() {

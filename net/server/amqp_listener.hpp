@@ -10,6 +10,7 @@
 // every N messages sent on it.
 #pragma once
 
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
 
 #include <cstdint>
@@ -47,6 +48,9 @@ class amqp_listener {
   struct impl;
 
  private:
+  // The loop outlives the state its handlers share (destroying it releases
+  // them, and with them the state).
+  std::unique_ptr<boost::asio::io_context> ioc_;
   std::shared_ptr<impl> impl_;
 };
 
