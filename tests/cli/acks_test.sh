@@ -25,14 +25,6 @@ printf '%s\n' "$secret" >"$tmp/token"
 n=3000
 "$bin" generate-devices "$n" "$tmp/devices.csv" 2>/dev/null
 
-start_tls_emulator() {  # CONFIG-JSON; sets port and emu_pid; the record in $tmp/record.ndjson
-  rm -f "$tmp/emu.err" "$tmp/record.ndjson"
-  "$bin" emulate --listen 127.0.0.1:0 --threads 1 --cert-out "$tmp/ca.pem" \
-    --record "$tmp/record.ndjson" --config "$(emulator_config "$1")" 2>"$tmp/emu.err" &
-  emu_pid=$!
-  port=$(serving_port "$tmp/emu.err" https)
-  [ -n "$port" ] || { echo "emulator did not start: $(cat "$tmp/emu.err")"; exit 1; }
-}
 printf 'AK-%s\n' "$$" >"$tmp/access_key"
 amqp_secret="AS-$$-not-for-output"
 printf '%s\n' "$amqp_secret" >"$tmp/access_secret"

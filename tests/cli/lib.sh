@@ -38,6 +38,17 @@ start_emulator() {  # extra flags...; sets port and emu_pid (EMU_PORT: that port
   port=$(serving_port "$tmp/emu.err" http)
   [ -n "$port" ] || { echo "emulator did not start: $(cat "$tmp/emu.err")"; exit 1; }
 }
+# An HTTPS emulator with CONFIG (JSON) on a free loopback port, its
+# certificate in $tmp/ca.pem, its record in $tmp/record.ndjson; sets port
+# and emu_pid.
+start_tls_emulator() {  # CONFIG-JSON
+  rm -f "$tmp/emu.err" "$tmp/record.ndjson"
+  "$bin" emulate --listen 127.0.0.1:0 --threads 1 --cert-out "$tmp/ca.pem" \
+    --record "$tmp/record.ndjson" --config "$(emulator_config "$1")" 2>"$tmp/emu.err" &
+  emu_pid=$!
+  port=$(serving_port "$tmp/emu.err" https)
+  [ -n "$port" ] || { echo "emulator did not start: $(cat "$tmp/emu.err")"; exit 1; }
+}
 keys_with() {  # RESULTS REGEX -> the sorted deviceKeys of matching lines
   grep -E "$2" "$1" | sed -n 's/.*"deviceKey":"\([^"]*\)".*/\1/p' | sort
 }

@@ -24,14 +24,6 @@ printf '%s\n' "$first" >"$tmp/token"
 printf '%s\n' "$refresh" >"$tmp/refresh"
 chmod 644 "$tmp/token" "$tmp/refresh"
 
-start_tls_emulator() {  # CONFIG-JSON
-  rm -f "$tmp/emu.err" "$tmp/record.ndjson"
-  "$bin" emulate --listen 127.0.0.1:0 --threads 1 --cert-out "$tmp/ca.pem" \
-    --record "$tmp/record.ndjson" --config "$(emulator_config "$1")" 2>"$tmp/emu.err" &
-  emu_pid=$!
-  port=$(serving_port "$tmp/emu.err" https)
-  [ -n "$port" ] || { echo "emulator did not start: $(cat "$tmp/emu.err")"; exit 1; }
-}
 write_job() {  # NAME RPS
   cat >"$tmp/$1.json" <<JOB
 {"name": "$1", "endpoint": "https://127.0.0.1:$port",
