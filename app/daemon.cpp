@@ -160,7 +160,8 @@ bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
         "acks: the daemon does not track delivery acknowledgements yet; run this job with "
         "`fleetcast run` (nothing was sent)";
     dj.startup_error = reason;
-    log_.write("error", dj.name, "job_invalid", details().num("problems", std::uint64_t{1}).str("first", reason));
+    log_.write("error", dj.name, "job_invalid",
+               details().num("problems", std::uint64_t{1}).str("first", reason));
     fail_invalid(dj.name, dj.dir, reason);
     return false;
   }
