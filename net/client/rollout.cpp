@@ -8,6 +8,7 @@
 #include "core/job/proxy.hpp"
 #include "core/protocol/token_refresh.hpp"
 #include "net/client/link.hpp"
+#include "net/client/link_io.hpp"
 #include "net/client/padded_body.hpp"
 #include "net/client/tls_context.hpp"
 #include "net/client/token_source.hpp"
@@ -48,12 +49,6 @@ using tcp = asio::ip::tcp;
 constexpr auto no_throw = asio::as_tuple(asio::use_awaitable);
 
 namespace {
-
-bool is_ip_address(const std::string& host) {
-  boost::system::error_code ec;
-  asio::ip::make_address(host, ec);
-  return !ec;
-}
 
 // The proxy variables, by curl's rules: lowercase first; HTTP_PROXY is not
 // read under CGI (REQUEST_METHOD set), where a request header could set it.
@@ -113,7 +108,6 @@ struct rollout::impl {
   rollout_options options;
   std::optional<asio::io_context> own;  // run(): an io_context of its own
   asio::any_io_executor ex;
-  std::shared_ptr<tls_client> tls;
   boost::asio::any_completion_handler<void(rollout_outcome)> handler;
   bool began = false, ended = false;
   token_source tokens;
@@ -121,7 +115,6 @@ struct rollout::impl {
   dispatcher d;
   std::string host;  // the Host header
   bool refreshing = false, token_requested = false;
-  std::optional<tcp::resolver::results_type> endpoints;
   std::vector<link_base*> live;  // every connection, for waking and cutting
   std::vector<asio::steady_timer*> waiters;
   asio::steady_timer progress_timer{ex};
@@ -132,7 +125,7 @@ struct rollout::impl {
   // The proxy the endpoint is reached through (absent: directly), and why.
   std::optional<proxy_url> proxy;
   std::string proxy_why;
-  std::size_t max_answer_bytes;
+  link_io io;  // connecting, writing, reading (the lanes' and the renewal's)
 
   static dispatch_hooks hooks_of(const rollout_options& o, impl* self) {
     dispatch_hooks h;
@@ -161,8 +154,8 @@ struct rollout::impl {
         tokens(jb.auth),
         d(jb, devices, sink, hooks_of(options, this), std::max<std::uint32_t>(1, jb.connections),
           std::random_device{}()),
-        max_answer_bytes(options.max_answer_bytes ? options.max_answer_bytes
-                                                  : jb.max_answer_bytes) {
+        io(jb, ex, proxy,
+           options.max_answer_bytes ? options.max_answer_bytes : jb.max_answer_bytes) {
     // A proxy setting that cannot be used is a start-up error of the run
     // (begin()), not an exception of the constructor.
     auto choice = choose_proxy(j.endpoint, j.proxy, proxy_environment_now(), proxy_error);
@@ -273,7 +266,7 @@ struct rollout::impl {
   template <typename Stream>
   asio::awaitable<refresh_answer> put(const std::string& target, std::string& error) {
     link<Stream> c(ex);
-    if (auto why = co_await connect(c); !why.empty()) {
+    if (auto why = co_await io.connect(c); !why.empty()) {
       error = why;
       co_return refresh_answer{};
     }
@@ -282,7 +275,7 @@ struct rollout::impl {
         "0\r\nConnection: close\r\n\r\n",
         target, host);
     read_result r;
-    if (co_await write(c, head, {})) co_await read(c, r);
+    if (co_await io.write(c, head, {})) co_await io.read(c, r);
     c.close();
     if (!r.answered) {
       error = "no answer from the refresh endpoint" +
@@ -296,132 +289,7 @@ struct rollout::impl {
     if (cancel_requested.load(std::memory_order_relaxed) && !d.stopping()) d.cancel();
   }
 
-  // ------------------------------------------------------------ I/O
-
-  // Connects (through the proxy's tunnel, when there is one) and shakes
-  // hands; "" when connected, else why not, naming the endpoint and proxy.
-  template <typename Stream>
-  asio::awaitable<std::string> connect(link<Stream>& c) {
-    c.close();
-    const auto& ep = j.endpoint;
-    const auto why = [&](std::string_view what) {
-      c.close();
-      endpoints.reset();  // resolve again next time
-      return proxy ? fmt::format("cannot connect to {} through the proxy {}: {}", ep.url,
-                                 proxy->display(), what)
-                   : fmt::format("cannot connect to {}: {}", ep.url, what);
-    };
-    const auto limit = std::chrono::milliseconds(j.timeouts.connect_ms);
-    if (!endpoints) {
-      tcp::resolver resolver(ex);
-      auto [ec, results] = co_await resolver.async_resolve(
-          proxy ? proxy->host : ep.host, std::to_string(proxy ? proxy->port : ep.port), no_throw);
-      if (ec) co_return why(ec.message());
-      endpoints = results;
-    }
-    if constexpr (is_tls<Stream>) {
-      c.stream.emplace(ex, tls->get().ctx);
-      SSL* ssl = c.stream->native_handle();
-      if (!is_ip_address(ep.host)) SSL_set_tlsext_host_name(ssl, ep.host.c_str());
-      if (j.tls.verify) c.stream->set_verify_callback(ssl::host_name_verification(ep.host));
-      if (c.session) SSL_set_session(ssl, c.session);
-    } else {
-      c.stream.emplace(ex);
-    }
-    auto& low = c.lowest();
-    low.expires_after(limit);
-    auto [ec, connected] = co_await low.async_connect(*endpoints, no_throw);
-    if (!ec) low.socket().set_option(tcp::no_delay(true), ec);
-    if (ec) co_return why(ec == beast::error::timeout ? "connect timed out" : ec.message());
-    if (proxy) {
-      // The tunnel: CONNECT, the proxy's answer; then TLS to the endpoint
-      // through it, with the endpoint's own host check.
-      const auto request = connect_request(*proxy, ep.host, ep.port);
-      low.expires_after(limit);
-      std::tie(ec, std::ignore) = co_await asio::async_write(low, asio::buffer(request), no_throw);
-      http::response_parser<http::empty_body> answer;
-      answer.skip(true);  // an answer to CONNECT has no body
-      if (!ec)
-        std::tie(ec, std::ignore) =
-            co_await http::async_read_header(low, c.buffer, answer, no_throw);
-      if (ec) {
-        co_return why(fmt::format("no answer to CONNECT: {}",
-                                  ec == beast::error::timeout ? "timed out" : ec.message()));
-      }
-      const auto target = fmt::format("{}:{}", ep.host, ep.port);
-      if (auto refused =
-              tunnel_refusal(*proxy, target, answer.get().result_int(), answer.get().reason());
-          !refused.empty()) {
-        c.close();
-        co_return refused;
-      }
-      if (c.buffer.size() != 0) co_return why("the proxy sent bytes after its answer to CONNECT");
-    }
-    if constexpr (is_tls<Stream>) {
-      low.expires_after(limit);
-      std::tie(ec) = co_await c.stream->async_handshake(ssl::stream_base::client, no_throw);
-      if (ec) co_return why(ec == beast::error::timeout ? "TLS handshake timed out" : ec.message());
-    }
-    co_return std::string();
-  }
-
-  template <typename Stream>
-  asio::awaitable<bool> write(link<Stream>& c, std::string_view head, std::string_view body) {
-    // buffers_cat, not std::array<const_buffer, 2> (see emulator.cpp).
-    const auto buffers = beast::buffers_cat(asio::buffer(head), asio::buffer(body));
-    c.lowest().expires_after(std::chrono::milliseconds(j.timeouts.request_ms));
-    auto [ec, n] = co_await asio::async_write(*c.stream, buffers, no_throw);
-    co_return !ec;
-  }
-
-  // Reads one answer into `c` and describes it in `r` (views into `c`).
-  template <typename Stream>
-  asio::awaitable<void> read(link<Stream>& c, read_result& r) {
-    c.retry_after.clear();
-    c.detail.clear();
-    http::response_parser<padded_body> parser;
-    parser.get().body().storage = &c.answer;
-    parser.body_limit(max_answer_bytes);
-    c.lowest().expires_after(std::chrono::milliseconds(j.timeouts.request_ms));
-    auto [ec, n] = co_await http::async_read(*c.stream, c.buffer, parser, no_throw);
-    if (ec) {
-      if (ec == http::error::body_limit) {
-        c.detail = fmt::format("the answer is larger than the limit of {} bytes (max_answer_bytes)",
-                               max_answer_bytes);
-      } else if (ec == http::error::header_limit) {
-        c.detail = "the answer's header is larger than the limit of 8 KiB";
-      } else if (ec == http::error::buffer_overflow) {
-        c.detail = fmt::format("the answer's framing holds more than {} KiB unparsed",
-                               link<Stream>::read_buffer_limit / 1024);
-      } else if (ec == http::error::partial_message) {
-        c.detail = "the answer was cut short (the connection closed in the middle of it)";
-      } else if (ec != http::error::end_of_stream &&
-                 ec.category() == make_error_code(http::error::bad_version).category()) {
-        c.detail = fmt::format("the answer is not valid HTTP/1.1: {}", ec.message());
-      }
-      r.detail = c.detail;
-      co_return;
-    }
-    auto& res = parser.get();
-    r.answered = true;
-    r.http_status = static_cast<int>(res.result_int());
-    r.keep_alive = res.keep_alive();
-    if (auto it = res.find(http::field::retry_after); it != res.end()) {
-      c.retry_after = std::string(it->value());
-      r.retry_after = c.retry_after;
-    }
-    r.body = c.answer.view();
-    r.readable = c.answer.readable();
-    if constexpr (is_tls<Stream>) {
-      if (!c.session_saved) {  // after the first answer: TLS 1.3 tickets have arrived
-        if (SSL_SESSION* s2 = SSL_get1_session(c.stream->native_handle())) {
-          if (c.session) SSL_SESSION_free(c.session);
-          c.session = s2;
-        }
-        c.session_saved = true;
-      }
-    }
-  }
+  // ------------------------------------------------------------ waits
 
   asio::awaitable<void> wait_until(link_base& c, std::int64_t when_us, bool wake_early) {
     c.timer.expires_after(std::chrono::microseconds(std::max<std::int64_t>(0, when_us - now_us())));
@@ -454,20 +322,20 @@ struct rollout::impl {
           if (c.from_pool) {
             c.from_pool = false;  // open already: the handshake was another rollout's
           } else {
-            why = co_await connect(c);
+            why = co_await io.connect(c);
             if (why.empty() && options.pool) ++options.pool->get().opened;
           }
           d.on_connected(i, why, now_us());
           break;
         }
         case kind::write: {
-          const bool ok = co_await write(c, a.head, a.body);
+          const bool ok = co_await io.write(c, a.head, a.body);
           d.on_written(i, ok, now_us());
           break;
         }
         case kind::read: {
           read_result r;
-          co_await read(c, r);
+          co_await io.read(c, r);
           d.on_read(i, r, now_us());
           break;
         }
@@ -549,10 +417,10 @@ struct rollout::impl {
     if (!tokens.is_command()) first_token = tokens.fetch();
     if (j.endpoint.tls) {
       std::string error;
-      tls = options.tls
-                ? options.tls
-                : tls_client::make(j.tls, error, options.extra_ca_pem, options.system_trust_store);
-      if (!tls) throw std::runtime_error(error);
+      io.tls = options.tls ? options.tls
+                           : tls_client::make(j.tls, error, options.extra_ca_pem,
+                                              options.system_trust_store);
+      if (!io.tls) throw std::runtime_error(error);
     }
     const auto& ep = j.endpoint;
     const bool v6 = ep.host.find(':') != std::string::npos;
