@@ -4,6 +4,7 @@
 #include "net/acks/amqp_login.hpp"
 #include "net/acks/amqp_pump.hpp"
 #include "net/client/tls_context.hpp"
+#include "net/client/token_source.hpp"
 
 #include <proton/condition.h>
 #include <proton/connection.h>
@@ -49,33 +50,6 @@ std::int64_t wall_ms() {
       .count();
 }
 
-std::string trimmed(std::string s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return {};
-  const auto e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
-
-bool read_secret(const std::string& file, const std::string& env, const char* what,
-                 std::string& out, std::string& error) {
-  if (!file.empty()) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
-      error = fmt::format("acks.amqp.{}_file: {}: {}", what, file, std::strerror(errno));
-      return false;
-    }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    out = trimmed(ss.str());
-    if (out.empty()) error = fmt::format("acks.amqp.{}_file: {} is empty", what, file);
-    return !out.empty();
-  }
-  const char* v = std::getenv(env.c_str());
-  out = trimmed(v ? v : "");
-  if (out.empty()) error = fmt::format("acks.amqp.{}_env: {} is not set or empty", what, env);
-  return !out.empty();
-}
-
 std::string condition_text(pn_condition_t* c) {
   if (!c || !pn_condition_is_set(c)) return {};
   std::string s = pn_condition_get_name(c);
@@ -108,9 +82,10 @@ std::optional<std::string> body_of(const char* bytes, std::size_t size, pn_messa
 
 bool read_amqp_credentials(const amqp_acks_config& amqp, std::string& key, std::string& secret,
                            std::string& error) {
-  return read_secret(amqp.access_key_file, amqp.access_key_env, "access_key", key, error) &&
-         read_secret(amqp.access_secret_file, amqp.access_secret_env, "access_secret", secret,
-                     error);
+  return read_secret(amqp.access_key_file, amqp.access_key_env, "acks.amqp.access_key", key,
+                     error) &&
+         read_secret(amqp.access_secret_file, amqp.access_secret_env, "acks.amqp.access_secret",
+                     secret, error);
 }
 
 struct amqp_ack_receiver::impl : std::enable_shared_from_this<impl> {

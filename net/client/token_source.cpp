@@ -111,60 +111,25 @@ bool token_source::file_changed() const {
 }
 
 std::string token_source::fetch() {
-  std::string token;
   if (!access_memory_.empty()) return access_memory_;
-  switch (config_.kind) {
-    case auth_config::source::token_file: {
-      seen_ = identity();
-      std::ifstream in(config_.token_file, std::ios::binary);
-      if (!in) {
-        throw std::runtime_error(fmt::format("auth.token_file: {}: cannot open: {}",
-                                             config_.token_file, std::strerror(errno)));
-      }
-      std::ostringstream s;
-      s << in.rdbuf();
-      token = trimmed(std::move(s).str());
-      if (token.empty())
-        throw std::runtime_error(fmt::format("auth.token_file: {}: empty", config_.token_file));
-      break;
-    }
-    case auth_config::source::token_env: {
-      const char* v = std::getenv(config_.token_env.c_str());
-      if (!v || !*v) {
-        throw std::runtime_error(fmt::format("auth.token_env: {} is not set", config_.token_env));
-      }
-      token = trimmed(v);
-      break;
-    }
-    case auth_config::source::token_command:
-      throw std::logic_error("a token command runs as async_token_command");
-  }
+  if (config_.kind == auth_config::source::token_command)
+    throw std::logic_error("a token command runs as async_token_command");
+  const bool from_file = config_.kind == auth_config::source::token_file;
+  if (from_file) seen_ = identity();
+  std::string token, error;
+  if (!read_secret(from_file ? config_.token_file : std::string(), config_.token_env, "auth.token",
+                   token, error))
+    throw std::runtime_error(error);
   if (auto bad = check_token(token); !bad.empty()) throw std::runtime_error(bad);
   return token;
 }
 
 std::string token_source::refresh_token() {
   if (!refresh_memory_.empty()) return refresh_memory_;
-  std::string token;
-  if (!config_.refresh_token_file.empty()) {
-    std::ifstream in(config_.refresh_token_file, std::ios::binary);
-    if (!in) {
-      throw std::runtime_error(fmt::format("auth.refresh_token_file: {}: cannot open: {}",
-                                           config_.refresh_token_file, std::strerror(errno)));
-    }
-    std::ostringstream text;
-    text << in.rdbuf();
-    token = trimmed(std::move(text).str());
-    if (token.empty())
-      throw std::runtime_error(
-          fmt::format("auth.refresh_token_file: {}: empty", config_.refresh_token_file));
-  } else {
-    const char* v = std::getenv(config_.refresh_token_env.c_str());
-    if (!v || !*v)
-      throw std::runtime_error(
-          fmt::format("auth.refresh_token_env: {} is not set", config_.refresh_token_env));
-    token = trimmed(v);
-  }
+  std::string token, error;
+  if (!read_secret(config_.refresh_token_file, config_.refresh_token_env, "auth.refresh_token",
+                   token, error))
+    throw std::runtime_error(error);
   if (token.find_first_of("\r\n") != std::string::npos)
     throw std::runtime_error("the refresh token spans several lines");
   return token;
@@ -223,6 +188,26 @@ std::string token_source::store(const std::string& access, const std::string& re
     access_memory_ = access;
   }
   return {};
+}
+
+bool read_secret(const std::string& file, const std::string& env, std::string_view field,
+                 std::string& out, std::string& error) {
+  if (!file.empty()) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+      error = fmt::format("{}_file: {}: cannot open: {}", field, file, std::strerror(errno));
+      return false;
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    out = trimmed(std::move(text).str());
+    if (out.empty()) error = fmt::format("{}_file: {}: empty", field, file);
+  } else {
+    const char* v = std::getenv(env.c_str());
+    out = trimmed(v ? v : "");
+    if (out.empty()) error = fmt::format("{}_env: {} is not set", field, env);
+  }
+  return !out.empty();
 }
 
 void token_command_control::kill() noexcept {

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace fleetcast::net {
 
@@ -75,6 +76,12 @@ struct token_command_control {
 boost::asio::awaitable<std::string> async_token_command(const auth_config& config,
                                                         token_command_control& control,
                                                         std::string& error);
+
+// A secret (a token, an AccessKey or AccessSecret) from `file`, or when it
+// is empty from the variable `env`, surrounding whitespace dropped. False
+// with `error` naming FIELD_file or FIELD_env and why, never the secret.
+bool read_secret(const std::string& file, const std::string& env, std::string_view field,
+                 std::string& out, std::string& error);
 
 // The checks every token passes (one line); an error text or "".
 std::string check_token(const std::string& token);

@@ -2,6 +2,7 @@
 // strand, N threads on one io_context (see emulator.hpp).
 #include <fleetcast/net/server/emulator.hpp>
 
+#include "net/client/token_source.hpp"
 #include "net/server/ack_emitter.hpp"
 #include "net/server/amqp_listener.hpp"
 #include "net/server/listen.hpp"
@@ -24,9 +25,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <cctype>
-#include <fstream>
-#include <sstream>
 
 #include <array>
 #include <chrono>
@@ -249,16 +247,9 @@ emulator::emulator(emulator_config config) {
     ac.access_key = acks.access_key;
     ac.access_secret = acks.access_secret;
     if (!acks.access_secret_file.empty()) {
-      std::ifstream in(acks.access_secret_file, std::ios::binary);
-      std::stringstream text;
-      text << in.rdbuf();
-      ac.access_secret = text.str();
-      while (!ac.access_secret.empty() &&
-             std::isspace(static_cast<unsigned char>(ac.access_secret.back())))
-        ac.access_secret.pop_back();
-      if (!in || ac.access_secret.empty())
-        throw std::runtime_error("acks.access_secret_file: " + acks.access_secret_file +
-                                 " cannot be read, or is empty");
+      std::string error;
+      if (!read_secret(acks.access_secret_file, {}, "acks.access_secret", ac.access_secret, error))
+        throw std::runtime_error(error);
     }
     ac.queue = acks.queue;
     ac.disconnect_after_messages = acks.disconnect_after_messages;
