@@ -154,17 +154,6 @@ bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
     fail_invalid(dj.name, dj.dir, reason);
     return false;
   }
-  if (parsed.job->acks.enabled()) {
-    // Refused rather than run without the wait the job asks for.
-    const std::string reason =
-        "acks: the daemon does not track delivery acknowledgements yet; run this job with "
-        "`fleetcast run` (nothing was sent)";
-    dj.startup_error = reason;
-    log_.write("error", dj.name, "job_invalid",
-               details().num("problems", std::uint64_t{1}).str("first", reason));
-    fail_invalid(dj.name, dj.dir, reason);
-    return false;
-  }
   dj.spec = std::move(*parsed.job);
   dj.spec.output_dir = dj.dir.string();
   dj.endpoint_url = dj.spec.endpoint.url;
@@ -226,6 +215,12 @@ bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
     if (config_.fsync != daemon_config::fsync_mode::none) sync_dir(dj.dir);
   }
 
+  if (dj.spec.acks.enabled() && !open_acks(dj, error)) {
+    dj.startup_error = error;
+    fail_invalid(dj.name, dj.dir, error);
+    return false;
+  }
+
   // The account's shared rate: endpoint and token source.
   const auto key = fmt::format("{}\n{}", dj.endpoint_url, auth_identity(dj.spec.auth));
   auto& acct = accounts_[key];
@@ -275,7 +270,8 @@ bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
   };
   try {
     dj.rollout = std::make_unique<net::rollout>(ioc_->get_executor(), dj.spec, *dj.devices.stream,
-                                                dj.output.sink(), std::move(options));
+                                                dj.acks ? dj.acks->sink() : dj.output.sink(),
+                                                std::move(options));
   } catch (const std::exception& e) {
     {
       std::lock_guard lock(acct->mutex);
@@ -305,7 +301,7 @@ bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
   // A cancel that came before the job started.
   if (fs::exists(spool_ / "cancel" / dj.name)) {
     dj.cancel_by_user = true;
-    dj.rollout->cancel();
+    cancel_job(dj);
     std::error_code ec;
     fs::remove(spool_ / "cancel" / dj.name, ec);
     log_.write("info", dj.name, "job_cancel_requested", details().str("source", "cancel file"));
@@ -313,29 +309,11 @@ bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
   {
     std::lock_guard lock(jobs_mutex_);
     dj.phase = job_phase::running;
+    dj.acks_now.enabled = dj.acks != nullptr;
     dj.started = steady::now();
     dj.last_result = dj.started;
   }
-  dj.rollout->async_run([this, self](net::rollout_outcome o) {
-    std::string problem;
-    if (o.started()) {
-      try {
-        problem = self->output.finish(o.summary);
-      } catch (const std::exception& e) {
-        problem = e.what();
-      }
-    }
-    if (!problem.empty())
-      log_.write("error", self->name, "result_json", details().str("error", problem));
-    {
-      std::lock_guard lock(jobs_mutex_);
-      if (!o.started()) self->startup_error = o.startup_error;
-      self->summary = std::move(o.summary);
-      self->phase = job_phase::finished;
-    }
-    self->done = true;
-    wake();
-  });
+  run_job(dj_ptr);
   return true;
 }
 
@@ -374,17 +352,24 @@ void daemon_service::handle_signal(int sig) {
   draining_ = true;
   notifier_.send("STOPPING=1\nSTATUS=draining");
   drain_deadline_ = steady::now() + std::chrono::seconds(config_.drain_timeout_s);
-  std::lock_guard lock(jobs_mutex_);
+  const auto running = running_now();
   log_.write("info", "", "draining",
              details()
                  .str("signal", sig == SIGINT ? "SIGINT" : "SIGTERM")
-                 .num("running_jobs", static_cast<std::uint64_t>(jobs_.size()))
+                 .num("running_jobs", static_cast<std::uint64_t>(running.size()))
                  .num("deadline_s", static_cast<std::uint64_t>(config_.drain_timeout_s)));
-  for (const auto& j : jobs_) {
-    if (j->phase != job_phase::running) continue;
+  for (const auto& j : running) {  // not under jobs_mutex_: a job may end as it is cancelled
     j->cancel_by_drain = true;
-    j->rollout->cancel();
+    cancel_job(*j);
   }
+}
+
+std::vector<std::shared_ptr<daemon_job>> daemon_service::running_now() const {
+  std::vector<std::shared_ptr<daemon_job>> out;
+  std::lock_guard lock(jobs_mutex_);
+  for (const auto& j : jobs_)
+    if (j->phase == job_phase::running) out.push_back(j);
+  return out;
 }
 
 // ------------------------------------------------------------------ the loop
@@ -517,6 +502,7 @@ int daemon_service::run() {
 }
 
 void daemon_service::tick() {
+  sample_acks();
   reap();
   log_progress();
   scan_cancels();
@@ -537,12 +523,11 @@ void daemon_service::tick() {
 // end as a cancel ends them.
 void daemon_service::cut_at_deadline() {
   cut_ = true;
-  std::lock_guard lock(jobs_mutex_);
   std::uint64_t in_flight = 0;
-  for (const auto& j : jobs_) {
-    if (j->phase != job_phase::running || !j->rollout) continue;
+  for (const auto& j : running_now()) {
+    if (!j->rollout) continue;
     ++in_flight;
-    j->rollout->cancel();  // the second cancel: cut
+    cancel_job(*j);  // the second cancel: cut
   }
   log_.write("warn", "", "drain_deadline_passed", details().num("jobs_still_finishing", in_flight));
 }

@@ -83,6 +83,16 @@ std::string daemon_service::jobs_json() {
     append_text_field(out, "verdict", p.verdict);
     append_text_field(out, "waiting_for", p.waiting_for);
     if (j->cancel_by_user) out += ",\"cancelling\":true";
+    if (j->acks_now.enabled) {
+      const auto& a = j->acks_now;
+      fmt::format_to(std::back_inserter(out),
+                     ",\"acks\":{{\"phase\":\"{}\",\"waiting\":{},\"delivered\":{},"
+                     "\"delivery_failed\":{},\"no_ack\":{}",
+                     a.waiting_phase ? "waiting" : "sending", a.waiting, a.counts.delivered,
+                     a.counts.delivery_failed, a.counts.no_ack);
+      append_text_field(out, "subscription", a.source);
+      out += '}';
+    }
     out += '}';
   }
   for (const auto& f : finished_) {
@@ -98,6 +108,12 @@ std::string daemon_service::jobs_json() {
                    f.summary.retries, f.summary.elapsed_s);
     append_by_reason(out, f.summary.by_reason);
     append_text_field(out, "reason", f.reason);
+    if (const auto& d = f.summary.deliveries) {
+      fmt::format_to(std::back_inserter(out),
+                     ",\"acks\":{{\"delivered\":{},\"delivery_failed\":{},\"no_ack\":{},"
+                     "\"waiting\":{}}}",
+                     d->delivered, d->delivery_failed, d->no_ack, d->waiting);
+    }
     out += '}';
   }
   out += "]}\n";
@@ -166,6 +182,7 @@ std::string daemon_service::metrics_text() {
   batch_sizes_.append(out, "fleetcast_batch_size", "Devices per request.");
   pm::append_header(out, "fleetcast_draining", "gauge", "1 while the daemon drains.");
   pm::append_sample(out, "fleetcast_draining", "", "", draining_ ? 1 : 0);
+  append_ack_metrics(out);
   out += per_job;
   return out;
 }

@@ -12,9 +12,11 @@
 #include <fleetcast/core/input/shard.hpp>
 #include <fleetcast/net/client/rollout.hpp>
 #include "app/daemon_log.hpp"
+#include "app/delivery_stage.hpp"
 #include "app/job_files.hpp"
 #include "app/job_output.hpp"
 #include "app/sd_notify.hpp"
+#include "app/subscription_hub.hpp"
 #include "core/daemon/daemon_config.hpp"
 #include "core/daemon/fair_rate_gate.hpp"
 #include "core/daemon/spool_rules.hpp"
@@ -54,6 +56,7 @@ std::string clean_name(std::string_view stem);
 // A job file ready to be claimed: NAME.json, not hidden.
 bool is_job_file(const fs::directory_entry& e);
 bool write_file(const fs::path& path, std::string_view text);
+void add_counts(delivery_counts& to, const delivery_counts& c);  // daemon_acks.cpp
 // What identifies a job's token source, for the shared account rate.
 std::string_view auth_identity(const auth_config& a);
 
@@ -79,6 +82,9 @@ struct daemon_job {
   job spec;
   opened_devices devices;
   job_output output;
+  // A job with acks: between the engine and the output (before the rollout,
+  // which holds its sink, so that the rollout goes first).
+  std::unique_ptr<delivery_stage> acks;
   std::unique_ptr<net::rollout> rollout;  // on the daemon's io_context
   std::string endpoint_url;
   // Set by the supervisor, read by the admin port too.
@@ -93,6 +99,14 @@ struct daemon_job {
   net::rollout_progress progress;
   run_summary summary;
   std::string startup_error;
+  // The delivery outcomes so far (copied from the stage on the loop's thread).
+  struct ack_figures {
+    bool enabled = false;        // the job has acks (set as it starts)
+    bool waiting_phase = false;  // every answer is in: waiting for acks
+    std::uint64_t waiting = 0;
+    delivery_counts counts;
+    std::string source;  // the subscription's state
+  } acks_now;
   steady::time_point started = steady::now();
   std::string resumed_from;           // done or failed, when an operator asked for a resume
   std::uint64_t estimated_total = 0;  // the list's records, estimated (0: unknown)
@@ -160,11 +174,19 @@ class daemon_service {
   bool start(const std::shared_ptr<daemon_job>& dj);
   void reap();
   void settle(daemon_job& dj);
+  // Delivery acknowledgements (daemon_acks.cpp).
+  bool open_acks(daemon_job& dj, std::string& error);
+  void run_job(const std::shared_ptr<daemon_job>& dj);
+  void end_job(daemon_job& dj, net::rollout_outcome o);
+  void cancel_job(daemon_job& dj);
+  void sample_acks();
+  void append_ack_metrics(std::string& out);
   void move_to(const fs::path& from, const std::string& where, const std::string& name,
                std::string_view reason);
   void fail_invalid(const std::string& name, const fs::path& dir, std::string_view reason);
   void wake();
   std::size_t running_jobs() const;
+  std::vector<std::shared_ptr<daemon_job>> running_now() const;  // a copy, taken under the lock
   // Admin.
   net::admin_response admin(const net::admin_request& req);
   net::admin_response job_action(std::string_view method, std::string_view rest);
@@ -191,6 +213,10 @@ class daemon_service {
   steady::time_point drain_deadline_{};
   steady::time_point epoch_ = steady::now();
 
+  // One subscription connection per subscription and credentials, shared by
+  // the jobs naming it (before jobs_: their stages leave it as they go).
+  std::map<std::string, std::unique_ptr<subscription_hub>> hubs_;
+
   mutable std::mutex jobs_mutex_;
   std::vector<std::shared_ptr<daemon_job>> jobs_;  // waiting and running
   std::deque<finished_job> finished_;              // the last 100, for /jobs
@@ -212,6 +238,18 @@ class daemon_service {
   prometheus::histogram latency_{
       {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}};
   prometheus::histogram batch_sizes_{{1, 10, 25, 50, 100, 200, 300, 400, 500, 1000}};
+  // Delivery acknowledgements: outcomes as they are decided, the ack
+  // latency, the jobs that ended's message counts, the subscriptions' state.
+  std::array<std::uint64_t, 3> deliveries_{};  // delivered, delivery_failed, no_ack
+  prometheus::histogram ack_latency_{{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}};
+  delivery_counts ack_messages_finished_;
+  struct subscription_figures {
+    std::string label;
+    bool attached = false;
+    std::uint64_t connections = 0, held = 0;
+    ack_router::counts totals;
+  };
+  std::vector<subscription_figures> subscriptions_;
 };
 
 }  // namespace fleetcast::app::daemon_detail

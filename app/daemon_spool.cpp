@@ -213,6 +213,9 @@ void daemon_service::settle(daemon_job& dj) {
                  .num("requests", s.requests)
                  .num("retries", s.retries)
                  .num("elapsed_s", s.elapsed_s)
+                 .num("delivered", s.deliveries ? s.deliveries->delivered : 0)
+                 .num("delivery_failed", s.deliveries ? s.deliveries->delivery_failed : 0)
+                 .num("no_ack", s.deliveries ? s.deliveries->no_ack : 0)
                  .str("reason", reason));
   // The job leaves the running list and enters the totals at once, so that
   // counters never go back.
@@ -224,6 +227,7 @@ void daemon_service::settle(daemon_job& dj) {
   retries_finished_ += dj.progress.retries;
   budget_refusals_finished_ += dj.progress.budget_refusals;
   rate_wait_finished_s_ += dj.progress.rate_wait_s;
+  if (s.deliveries) add_counts(ack_messages_finished_, s.deliveries->messages);
   finished_.push_back({dj.name, state, where, reason, s});
   if (finished_.size() > 100) finished_.pop_front();
   std::erase_if(jobs_, [&](const auto& j) { return j.get() == &dj; });
@@ -244,7 +248,7 @@ void daemon_service::scan_cancels() {
     fs::remove(e.path(), ec);
     if (target->cancel_by_user) continue;
     target->cancel_by_user = true;
-    target->rollout->cancel();
+    cancel_job(*target);
     log_.write("info", name, "job_cancel_requested", details().str("source", "cancel file"));
   }
 }

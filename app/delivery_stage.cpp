@@ -2,6 +2,7 @@
 #include "app/delivery_stage.hpp"
 
 #include "app/delivery_journal.hpp"
+#include "app/subscription_hub.hpp"
 #include "net/acks/amqp_ack_receiver.hpp"
 #include "net/acks/ndjson_ack_reader.hpp"
 
@@ -11,22 +12,21 @@
 #include <chrono>
 #include <filesystem>
 #include <optional>
+#include <utility>
 
 namespace fleetcast::app {
 
 namespace asio = boost::asio;
 
-namespace {
-std::uint64_t steady_ms() {
-  return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                        std::chrono::steady_clock::now().time_since_epoch())
-                                        .count());
-}
-}  // namespace
 
-struct delivery_stage::impl final : result_sink {
+struct delivery_stage::impl final : result_sink, subscription_hub::member {
   impl(asio::any_io_executor e, const job& jb, result_sink& r)
-      : ex(e), j(jb), results(r), tracker(std::uint64_t{jb.acks.timeout_s} * 1000), ticker(e) {}
+      : ex(e),
+        j(jb),
+        results(r),
+        tracker(std::uint64_t{jb.acks.timeout_s} * 1000),
+        ticker(e),
+        link_deadline(e) {}
 
   asio::any_io_executor ex;
   const job& j;
@@ -39,16 +39,39 @@ struct delivery_stage::impl final : result_sink {
   std::optional<net::amqp_ack_receiver> amqp;
   net::amqp_receiver_config amqp_config;
   asio::steady_timer ticker;
+  asio::steady_timer link_deadline;               // the 15 s for the subscription's link
+  std::function<void(const std::string&)> ready;  // until the source is ready, or cannot be
   std::function<void()> done;
-  std::function<void(delivery_outcome)> outcome_hook;
+  std::function<void(const delivery_event&)> outcome_hook;
+  subscription_hub* hub = nullptr;  // shared subscription (the daemon)
+  bool joined = false;
   std::uint64_t expected_on_open = 0;
   bool stopped = false;
+  bool cut = false;  // stopped with devices still waiting
+
+  ~impl() override { leave(); }
+  void leave() {
+    if (joined) hub->leave(*this);
+    joined = false;
+  }
+
+  // subscription_hub::member: the shared subscription's messages.
+  bool knows(const std::string& ticket) const override { return tracker.knows(ticket); }
+  void take(const subscription_message& m, bool early) override {
+    if (stopped) return;
+    if (tracker.on_message(m, steady_ms(), early) && problem.empty()) {
+      if (auto p = journal.record_early(m); !p.empty()) problem = "the delivery journal: " + p;
+    }
+    record();
+  }
 
   // result_sink: the engine's results, on their way to the folder.
   void on_result(const device_result& r) override {
     results.on_result(r);
-    if (r.reason == outcome_reason::accepted && !r.ticket.empty())
+    if (r.reason == outcome_reason::accepted && !r.ticket.empty()) {
       tracker.expect(r.index, r.device.product_key, r.device.device_key, r.ticket, steady_ms());
+      if (joined && hub->held() > 0) hub->expected(*this, std::string(r.ticket));  // held for it
+    }
   }
   void flush() override {
     results.flush();
@@ -63,18 +86,14 @@ struct delivery_stage::impl final : result_sink {
     auto& events = tracker.events();
     if (events.empty() || !problem.empty()) return;
     if (outcome_hook)
-      for (const auto& e : events) outcome_hook(e.outcome);
+      for (const auto& e : events) outcome_hook(e);
     if (auto p = journal.record(events); !p.empty()) problem = "the delivery journal: " + p;
     events.clear();
   }
 
-  void on_message(std::string_view body) {
-    const auto m = read_subscription_message(body);
-    if (tracker.on_message(m, steady_ms()) && problem.empty()) {  // kept for its ticket
-      if (auto p = journal.record_early(m); !p.empty()) problem = "the delivery journal: " + p;
-    }
-    record();  // before the source reads (or acknowledges) the next
-  }
+  // Kept for its ticket when early: journalled; outcomes recorded before the
+  // source reads (or acknowledges) the next.
+  void on_message(std::string_view body) { take(read_subscription_message(body), false); }
 
   void tick() {
     ticker.expires_after(std::chrono::milliseconds(100));
@@ -87,9 +106,15 @@ struct delivery_stage::impl final : result_sink {
     });
   }
 
+  void answer(const std::string& error) {
+    link_deadline.cancel();
+    if (auto f = std::exchange(ready, nullptr)) f(error);
+  }
+
   void finish_wait() {
     if (ndjson) ndjson->stop();
     if (amqp) amqp->stop();
+    leave();
     ticker.cancel();
     if (auto d = std::exchange(done, nullptr)) d();
   }
@@ -127,33 +152,39 @@ result_sink& delivery_stage::sink() {
   return *impl_;
 }
 
-void delivery_stage::on_outcome(std::function<void(delivery_outcome)> f) {
+const net::amqp_receiver_config* delivery_stage::subscription() const noexcept {
+  return impl_->j.acks.kind == acks_config::source::amqp ? &impl_->amqp_config : nullptr;
+}
+
+void delivery_stage::share(subscription_hub& hub) {
+  impl_->hub = &hub;
+}
+
+void delivery_stage::on_outcome(std::function<void(const delivery_event&)> f) {
   impl_->outcome_hook = std::move(f);
 }
 
 void delivery_stage::start(std::function<void(const std::string& error)> ready) {
   auto& s = *impl_;
-  if (s.j.acks.kind == acks_config::source::ndjson) {
+  s.ready = std::move(ready);
+  if (s.hub) {
+    s.joined = true;
+    s.hub->join(s, [&s](const std::string& error) { s.answer(error); });
+  } else if (s.j.acks.kind == acks_config::source::ndjson) {
     s.ndjson.emplace(s.ex, s.j.acks.ndjson, [&s](std::string_view body) { s.on_message(body); });
     s.ndjson->start();
-    asio::post(s.ex, [ready] { ready({}); });
+    asio::post(s.ex, [&s] { s.answer({}); });
   } else if (s.j.acks.kind == acks_config::source::amqp) {
     s.amqp.emplace(s.ex, s.amqp_config, [&s](std::string_view body) { s.on_message(body); });
-    auto once = std::make_shared<std::function<void(const std::string&)>>(std::move(ready));
-    auto deadline = std::make_shared<asio::steady_timer>(s.ex, std::chrono::seconds(15));
-    const auto answer = [once, deadline](const std::string& error) {
-      deadline->cancel();
-      if (auto f = std::exchange(*once, nullptr)) f(error);
-    };
-    s.amqp->on_state([&s, answer](const std::string& error, bool refused) {
-      if (error.empty()) return answer({});
-      if (refused) answer("acks.amqp: the subscription refused us (" + error + ")");
-      (void)s;
+    s.amqp->on_state([&s](const std::string& error, bool refused) {
+      if (error.empty()) return s.answer({});
+      if (refused) s.answer("acks.amqp: the subscription refused us (" + error + ")");
     });
-    deadline->async_wait([&s, answer](boost::system::error_code ec) {
-      if (ec) return;
-      answer("acks.amqp: no receiving link attached within 15 s" +
-             (s.amqp->last_error().empty() ? std::string() : " (" + s.amqp->last_error() + ")"));
+    s.link_deadline.expires_after(std::chrono::seconds(15));
+    s.link_deadline.async_wait([&s](boost::system::error_code ec) {
+      if (ec || !s.ready) return;
+      s.answer("acks.amqp: no receiving link attached within 15 s" +
+               (s.amqp->last_error().empty() ? std::string() : " (" + s.amqp->last_error() + ")"));
     });
     s.amqp->start();
   }
@@ -173,7 +204,9 @@ void delivery_stage::stop() {
   auto& s = *impl_;
   if (s.stopped) return;
   s.stopped = true;
+  s.cut = s.tracker.waiting() > 0;
   s.finish_wait();
+  s.answer("stopped before anything was sent");
 }
 
 void delivery_stage::abandon() {
@@ -188,6 +221,11 @@ void delivery_stage::abandon() {
 
 std::string delivery_stage::source_state() const {
   const auto& s = *impl_;
+  if (s.joined) {
+    if (s.hub->attached()) return "subscription attached";
+    return s.hub->last_error().empty() ? "subscription connecting"
+                                       : "subscription reconnecting (" + s.hub->last_error() + ")";
+  }
   if (!s.amqp) return {};
   if (s.amqp->attached()) return "subscription attached";
   return s.amqp->last_error().empty() ? "subscription connecting"
@@ -220,6 +258,17 @@ std::string delivery_stage::finish(run_summary& summary) {
   if (problem.empty()) problem = merge_deliveries(s.dir + "/results.ndjson", s.journal, d);
   d.messages = s.tracker.counts();
   summary.deliveries = d;
+  return problem;
+}
+
+std::string delivery_stage::conclude(run_summary& summary) {
+  auto problem = finish(summary);
+  if (!problem.empty()) {
+    summary.state = job_state::failed;
+    summary.reason = "the delivery outcomes could not be written: " + problem;
+  } else if (impl_->cut && summary.state == job_state::completed) {
+    summary.state = job_state::cancelled;  // sent, but the wait for acks was cut short
+  }
   return problem;
 }
 

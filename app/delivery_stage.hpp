@@ -18,7 +18,13 @@
 #include <memory>
 #include <string>
 
+namespace fleetcast::net {
+struct amqp_receiver_config;
+}
+
 namespace fleetcast::app {
+
+class subscription_hub;
 
 class delivery_stage {
  public:
@@ -35,15 +41,23 @@ class delivery_stage {
             bool system_trust_store = true);
   // Nothing was sent after all: the journal goes if it holds nothing.
   void abandon();
+  // After open(), before start(): the AMQP subscription this job names, as
+  // read (credentials, trust), for sharing it (nullptr for a stream).
+  const net::amqp_receiver_config* subscription() const noexcept;
+  // Before start(): the messages come from a subscription shared with other
+  // jobs (the daemon), not from one of the stage's own.
+  void share(subscription_hub& hub);
   // The subscription's state for the progress line ("" for a stream).
   std::string source_state() const;
   // The sink to give the engine (forwards to the output folder's).
   result_sink& sink();
-  // Each outcome decided from now on also goes here (the engine's guard).
-  void on_outcome(std::function<void(delivery_outcome)> f);
+  // Each outcome decided from now on also goes here (the engine's guard,
+  // the daemon's metrics), before it is journalled.
+  void on_outcome(std::function<void(const delivery_event&)> f);
   // Starts reading the source; `ready` is called once it can be relied
   // on (error "") or cannot: the subscription refused the login, or no
-  // link was attached within 15 s (its last error). A stream is ready at once.
+  // link was attached within 15 s (its last error), or stop() came first.
+  // A stream is ready at once.
   void start(std::function<void(const std::string& error)> ready);
   // After the last answer: `done` is called once no device waits (or at stop()).
   void async_wait(std::function<void()> done);
@@ -58,6 +72,10 @@ class delivery_stage {
   // Closes the journal, writes the outcomes into results.ndjson, fills
   // summary.deliveries. Returns the error ("" when fine).
   std::string finish(run_summary& summary);
+  // finish(), and what it means for the run: failed when the outcomes
+  // cannot be written (the error returned), cancelled when it was
+  // completed but stop() cut the wait with devices still waiting.
+  std::string conclude(run_summary& summary);
 
   struct impl;
 

@@ -230,7 +230,8 @@ int run_job(const std::string& job_file, const run_flags& flags) {
     return 2;
   }
   net::rollout& rollout = *made;
-  if (acks) acks->on_outcome([&rollout](delivery_outcome o) { rollout.on_delivery(o); });
+  if (acks)
+    acks->on_outcome([&rollout](const delivery_event& e) { rollout.on_delivery(e.outcome); });
   if (const auto route = rollout.route(); !route.empty() && !flags.quiet)
     fmt::print(stderr, "fleetcast: reaching {} {}\n", j.endpoint.url, route);
   int seen = 0;
@@ -309,14 +310,8 @@ int run_job(const std::string& job_file, const run_flags& flags) {
   summary.reason = rollout.failure();
   const auto last_answer = std::chrono::steady_clock::now();
   if (acks) {
-    const bool wait_cut = acks->waiting() > 0 && stopped_by;
-    if (const auto problem = acks->finish(summary); !problem.empty()) {
+    if (const auto problem = acks->conclude(summary); !problem.empty())
       fmt::print(stderr, "fleetcast: the delivery outcomes cannot be written: {}\n", problem);
-      summary.state = job_state::failed;
-      summary.reason = "the delivery outcomes could not be written: " + problem;
-    } else if (wait_cut && summary.state == job_state::completed) {
-      summary.state = job_state::cancelled;  // sent, but the wait for acks was cut short
-    }
     const auto& d = *summary.deliveries;
     fmt::print(stderr,
                "fleetcast: deliveries: {} delivered, {} failed, {} without an acknowledgement "

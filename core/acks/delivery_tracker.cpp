@@ -67,7 +67,8 @@ void delivery_tracker::decide(const std::string& ticket, entry& e, bool delivere
   events_.push_back(std::move(ev));
 }
 
-bool delivery_tracker::on_message(const subscription_message& m, std::uint64_t now_ms) {
+bool delivery_tracker::on_message(const subscription_message& m, std::uint64_t now_ms,
+                                  bool came_early) {
   using kind = subscription_message::kind;
   if (m.what == kind::other) {
     ++counts_.other_messages;
@@ -103,6 +104,7 @@ bool delivery_tracker::on_message(const subscription_message& m, std::uint64_t n
   switch (en.st) {
     case state::waiting:
       decide(it->first, en, m.delivered, m.at_ms, now_ms);
+      if (came_early) ++counts_.early;
       break;
     case state::delivered:
       ++(m.delivered ? counts_.duplicates : counts_.contradictory);

@@ -64,7 +64,11 @@ class delivery_tracker {
   // A message of the subscription, received at now_ms. True when it was
   // kept for a ticket not yet given (the caller records it, so that a crash
   // before the ticket comes loses nothing: replayed here on --resume).
-  bool on_message(const subscription_message& m, std::uint64_t now_ms);
+  // `came_early`: a shared subscription held it until this run was given
+  // its ticket (counted early when it decides).
+  bool on_message(const subscription_message& m, std::uint64_t now_ms, bool came_early = false);
+  // Whether this run was given the ticket (waiting or decided).
+  bool knows(const std::string& ticket) const { return tickets_.contains(ticket); }
   // Ends the wait of every device whose deadline is at or before now_ms.
   void advance(std::uint64_t now_ms);
   // Ends every wait now (no_ack) and counts the acknowledgements kept for

@@ -31,6 +31,7 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
+#include <unordered_map>
 
 #include <unistd.h>
 
@@ -96,8 +97,11 @@ struct amqp_ack_receiver::impl : std::enable_shared_from_this<impl> {
   asio::any_io_executor ex;
   amqp_receiver_config config;
   subscription_handler handler;
-  asio::steady_timer timer;         // connect timeout, then the backoff
-  asio::steady_timer attach_timer;  // the 15 s rule
+  amqp_ack_receiver::holding_handler holder;
+  std::unordered_map<std::uint64_t, pn_delivery_t*> held;  // this connection's, by tag
+  std::uint64_t last_tag = 0;                              // never reused
+  asio::steady_timer timer;                                // connect timeout, then the backoff
+  asio::steady_timer attach_timer;                         // the 15 s rule
   std::shared_ptr<amqp_pump> pump;
   std::optional<tcp::resolver> resolver;
   pn_message_t* msg = pn_message();
@@ -195,7 +199,7 @@ struct amqp_ack_receiver::impl : std::enable_shared_from_this<impl> {
           attach_timer.cancel();
           backoff = std::chrono::milliseconds(100);  // a drop after this: back at once
           error.clear();
-          if (state_changed) state_changed({}, false);
+          if (state_changed && !stopped) state_changed({}, false);
         }
         break;
       case PN_DELIVERY: {
@@ -208,16 +212,24 @@ struct amqp_ack_receiver::impl : std::enable_shared_from_this<impl> {
           incoming.append(buf, static_cast<std::size_t>(n));
         if (pn_delivery_partial(d)) break;
         pn_link_advance(link);
-        if (auto body = body_of(incoming.data(), incoming.size(), msg)) {
-          handler(*body);  // recorded when it returns
+        auto body = body_of(incoming.data(), incoming.size(), msg);
+        const std::string_view text =
+            body ? std::string_view(*body)
+                 : std::string_view("not a message with a data or string body");  // unreadable
+        ++received;
+        pn_link_flow(link, 1);
+        if (stopped) {
+          // Not acknowledged: the server delivers it again.
+        } else if (holder) {
+          const std::uint64_t tag = ++last_tag;
+          held.emplace(tag, d);  // before the holder: it may accept it at once
+          holder(text, tag);
         } else {
-          handler("not a message with a data or string body");  // counted as unreadable
+          handler(text);  // recorded when it returns
+          pn_delivery_update(d, PN_ACCEPTED);
+          pn_delivery_settle(d);
         }
         incoming.clear();
-        ++received;
-        pn_delivery_update(d, PN_ACCEPTED);
-        pn_delivery_settle(d);
-        pn_link_flow(link, 1);
         break;
       }
       case PN_LINK_REMOTE_CLOSE:
@@ -252,14 +264,24 @@ struct amqp_ack_receiver::impl : std::enable_shared_from_this<impl> {
     }
   }
 
+  void settle(std::uint64_t tag) {
+    auto it = held.find(tag);
+    if (it == held.end()) return;
+    pn_delivery_update(it->second, PN_ACCEPTED);
+    pn_delivery_settle(it->second);
+    held.erase(it);
+    if (pump) pump->pump();  // outside an event: the disposition goes out now
+  }
+
   void closed(const std::string& why) {
+    held.clear();  // freed with the connection; the server delivers them again
     attach_timer.cancel();
     is_attached = false;
     incoming.clear();
     if (!why.empty() && (error.empty() || why.find("15 s") != std::string::npos)) error = why;
     if (error.empty()) error = "the connection was closed";
     pump.reset();
-    if (state_changed) state_changed(error, refused);
+    if (state_changed && !stopped) state_changed(error, refused);
     refused = false;
     retry_later();
   }
@@ -267,7 +289,7 @@ struct amqp_ack_receiver::impl : std::enable_shared_from_this<impl> {
   void failed(const std::string& why) {
     timer.cancel();
     error = why;
-    if (state_changed) state_changed(error, false);
+    if (state_changed && !stopped) state_changed(error, false);
     retry_later();
   }
 
@@ -294,6 +316,14 @@ void amqp_ack_receiver::start() {
   impl_->connect();
 }
 
+void amqp_ack_receiver::hold_messages(holding_handler h) {
+  impl_->holder = std::move(h);
+}
+
+void amqp_ack_receiver::accept(std::uint64_t tag) {
+  impl_->settle(tag);
+}
+
 void amqp_ack_receiver::on_state(std::function<void(const std::string&, bool)> f) {
   impl_->state_changed = std::move(f);
 }
@@ -301,7 +331,7 @@ void amqp_ack_receiver::on_state(std::function<void(const std::string&, bool)> f
 void amqp_ack_receiver::stop() {
   auto& s = *impl_;
   if (s.stopped) return;
-  s.stopped = true;
+  s.stopped = true;  // no handler is called from now on
   s.timer.cancel();
   s.attach_timer.cancel();
   if (s.resolver) s.resolver->cancel();

@@ -40,7 +40,17 @@ class amqp_ack_receiver {
   amqp_ack_receiver& operator=(const amqp_ack_receiver&) = delete;
 
   void start();
+  // Ends the connection; no handler is called after it.
   void stop();
+  // Instead of the handler and an acknowledgement as it returns: each
+  // message goes to `h` with a tag, and is acknowledged when accept(tag) is
+  // called, now or later (a subscription shared by several runs holds a
+  // message until the run it is for has its ticket). Before start().
+  using holding_handler = std::function<void(std::string_view body, std::uint64_t tag)>;
+  void hold_messages(holding_handler h);
+  // Acknowledges a held message; nothing when its connection has gone (the
+  // server delivers it again on the next).
+  void accept(std::uint64_t tag);
   // Called on the executor when a link is attached (error "") and when a
   // connection fails (its error); `refused` when the server refused the
   // login, which trying again will not change.

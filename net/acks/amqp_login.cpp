@@ -34,6 +34,10 @@ constexpr std::string_view prefix = "ver=1&auth_mode=accessKey&sign_method=sha25
 
 }  // namespace
 
+std::string credential_digest(std::string_view access_key, std::string_view access_secret) {
+  return sha256_hex(std::string(access_key) + '\n', access_secret);
+}
+
 amqp_login make_amqp_login(std::string_view access_key, std::string_view access_secret,
                            std::int64_t now_ms) {
   amqp_login l;

@@ -17,6 +17,10 @@ struct amqp_login {
 amqp_login make_amqp_login(std::string_view access_key, std::string_view access_secret,
                            std::int64_t now_ms);
 
+// Tells credentials apart without keeping them: hex SHA-256 of the key, a
+// newline and the secret (the daemon shares one subscription per set).
+std::string credential_digest(std::string_view access_key, std::string_view access_secret);
+
 // Empty when `username` and `password` are a valid login for the key and
 // secret at now_ms (timestamp within 10 minutes); otherwise why not (never
 // quoting the password).

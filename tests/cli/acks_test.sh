@@ -39,37 +39,6 @@ write_job() {  # NAME ACKS-OBJECT
  "acks": $2}
 JOB
 }
-# Each device's delivery in RESULTS against the ack the emulator planned
-# for its ticket in RECORD: succ = delivered, fail = delivery_failed, lost
-# = null; every line carries the field; devices not accepted have null.
-check_deliveries() {  # RESULTS RECORD LABEL
-  awk '
-    function field(name,   m) {
-      if (match($0, "\"" name "\":(\"[^\"]*\"|null)")) {
-        m = substr($0, RSTART + length(name) + 3, RLENGTH - length(name) - 3)
-        gsub(/"/, "", m); return m
-      }
-      return "absent"
-    }
-    FNR == NR { if ($0 ~ /"outcome":"succeeded"/) fate[field("ticket")] = field("ack"); next }
-    {
-      lines++
-      d = field("delivery"); t = field("ticket")
-      if (d == "absent") { bad++; if (shown++ < 3) print "no delivery field: " $0; next }
-      want = "null"
-      if ($0 ~ /"status":"succeeded"/) {
-        if (!(t in fate)) { bad++; if (shown++ < 3) print "ticket not issued: " $0; next }
-        want = fate[t] == "succ" ? "delivered" : fate[t] == "fail" ? "delivery_failed" : "null"
-        n[want]++
-      }
-      if (d != want) { bad++; if (shown++ < 3) print "want " want ": " $0 }
-      if (d != "null" && $0 !~ /"ackAt":[0-9]+/) { bad++; if (shown++ < 3) print "no ackAt: " $0 }
-    }
-    END {
-      printf "%d lines: %d delivered, %d delivery_failed, %d without ack\n", lines, n["delivered"], n["delivery_failed"], n["null"]
-      exit bad > 0
-    }' "$2" "$1" && ok || fail "$3: a delivery outcome differs from the emulator's record"
-}
 # A job against the emulator running now, its exit status, then (the
 # emulator stopped, its record complete) every device checked.
 run_checked() {  # NAME ACKS-OBJECT WANT-EXIT
@@ -80,9 +49,6 @@ run_checked() {  # NAME ACKS-OBJECT WANT-EXIT
   stop_emulator
   check_exactly_once "$tmp/out/$1/results.ndjson" "$tmp/record.ndjson" "$n" "$1"
   check_deliveries "$tmp/out/$1/results.ndjson" "$tmp/record.ndjson" "$1"
-}
-summary_count() {  # SUMMARY KEY -> the number
-  sed -n "s/.*\"deliveries\":{.*\"$2\":\([0-9]*\).*/\1/p" "$1"
 }
 
 # 1. Loss, failures, duplicates, reordering (random delays), early acks (in

@@ -13,7 +13,7 @@ bin=$1
 tmp=$(mktemp -d)
 daemon_pid=
 source "$(dirname "$0")/lib.sh"
-trap '[ -n "$daemon_pid" ] && kill -KILL "$daemon_pid" 2>/dev/null; [ -n "$emu_pid" ] && kill "$emu_pid" 2>/dev/null; [ -n "${KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"' EXIT
+clean_up_daemon_on_exit
 n=6000
 spool=$tmp/spool
 mkdir -p "$spool/incoming"

@@ -92,6 +92,11 @@ check_not_resent() {  # RESULTS-BEFORE RECORD LABEL
     ok || fail "$3: a device that had a result before the stop was sent again"
 }
 
+# At exit: the daemon ($daemon_pid) and the emulator killed, $tmp removed
+# (kept and named when KEEP is set).
+clean_up_daemon_on_exit() {
+  trap '[ -n "$daemon_pid" ] && kill -KILL "$daemon_pid" 2>/dev/null; [ -n "$emu_pid" ] && kill "$emu_pid" 2>/dev/null; [ -n "${KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"' EXIT
+}
 # A daemon on SPOOL with CONFIG (admin_listen 127.0.0.1:0); sets daemon_pid
 # and aport (its admin port). Its stderr goes to $tmp/daemon.log.
 daemon_up() {  # SPOOL CONFIG
@@ -134,4 +139,39 @@ daemon_with_fleets() {  # SPOOL TOKEN SMALL-COUNT LARGE-COUNT
  "endpoints": {"http://127.0.0.1:$port": {"connections": 2, "requests_per_second": 0}}}
 CONF
   daemon_up "$1" "$tmp/daemon.json"
+}
+
+# Each device's delivery in RESULTS against the ack the emulator planned
+# for its ticket in RECORD: succ = delivered, fail = delivery_failed, lost
+# = null; every line carries the field; devices not accepted have null.
+check_deliveries() {  # RESULTS RECORD LABEL
+  awk '
+    function field(name,   m) {
+      if (match($0, "\"" name "\":(\"[^\"]*\"|null)")) {
+        m = substr($0, RSTART + length(name) + 3, RLENGTH - length(name) - 3)
+        gsub(/"/, "", m); return m
+      }
+      return "absent"
+    }
+    FNR == NR { if ($0 ~ /"outcome":"succeeded"/) fate[field("ticket")] = field("ack"); next }
+    {
+      lines++
+      d = field("delivery"); t = field("ticket")
+      if (d == "absent") { bad++; if (shown++ < 3) print "no delivery field: " $0; next }
+      want = "null"
+      if ($0 ~ /"status":"succeeded"/) {
+        if (!(t in fate)) { bad++; if (shown++ < 3) print "ticket not issued: " $0; next }
+        want = fate[t] == "succ" ? "delivered" : fate[t] == "fail" ? "delivery_failed" : "null"
+        n[want]++
+      }
+      if (d != want) { bad++; if (shown++ < 3) print "want " want ": " $0 }
+      if (d != "null" && $0 !~ /"ackAt":[0-9]+/) { bad++; if (shown++ < 3) print "no ackAt: " $0 }
+    }
+    END {
+      printf "%d lines: %d delivered, %d delivery_failed, %d without ack\n", lines, n["delivered"], n["delivery_failed"], n["null"]
+      exit bad > 0
+    }' "$2" "$1" && ok || fail "$3: a delivery outcome differs from the emulator's record"
+}
+summary_count() {  # SUMMARY KEY -> the number
+  sed -n "s/.*\"deliveries\":{.*\"$2\":\([0-9]*\).*/\1/p" "$1"
 }

@@ -1,0 +1,107 @@
+// A shared subscription's routing (see ack_router.hpp).
+#include "core/acks/ack_router.hpp"
+
+#include <algorithm>
+
+namespace fleetcast {
+
+ack_router::ack_router(std::uint64_t hold_ms, std::size_t max_held)
+    : hold_ms_(hold_ms), max_held_(std::max<std::size_t>(1, max_held)) {}
+
+void ack_router::on_message(subscription_message m, std::uint64_t tag,
+                            std::optional<member_id> owner, std::uint64_t now_ms) {
+  ++counts_.received;
+  action a;
+  a.tag = tag;
+  if (m.what != subscription_message::kind::reqack) {
+    ++(m.what == subscription_message::kind::other ? counts_.other_messages : counts_.malformed);
+    actions_.push_back(std::move(a));
+    return;
+  }
+  if (owner) {
+    ++counts_.routed;
+    a.what = action::kind::deliver;
+    a.member = *owner;
+    a.message = std::move(m);
+    actions_.push_back(std::move(a));
+    return;
+  }
+  order_.emplace_back(m.ticket, tag);
+  auto& list = held_[m.ticket];
+  list.push_back({tag, now_ms, std::move(m)});
+  if (++held_count_ > max_held_) give_up_oldest();
+}
+
+void ack_router::release(const std::string& ticket, member_id member) {
+  auto it = held_.find(ticket);
+  if (it == held_.end()) return;
+  for (auto& h : it->second) {
+    ++counts_.early;
+    action a;
+    a.what = action::kind::deliver;
+    a.member = member;
+    a.tag = h.tag;
+    a.early = true;
+    a.message = std::move(h.message);
+    actions_.push_back(std::move(a));
+  }
+  held_count_ -= it->second.size();
+  held_.erase(it);  // its entries in order_ are skipped when they come up
+}
+
+void ack_router::on_ticket(member_id member, const std::string& ticket) {
+  if (held_count_ > 0) release(ticket, member);
+}
+
+void ack_router::on_member(member_id member, const std::function<bool(const std::string&)>& knows) {
+  std::vector<std::string> known;
+  for (const auto& [ticket, list] : held_)
+    if (knows(ticket)) known.push_back(ticket);
+  for (const auto& t : known) release(t, member);
+}
+
+void ack_router::give_up_oldest() {
+  while (!order_.empty()) {
+    auto [ticket, tag] = std::move(order_.front());
+    order_.pop_front();
+    auto it = held_.find(ticket);
+    if (it == held_.end()) continue;  // given to its run already
+    auto& list = it->second;
+    auto h = std::find_if(list.begin(), list.end(), [&](const auto& x) { return x.tag == tag; });
+    if (h == list.end()) continue;
+    ++counts_.unmatched;
+    action a;
+    a.tag = tag;
+    actions_.push_back(std::move(a));
+    list.erase(h);
+    --held_count_;
+    if (list.empty()) held_.erase(it);
+    return;
+  }
+}
+
+void ack_router::advance(std::uint64_t now_ms) {
+  while (!order_.empty()) {
+    const auto& [ticket, tag] = order_.front();
+    auto it = held_.find(ticket);
+    const held_message* h = nullptr;
+    if (it != held_.end())
+      for (const auto& x : it->second)
+        if (x.tag == tag) h = &x;
+    if (!h) {
+      order_.pop_front();
+      continue;
+    }
+    if (h->at_ms + hold_ms_ > now_ms) return;
+    give_up_oldest();
+  }
+}
+
+void ack_router::on_disconnect() {
+  counts_.returned += held_count_;
+  held_.clear();
+  order_.clear();
+  held_count_ = 0;
+}
+
+}  // namespace fleetcast
