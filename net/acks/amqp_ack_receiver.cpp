@@ -335,7 +335,9 @@ void amqp_ack_receiver::stop() {
   s.timer.cancel();
   s.attach_timer.cancel();
   if (s.resolver) s.resolver->cancel();
-  if (s.pump) s.pump->abort("stopped");
+  // Let go of the pump now: its handlers hold this state, and a loop that
+  // stops before they run (the daemon's, after a drain) must not keep both.
+  if (auto p = std::move(s.pump)) p->abort("stopped");
 }
 
 std::uint64_t amqp_ack_receiver::connections() const noexcept {

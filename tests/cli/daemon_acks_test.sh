@@ -61,14 +61,19 @@ wait_for() {  # FOLDER/NAME: 60 s at most
   for _ in $(seq 600); do [ -e "$spool/$1/summary.json" ] || [ -e "$spool/$1/reason.txt" ] && return 0; sleep 0.1; done
   return 1
 }
+stop_daemon() {  # LABEL: SIGTERM, and a clean exit (no sanitizer report, nothing left)
+  kill -TERM "$daemon_pid"
+  wait "$daemon_pid"
+  local rc=$?
+  daemon_pid=
+  [ "$rc" -eq 0 ] && ok || fail "$1: the daemon exited $rc after SIGTERM: $(grep -v '^{' "$tmp/daemon.log" | head -5)"
+}
 # A daemon started again finishes JOB (left in running/) without sending
 # anything again; every device's outcome as the emulator recorded it.
 restart_and_check() {  # JOB
   start_daemon
   wait_for "done/$1" || fail "$1: did not finish after the restart: $(tail -3 "$tmp/daemon.log")"
-  kill -TERM "$daemon_pid"
-  wait "$daemon_pid"
-  daemon_pid=
+  stop_daemon "$1"
   stop_emulator
   local out=$spool/done/$1
   grep -q '"requests":0}]' "$out/summary.json" && ok || fail "$1: requests were sent again: $(cat "$out/summary.json")"
@@ -104,9 +109,7 @@ echo "$metrics" | awk '
   /^#/ { next }
   !/^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"]*")*\})? (\+Inf|-?[0-9.]+(e[-+]?[0-9]+)?)$/ { print "bad line: " $0; bad++ }
   END { exit bad > 0 }' && ok || fail "/metrics does not parse"
-kill -TERM "$daemon_pid"
-wait "$daemon_pid"
-daemon_pid=
+stop_daemon "two jobs"
 stop_emulator
 counters=$(grep 'subscription counters' "$tmp/emu.err")
 # One connection for the two jobs; the refused job's login on its own.
