@@ -62,7 +62,8 @@ void ack_router::on_member(member_id member, const std::function<bool(const std:
 
 void ack_router::give_up_oldest() {
   while (!order_.empty()) {
-    auto [ticket, tag] = std::move(order_.front());
+    const std::string ticket = std::move(order_.front().first);
+    const std::uint64_t tag = order_.front().second;
     order_.pop_front();
     auto it = held_.find(ticket);
     if (it == held_.end()) continue;  // given to its run already
