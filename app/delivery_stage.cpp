@@ -18,7 +18,6 @@ namespace fleetcast::app {
 
 namespace asio = boost::asio;
 
-
 struct delivery_stage::impl final : result_sink, subscription_hub::member {
   impl(asio::any_io_executor e, const job& jb, result_sink& r)
       : ex(e),
