@@ -16,20 +16,6 @@
 
 namespace fleetcast::app::daemon_detail {
 
-void add_counts(delivery_counts& to, const delivery_counts& c) {
-  to.delivered += c.delivered;
-  to.delivery_failed += c.delivery_failed;
-  to.no_ack += c.no_ack;
-  to.duplicates += c.duplicates;
-  to.contradictory += c.contradictory;
-  to.mismatched += c.mismatched;
-  to.unmatched += c.unmatched;
-  to.late += c.late;
-  to.early += c.early;
-  to.other_messages += c.other_messages;
-  to.malformed += c.malformed;
-}
-
 bool daemon_service::open_acks(daemon_job& dj, std::string& error) {
   dj.acks = std::make_unique<delivery_stage>(ioc_->get_executor(), dj.spec, dj.output.sink());
   if (!dj.acks->open(dj.dir.string(), error)) {
@@ -160,7 +146,7 @@ void daemon_service::append_ack_metrics(std::string& out) {
                       "From a device's accepted answer to its REQACK (delivered or failed).");
   delivery_counts messages = ack_messages_finished_;
   for (const auto& j : jobs_)
-    if (j->acks_now.enabled) add_counts(messages, j->acks_now.counts);
+    if (j->acks_now.enabled) messages += j->acks_now.counts;
   pm::append_header(out, "fleetcast_ack_messages_total", "counter",
                     "Acknowledgements the jobs' trackers counted, by kind.");
   const std::pair<const char*, std::uint64_t> kinds[] = {{"early", messages.early},

@@ -56,7 +56,6 @@ std::string clean_name(std::string_view stem);
 // A job file ready to be claimed: NAME.json, not hidden.
 bool is_job_file(const fs::directory_entry& e);
 bool write_file(const fs::path& path, std::string_view text);
-void add_counts(delivery_counts& to, const delivery_counts& c);  // daemon_acks.cpp
 // What identifies a job's token source, for the shared account rate.
 std::string_view auth_identity(const auth_config& a);
 

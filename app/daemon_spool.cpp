@@ -227,7 +227,7 @@ void daemon_service::settle(daemon_job& dj) {
   retries_finished_ += dj.progress.retries;
   budget_refusals_finished_ += dj.progress.budget_refusals;
   rate_wait_finished_s_ += dj.progress.rate_wait_s;
-  if (s.deliveries) add_counts(ack_messages_finished_, s.deliveries->messages);
+  if (s.deliveries) ack_messages_finished_ += s.deliveries->messages;
   finished_.push_back({dj.name, state, where, reason, s});
   if (finished_.size() > 100) finished_.pop_front();
   std::erase_if(jobs_, [&](const auto& j) { return j.get() == &dj; });

@@ -166,27 +166,37 @@ void delivery_stage::on_outcome(std::function<void(const delivery_event&)> f) {
 void delivery_stage::start(std::function<void(const std::string& error)> ready) {
   auto& s = *impl_;
   s.ready = std::move(ready);
-  if (s.hub) {
-    s.joined = true;
-    s.hub->join(s, [&s](const std::string& error) { s.answer(error); });
-  } else if (s.j.acks.kind == acks_config::source::ndjson) {
+  if (s.j.acks.kind == acks_config::source::ndjson) {
     s.ndjson.emplace(s.ex, s.j.acks.ndjson, [&s](std::string_view body) { s.on_message(body); });
     s.ndjson->start();
     asio::post(s.ex, [&s] { s.answer({}); });
-  } else if (s.j.acks.kind == acks_config::source::amqp) {
+    s.tick();
+    return;
+  }
+  // AMQP, the stage's own receiver or a shared one: ready once the link is
+  // attached; not when the server refuses the login or the queue, or when
+  // no link comes within 15 s.
+  const auto on_link = [&s](const std::string& refusal) {
+    s.answer(refusal.empty() ? std::string()
+                             : "acks.amqp: the subscription refused us (" + refusal + ")");
+  };
+  if (s.hub) {
+    s.joined = true;
+    s.hub->join(s, on_link);
+  } else {
     s.amqp.emplace(s.ex, s.amqp_config, [&s](std::string_view body) { s.on_message(body); });
-    s.amqp->on_state([&s](const std::string& error, bool refused) {
-      if (error.empty()) return s.answer({});
-      if (refused) s.answer("acks.amqp: the subscription refused us (" + error + ")");
-    });
-    s.link_deadline.expires_after(std::chrono::seconds(15));
-    s.link_deadline.async_wait([&s](boost::system::error_code ec) {
-      if (ec || !s.ready) return;
-      s.answer("acks.amqp: no receiving link attached within 15 s" +
-               (s.amqp->last_error().empty() ? std::string() : " (" + s.amqp->last_error() + ")"));
+    s.amqp->on_state([on_link](const std::string& error, bool refused) {
+      if (error.empty() || refused) on_link(error);
     });
     s.amqp->start();
   }
+  s.link_deadline.expires_after(std::chrono::seconds(15));
+  s.link_deadline.async_wait([&s](boost::system::error_code ec) {
+    if (ec || !s.ready) return;
+    const std::string last = s.joined ? s.hub->last_error() : s.amqp->last_error();
+    s.answer("acks.amqp: no receiving link attached within 15 s" +
+             (last.empty() ? std::string() : " (" + last + ")"));
+  });
   s.tick();
 }
 
@@ -220,15 +230,11 @@ void delivery_stage::abandon() {
 
 std::string delivery_stage::source_state() const {
   const auto& s = *impl_;
-  if (s.joined) {
-    if (s.hub->attached()) return "subscription attached";
-    return s.hub->last_error().empty() ? "subscription connecting"
-                                       : "subscription reconnecting (" + s.hub->last_error() + ")";
-  }
-  if (!s.amqp) return {};
-  if (s.amqp->attached()) return "subscription attached";
-  return s.amqp->last_error().empty() ? "subscription connecting"
-                                      : "subscription reconnecting (" + s.amqp->last_error() + ")";
+  if (!s.joined && !s.amqp) return {};  // a stream
+  const bool attached = s.joined ? s.hub->attached() : s.amqp->attached();
+  const std::string& last = s.joined ? s.hub->last_error() : s.amqp->last_error();
+  if (attached) return "subscription attached";
+  return last.empty() ? "subscription connecting" : "subscription reconnecting (" + last + ")";
 }
 
 std::uint64_t delivery_stage::waiting() const noexcept {

@@ -43,19 +43,7 @@ void subscription_hub::join(member& m, std::function<void(const std::string&)> r
     asio::post(ex_, [ready = std::move(ready)] { ready({}); });
     return;
   }
-  auto& p = pending_[id];
-  p.ready = std::move(ready);
-  p.deadline = std::make_unique<asio::steady_timer>(ex_, std::chrono::seconds(15));
-  p.deadline->async_wait([this, id](boost::system::error_code ec) {
-    if (ec) return;
-    auto it = pending_.find(id);
-    if (it == pending_.end()) return;
-    auto f = std::move(it->second.ready);
-    pending_.erase(it);
-    const auto& last = last_error();
-    f("acks.amqp: no receiving link attached within 15 s" +
-      (last.empty() ? std::string() : " (" + last + ")"));
-  });
+  pending_[id] = std::move(ready);  // the member keeps its own 15 s deadline
 }
 
 void subscription_hub::leave(member& m) {
@@ -113,17 +101,15 @@ void subscription_hub::run_actions() {
 void subscription_hub::on_state(const std::string& error, bool refused) {
   if (error.empty()) {  // attached: every job waiting for it may send
     // Told after this returns: a job's answer may stop the subscription.
-    for (auto& [id, p] : std::exchange(pending_, {}))
-      asio::post(ex_, [f = std::move(p.ready)] { f({}); });
+    for (auto& [id, f] : std::exchange(pending_, {}))
+      asio::post(ex_, [f = std::move(f)] { f({}); });
     return;
   }
   router_.on_disconnect();
   run_actions();
   if (!refused) return;  // it reconnects with backoff
-  for (auto& [id, p] : std::exchange(pending_, {}))
-    asio::post(ex_, [f = std::move(p.ready), error] {
-      f("acks.amqp: the subscription refused us (" + error + ")");
-    });
+  for (auto& [id, f] : std::exchange(pending_, {}))
+    asio::post(ex_, [f = std::move(f), error] { f(error); });
 }
 
 void subscription_hub::tick() {

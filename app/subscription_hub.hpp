@@ -42,8 +42,9 @@ class subscription_hub {
   subscription_hub(const subscription_hub&) = delete;
   subscription_hub& operator=(const subscription_hub&) = delete;
 
-  // `ready` is called once: when a link is attached (error ""), or the
-  // server refused the login or the queue, or no link came within 15 s.
+  // `ready` is called at most once: when a link is attached (""), or with
+  // the server's error when it refused the login or the queue (the member
+  // gives up on its own after 15 s, and leaves).
   void join(member& m, std::function<void(const std::string& error)> ready);
   void leave(member& m);
   // The member's run was given `ticket` (after its tracker took it).
@@ -71,11 +72,9 @@ class subscription_hub {
   ack_router router_;
   std::map<ack_router::member_id, member*> members_;
   ack_router::member_id next_id_ = 0;
-  struct pending {
-    std::function<void(const std::string&)> ready;
-    std::unique_ptr<boost::asio::steady_timer> deadline;
-  };
-  std::map<ack_router::member_id, pending> pending_;
+  // Members waiting for the link: told "" when it is attached, or the
+  // server's error when it refused the login or the queue.
+  std::map<ack_router::member_id, std::function<void(const std::string&)>> pending_;
   boost::asio::steady_timer ticker_;
   std::uint64_t connections_earlier_ =
       0;  // made by the receivers before this one  // the router's counts the hook has been told

@@ -60,42 +60,34 @@ void ack_router::on_member(member_id member, const std::function<bool(const std:
   for (const auto& t : known) release(t, member);
 }
 
-void ack_router::give_up_oldest() {
+const ack_router::held_message* ack_router::oldest() {
   while (!order_.empty()) {
-    const std::string ticket = std::move(order_.front().first);
-    const std::uint64_t tag = order_.front().second;
-    order_.pop_front();
-    auto it = held_.find(ticket);
-    if (it == held_.end()) continue;  // given to its run already
-    auto& list = it->second;
-    auto h = std::find_if(list.begin(), list.end(), [&](const auto& x) { return x.tag == tag; });
-    if (h == list.end()) continue;
-    ++counts_.unmatched;
-    action a;
-    a.tag = tag;
-    actions_.push_back(std::move(a));
-    list.erase(h);
-    --held_count_;
-    if (list.empty()) held_.erase(it);
-    return;
+    const auto& [ticket, tag] = order_.front();
+    if (auto it = held_.find(ticket); it != held_.end())
+      for (const auto& h : it->second)
+        if (h.tag == tag) return &h;
+    order_.pop_front();  // given to its run already
   }
+  return nullptr;
+}
+
+void ack_router::give_up_oldest() {
+  if (!oldest()) return;
+  const std::string ticket = std::move(order_.front().first);
+  const std::uint64_t tag = order_.front().second;
+  order_.pop_front();
+  auto it = held_.find(ticket);
+  std::erase_if(it->second, [tag](const held_message& h) { return h.tag == tag; });
+  if (it->second.empty()) held_.erase(it);
+  --held_count_;
+  ++counts_.unmatched;
+  action a;
+  a.tag = tag;
+  actions_.push_back(std::move(a));
 }
 
 void ack_router::advance(std::uint64_t now_ms) {
-  while (!order_.empty()) {
-    const auto& [ticket, tag] = order_.front();
-    auto it = held_.find(ticket);
-    const held_message* h = nullptr;
-    if (it != held_.end())
-      for (const auto& x : it->second)
-        if (x.tag == tag) h = &x;
-    if (!h) {
-      order_.pop_front();
-      continue;
-    }
-    if (h->at_ms + hold_ms_ > now_ms) return;
-    give_up_oldest();
-  }
+  for (const held_message* h; (h = oldest()) && h->at_ms + hold_ms_ <= now_ms;) give_up_oldest();
 }
 
 void ack_router::on_disconnect() {

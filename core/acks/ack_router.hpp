@@ -73,6 +73,9 @@ class ack_router {
     std::uint64_t tag, at_ms;
     subscription_message message;
   };
+  // The oldest message still held (what was given to a run meanwhile is
+  // dropped from the front of order_), or nullptr.
+  const held_message* oldest();
   void give_up_oldest();
   void release(const std::string& ticket, member_id member);
 

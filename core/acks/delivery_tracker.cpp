@@ -17,6 +17,21 @@ std::string_view to_string(delivery_outcome o) noexcept {
   return "no_ack";
 }
 
+delivery_counts& delivery_counts::operator+=(const delivery_counts& c) noexcept {
+  delivered += c.delivered;
+  delivery_failed += c.delivery_failed;
+  no_ack += c.no_ack;
+  duplicates += c.duplicates;
+  contradictory += c.contradictory;
+  mismatched += c.mismatched;
+  unmatched += c.unmatched;
+  late += c.late;
+  early += c.early;
+  other_messages += c.other_messages;
+  malformed += c.malformed;
+  return *this;
+}
+
 delivery_tracker::delivery_tracker(std::uint64_t timeout_ms, std::size_t max_early)
     : timeout_ms_(timeout_ms), max_early_(max_early) {}
 

@@ -47,6 +47,8 @@ struct delivery_counts {
   std::uint64_t early = 0;           // came before its ticket's answer (then applied)
   std::uint64_t other_messages = 0;  // not REQACK: ignored
   std::uint64_t malformed = 0;
+
+  delivery_counts& operator+=(const delivery_counts& c) noexcept;  // the sum of runs' counts
 };
 
 class delivery_tracker {
