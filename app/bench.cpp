@@ -3,6 +3,7 @@
 // its own threads) or another server; devices/s, requests/s, latency
 // percentiles, the engine's CPU time per million devices, peak RSS.
 #include "app/bench.hpp"
+#include "app/say.hpp"
 
 #include <fleetcast/core/input/device_stream.hpp>
 #include <fleetcast/core/job/job_parser.hpp>
@@ -92,8 +93,7 @@ int bench(const bench_flags& flags) {
       ca_file.empty() ? "" : fmt::format(R"(,"tls":{{"ca_file":"{}"}})", ca_file));
   auto parsed = parse_job(text, "bench.json");
   if (!parsed.job) {
-    for (const auto& e : parsed.errors)
-      fmt::print(stderr, "fleetcast bench: {}\n", e.describe("bench"));
+    for (const auto& e : parsed.errors) say("fleetcast bench: {}\n", e.describe("bench"));
     return 2;
   }
   if (emulator) parsed.job->proxy = "direct";  // in process: never through a proxy
@@ -113,7 +113,7 @@ int bench(const bench_flags& flags) {
   try {
     summary = rollout.run();
   } catch (const std::exception& e) {
-    fmt::print(stderr, "fleetcast bench: {}\n", e.what());
+    say("fleetcast bench: {}\n", e.what());
     return 2;
   }
   const double elapsed =

@@ -1,4 +1,5 @@
 #include "app/check.hpp"
+#include "app/say.hpp"
 
 #include <fleetcast/core/emulator/emulator_config.hpp>
 #include <fleetcast/core/job/job_parser.hpp>
@@ -43,9 +44,9 @@ int report(const std::string& file, std::string_view kind, const std::vector<std
                                   : "emulator config");
     return 0;
   }
-  for (const auto& e : errors) fmt::print(stderr, "{}\n", e);
-  fmt::print(stderr, "fleetcast check: {}: {} problem{} (read as a {} file)\n", file, errors.size(),
-             errors.size() == 1 ? "" : "s", kind);
+  for (const auto& e : errors) say("{}\n", e);
+  say("fleetcast check: {}: {} problem{} (read as a {} file)\n", file, errors.size(),
+      errors.size() == 1 ? "" : "s", kind);
   return 2;
 }
 
@@ -54,7 +55,7 @@ int report(const std::string& file, std::string_view kind, const std::vector<std
 int check(const std::string& file, const std::string& requested) {
   std::string text, error;
   if (!read_text_file(file, text, error)) {
-    fmt::print(stderr, "fleetcast check: {}\n", error);
+    say("fleetcast check: {}\n", error);
     return 2;
   }
   const std::string kind = requested.empty() ? kind_of(text) : requested;

@@ -8,6 +8,7 @@
 // limit (core/daemon/fair_rate_gate.hpp).
 #include "app/daemon.hpp"
 #include "app/daemon_service.hpp"
+#include "app/say.hpp"
 
 #include <fleetcast/core/job/job_parser.hpp>
 
@@ -51,7 +52,7 @@ bool daemon_service::load_config(daemon_config& out, bool at_start) {
   }
   std::string text, error;
   if (!read_text_file(config_file_, text, error)) {
-    if (at_start) fmt::print(stderr, "fleetcast daemon: {}\n", error);
+    if (at_start) say("fleetcast daemon: {}\n", error);
     log_.write("error", "", "config_rejected",
                details().str("file", config_file_).str("error", error));
     return false;
@@ -59,7 +60,7 @@ bool daemon_service::load_config(daemon_config& out, bool at_start) {
   auto parsed = parse_daemon_config(text);
   if (!parsed.config) {
     for (const auto& e : parsed.errors) {
-      if (at_start) fmt::print(stderr, "fleetcast daemon: {}: {}\n", config_file_, e);
+      if (at_start) say("fleetcast daemon: {}: {}\n", config_file_, e);
       log_.write("error", "", "config_rejected",
                  details().str("file", config_file_).str("error", e));
     }
@@ -75,15 +76,15 @@ bool daemon_service::prepare_spool() {
     std::error_code ec;
     fs::create_directories(spool_ / sub, ec);
     if (ec) {
-      fmt::print(stderr, "fleetcast daemon: {}: {}\n", (spool_ / sub).string(), ec.message());
+      say("fleetcast daemon: {}: {}\n", (spool_ / sub).string(), ec.message());
       return false;
     }
   }
   const auto lock_path = spool_ / "daemon.lock";
   lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd_ < 0 || ::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-    fmt::print(stderr, "fleetcast daemon: {}: {}\n", lock_path.string(),
-               errno == EWOULDBLOCK ? "another daemon serves this spool" : std::strerror(errno));
+    say("fleetcast daemon: {}: {}\n", lock_path.string(),
+        errno == EWOULDBLOCK ? "another daemon serves this spool" : std::strerror(errno));
     return false;
   }
   return true;
@@ -233,6 +234,7 @@ bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
 
   net::rollout_options options;
   dj.output.attach(options);
+  if (dj.acks) dj.acks->attach(options);
   daemon_job* self = &dj;
   dj.estimated_total = estimate_total(dj.spec, newlines, dj.devices, shard_);
   options.on_progress = [this, self](const net::rollout_progress& p) {
@@ -331,6 +333,10 @@ void daemon_service::handle_signal(int sig) {
                  details().str("field", "admin_token_file").str("kept", config_.admin_token_file));
       fresh.admin_token_file = config_.admin_token_file;
     }
+    if (fresh.admin_hosts != config_.admin_hosts) {
+      log_.write("warn", "", "config_needs_restart", details().str("field", "admin_hosts"));
+      fresh.admin_hosts = config_.admin_hosts;
+    }
     config_ = std::move(fresh);
     for (auto& [key, acct] : accounts_) {
       const auto url = key.substr(0, key.find('\n'));
@@ -398,24 +404,24 @@ int daemon_service::run() {
   if (!config_.admin_token_file.empty()) {
     std::string error;
     if (!read_text_file(config_.admin_token_file, admin_token_, error)) {
-      fmt::print(stderr, "fleetcast daemon: admin_token_file: {}\n", error);
+      say("fleetcast daemon: admin_token_file: {}\n", error);
       return 2;
     }
     while (!admin_token_.empty() && std::isspace(static_cast<unsigned char>(admin_token_.back())))
       admin_token_.pop_back();
     if (admin_token_.empty()) {
-      fmt::print(stderr, "fleetcast daemon: admin_token_file: {} is empty\n",
-                 config_.admin_token_file);
+      say("fleetcast daemon: admin_token_file: {} is empty\n", config_.admin_token_file);
       return 2;
     }
   }
+  admin_hosts_ = config_.admin_hosts;
   std::unique_ptr<net::admin_server> admin_port;
   if (!config_.admin_listen.empty()) {
     try {
       admin_port = std::make_unique<net::admin_server>(
           config_.admin_listen, [this](const net::admin_request& r) { return admin(r); });
     } catch (const std::exception& e) {
-      fmt::print(stderr, "fleetcast daemon: {}\n", e.what());
+      say("fleetcast daemon: {}\n", e.what());
       return 2;
     }
     const auto host = config_.admin_listen.substr(0, config_.admin_listen.rfind(':'));

@@ -41,6 +41,9 @@ bool daemon_service::open_acks(daemon_job& dj, std::string& error) {
     dj.acks->share(*hub);
   }
   daemon_job* self = &dj;
+  dj.acks->on_notice([this, self](const std::string& text) {
+    log_.write("warn", self->name, "acks_source", details().str("message", text));
+  });
   dj.acks->on_outcome([this, self](const delivery_event& e) {
     if (self->rollout) self->rollout->on_delivery(e.outcome);  // the guard judges delivery too
     std::lock_guard lock(metrics_mutex_);

@@ -7,6 +7,8 @@
 #include "core/daemon/admin_access.hpp"
 #include "core/protocol/json_escape.hpp"
 
+#include <fleetcast/core/output/secret_registry.hpp>
+
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -236,20 +238,26 @@ void daemon_service::append_job_metrics(std::string& out) {
 }
 
 net::admin_response daemon_service::admin(const net::admin_request& req) {
+  auto answer = admin_answer(req);
+  secret_registry::process().redact(answer.body);  // whatever a peer echoed into a job's text
+  return answer;
+}
+
+net::admin_response daemon_service::admin_answer(const net::admin_request& req) {
   constexpr std::string_view text = "text/plain; charset=utf-8";
-  switch (admin_access(req.method, req.client_on_loopback, req.authorization, admin_token_)) {
-    case admin_verdict::unauthorized:
-      return {401, std::string(text),
-              "a change needs Authorization: Bearer <the token in admin_token_file>\n", true};
-    case admin_verdict::forbidden:
-      return {403, std::string(text),
-              "changes are taken from loopback clients only; set admin_token_file to take them "
-              "from elsewhere with a bearer token\n"};
-    case admin_verdict::allowed:
-      break;
+  admin_client client;
+  client.method = req.method;
+  client.target = req.target;
+  client.on_loopback = req.client_on_loopback;
+  client.authorization = req.authorization;
+  client.origin = req.origin;
+  client.host = req.host;
+  client.has_admin_header = req.admin_header;
+  const auto verdict = admin_access(client, admin_policy{admin_token_, &admin_hosts_});
+  if (verdict != admin_verdict::allowed) {
+    const bool ask = verdict == admin_verdict::unauthorized;
+    return {ask ? 401 : 403, std::string(text), std::string(admin_refusal(verdict)), ask};
   }
-  if (admin_changes(req.method) && admin_cross_site(req.origin, req.host))
-    return {403, std::string(text), "a change from another site's page is refused (Origin)\n"};
   const std::string_view target = req.target;
   if (req.method == "GET" && target == "/readyz")
     return ready_ && !draining_ ? net::admin_response{200, std::string(text), "ready\n"}

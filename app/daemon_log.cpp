@@ -1,6 +1,7 @@
 #include "app/daemon_log.hpp"
 
 #include <fleetcast/core/job/job_parser.hpp>
+#include <fleetcast/core/output/secret_registry.hpp>
 #include "core/protocol/json_escape.hpp"
 
 #include <fmt/format.h>
@@ -72,6 +73,7 @@ void json_log::write(std::string_view level, std::string_view job, std::string_v
   line += ",\"details\":";
   line += d.json();
   line += "}\n";
+  secret_registry::process().redact(line);  // whatever a peer echoed into a detail
   std::lock_guard lock(mutex_);
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);

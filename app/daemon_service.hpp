@@ -188,6 +188,7 @@ class daemon_service {
   std::vector<std::shared_ptr<daemon_job>> running_now() const;  // a copy, taken under the lock
   // Admin.
   net::admin_response admin(const net::admin_request& req);
+  net::admin_response admin_answer(const net::admin_request& req);
   net::admin_response job_action(std::string_view method, std::string_view rest);
   std::string metrics_text();
   void append_job_metrics(std::string& out);
@@ -204,10 +205,11 @@ class daemon_service {
   bool cut_ = false;                       // the drain deadline cut requests in flight
   int inotify_fd_ = -1;
   int lock_fd_ = -1;
-  std::atomic<bool> draining_{false};  // read by the admin port
-  std::atomic<bool> ready_{false};     // the spool is recovered: jobs are taken
-  std::string admin_token_;            // admin_token_file's token; set before the port opens
-  service_notifier notifier_;          // systemd's Type=notify (no-op without NOTIFY_SOCKET)
+  std::atomic<bool> draining_{false};     // read by the admin port
+  std::atomic<bool> ready_{false};        // the spool is recovered: jobs are taken
+  std::string admin_token_;               // admin_token_file's token; set before the port opens
+  std::vector<std::string> admin_hosts_;  // admin_hosts; set before the port opens
+  service_notifier notifier_;             // systemd's Type=notify (no-op without NOTIFY_SOCKET)
   steady::time_point watchdog_due_{};
   steady::time_point drain_deadline_{};
   steady::time_point epoch_ = steady::now();

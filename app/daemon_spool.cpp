@@ -3,6 +3,8 @@
 // decides), cancel and resume requests, progress events.
 #include "app/daemon_service.hpp"
 
+#include <fleetcast/core/output/secret_registry.hpp>
+
 #include <fleetcast/core/job/job_parser.hpp>
 
 #include <fmt/format.h>
@@ -42,7 +44,7 @@ bool is_job_file(const fs::directory_entry& e) {
 
 bool write_file(const fs::path& path, std::string_view text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
+  out << secret_registry::process().redacted(text);  // a reason may quote a peer
   out.flush();
   return static_cast<bool>(out);
 }

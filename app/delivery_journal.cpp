@@ -130,6 +130,7 @@ std::string delivery_journal::record(const std::vector<delivery_event>& events) 
     buf_ += "}\n";
     recorded_.insert_or_assign(e.index, delivery_record{e.outcome, e.ack_at_ms});
   }
+  dirty_ = true;
   if (!write_all(fd_, buf_)) return errno_text(path_);
   return {};
 }
@@ -147,7 +148,16 @@ std::string delivery_journal::record_early(const subscription_message& m) {
   buf_ = "{\"index\":null,\"message\":";
   append_json_string(buf_, body);
   buf_ += "}\n";
+  dirty_ = true;
   if (!write_all(fd_, buf_)) return errno_text(path_);
+  return {};
+}
+
+std::string delivery_journal::sync() {
+  if (fd_ < 0 || !dirty_) return {};
+  dirty_ = false;
+  ++syncs_;
+  if (::fdatasync(fd_) != 0) return errno_text(path_);
   return {};
 }
 

@@ -42,11 +42,18 @@ class delivery_journal {
   // so that it is not lost with the process; read back by open().
   std::string record_early(const subscription_message& m);
   const std::vector<subscription_message>& early() const noexcept { return early_; }
+  // Makes what was appended durable (fdatasync), when anything was since
+  // the last sync; the error when that fails. Before an acknowledgement is
+  // settled at the broker: once settled, the broker forgets the message.
+  std::string sync();
+  std::uint64_t syncs() const noexcept { return syncs_; }
   // Flushes to the disk and closes; the error when that fails.
   std::string close();
 
  private:
   int fd_ = -1;
+  bool dirty_ = false;
+  std::uint64_t syncs_ = 0;
   std::string path_;
   std::string buf_;
   std::unordered_map<std::uint64_t, delivery_record> recorded_;

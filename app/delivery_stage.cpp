@@ -3,9 +3,11 @@
 
 #include "app/delivery_journal.hpp"
 #include "app/subscription_hub.hpp"
+#include "core/input/device_hash.hpp"
 #include "net/acks/amqp_ack_receiver.hpp"
 #include "net/acks/ndjson_ack_reader.hpp"
 
+#include <fmt/format.h>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -42,6 +44,8 @@ struct delivery_stage::impl final : result_sink, subscription_hub::member {
   std::function<void(const std::string&)> ready;  // until the source is ready, or cannot be
   std::function<void()> done;
   std::function<void(const delivery_event&)> outcome_hook;
+  std::function<void(const std::string&)> notice_hook;
+  std::uint64_t overflow_told = 0;
   subscription_hub* hub = nullptr;  // shared subscription (the daemon)
   bool joined = false;
   std::uint64_t expected_on_open = 0;
@@ -56,12 +60,27 @@ struct delivery_stage::impl final : result_sink, subscription_hub::member {
 
   // subscription_hub::member: the shared subscription's messages.
   bool knows(const std::string& ticket) const override { return tracker.knows(ticket); }
+  bool awaits(std::uint64_t device) const override { return tracker.awaits(device); }
   void take(const subscription_message& m, bool early) override {
     if (stopped) return;
     if (tracker.on_message(m, steady_ms(), early) && problem.empty()) {
       if (auto p = journal.record_early(m); !p.empty()) problem = "the delivery journal: " + p;
     }
     record();
+    if (const auto o = tracker.counts().overflow; o > overflow_told && overflow_told == 0) {
+      tell(
+          "acks: the table of acknowledgements that came before their answers is full; one "
+          "more was counted unmatched (messages.overflow in summary.json)");
+    }
+    overflow_told = tracker.counts().overflow;
+  }
+  std::string sync() override {
+    if (!problem.empty()) return problem;
+    if (auto p = journal.sync(); !p.empty()) problem = "the delivery journal: " + p;
+    return problem;
+  }
+  void tell(const std::string& text) {
+    if (notice_hook) notice_hook(text);
   }
 
   // result_sink: the engine's results, on their way to the folder.
@@ -71,6 +90,9 @@ struct delivery_stage::impl final : result_sink, subscription_hub::member {
       tracker.expect(r.index, r.device.product_key, r.device.device_key, r.ticket, steady_ms());
       if (joined && hub->held() > 0) hub->expected(*this, std::string(r.ticket));  // held for it
     }
+    // Its request is no longer on its way: an ack for it now is no early one.
+    if (r.reason != outcome_reason::invalid_record && r.reason != outcome_reason::duplicate)
+      tracker.resolved(device_hash(r.device.product_key, r.device.device_key));
   }
   void flush() override {
     results.flush();
@@ -139,9 +161,20 @@ bool delivery_stage::open(const std::string& dir, std::string& error,
       return false;
     }
   }
+  if (s.j.acks.kind == acks_config::source::ndjson) {
+    // A typo must not become timeout_s of silence: said now, nothing sent.
+    std::error_code ec;
+    if (!std::filesystem::exists(s.j.acks.ndjson, ec)) {
+      error = fmt::format(
+          "acks.ndjson: {}: no such file (create it, or start its writer, before "
+          "the run)",
+          s.j.acks.ndjson);
+      return false;
+    }
+  }
   if (!s.journal.open(dir, error)) return false;
   // Acknowledgements an earlier run kept for tickets it had not seen yet.
-  for (const auto& m : s.journal.early()) s.tracker.on_message(m, steady_ms());
+  for (const auto& m : s.journal.early()) s.tracker.keep_early(m);
   error =
       load_tickets(dir + "/results.ndjson", s.journal, s.tracker, steady_ms(), &s.expected_on_open);
   return error.empty();
@@ -163,14 +196,31 @@ void delivery_stage::on_outcome(std::function<void(const delivery_event&)> f) {
   impl_->outcome_hook = std::move(f);
 }
 
+void delivery_stage::on_notice(std::function<void(const std::string&)> f) {
+  impl_->notice_hook = std::move(f);
+}
+
+void delivery_stage::attach(net::rollout_options& options) {
+  // Every try of a batch: its devices' requests are on their way, so an
+  // acknowledgement for one of them may come before the answer.
+  auto& s = *impl_;
+  options.before_send = [&s, next = std::move(options.before_send)](const batch& b) {
+    for (std::size_t i = 0; i < b.size(); ++i) s.tracker.sending(b.fingerprint(i));
+    return next ? next(b) : std::string();
+  };
+}
+
 void delivery_stage::start(std::function<void(const std::string& error)> ready) {
   auto& s = *impl_;
   s.ready = std::move(ready);
   if (s.j.acks.kind == acks_config::source::ndjson) {
-    s.ndjson.emplace(s.ex, s.j.acks.ndjson, [&s](std::string_view body) { s.on_message(body); });
-    s.ndjson->start();
-    asio::post(s.ex, [&s] { s.answer({}); });
-    s.tick();
+    s.ndjson.emplace(
+        s.ex, s.j.acks.ndjson, [&s](std::string_view body) { s.on_message(body); },
+        [&s](const std::string& text) { s.tell(text); });
+    std::string error;
+    const bool opened = s.ndjson->start(error);
+    asio::post(s.ex, [&s, error] { s.answer(error); });
+    if (opened) s.tick();
     return;
   }
   // AMQP, the stage's own receiver or a shared one: ready once the link is
@@ -184,7 +234,14 @@ void delivery_stage::start(std::function<void(const std::string& error)> ready) 
     s.joined = true;
     s.hub->join(s, on_link);
   } else {
-    s.amqp.emplace(s.ex, s.amqp_config, [&s](std::string_view body) { s.on_message(body); });
+    // Each message is acknowledged once its outcome is journalled and the
+    // journal synced (one sync per burst of messages).
+    s.amqp.emplace(s.ex, s.amqp_config, nullptr);
+    s.amqp->hold_messages([&s](std::string_view body, std::uint64_t tag) {
+      s.on_message(body);
+      s.amqp->accept_after_sync(tag);
+    });
+    s.amqp->on_sync([&s] { return s.sync(); });
     s.amqp->on_state([on_link](const std::string& error, bool refused) {
       if (error.empty() || refused) on_link(error);
     });
@@ -262,6 +319,7 @@ std::string delivery_stage::finish(run_summary& summary) {
   delivery_summary d;
   if (problem.empty()) problem = merge_deliveries(s.dir + "/results.ndjson", s.journal, d);
   d.messages = s.tracker.counts();
+  if (s.ndjson) d.messages.refused_lines = s.ndjson->refused();
   summary.deliveries = d;
   return problem;
 }

@@ -20,7 +20,8 @@
 
 namespace fleetcast::net {
 struct amqp_receiver_config;
-}
+struct rollout_options;
+}  // namespace fleetcast::net
 
 namespace fleetcast::app {
 
@@ -54,6 +55,12 @@ class delivery_stage {
   // Each outcome decided from now on also goes here (the engine's guard,
   // the daemon's metrics), before it is journalled.
   void on_outcome(std::function<void(const delivery_event&)> f);
+  // What the operator should hear about the source: a file truncated or
+  // replaced, a line refused or dropped, the early table full.
+  void on_notice(std::function<void(const std::string&)> f);
+  // Wraps options.before_send (after the output folder's attach): the
+  // devices of each batch written are on their way.
+  void attach(net::rollout_options& options);
   // Starts reading the source; `ready` is called once it can be relied
   // on (error "") or cannot: the subscription refused the login, or no
   // link was attached within 15 s (its last error), or stop() came first.

@@ -1,5 +1,6 @@
 // The dry run (see dry_run.hpp).
 #include "app/dry_run.hpp"
+#include "app/say.hpp"
 
 #include "app/job_files.hpp"
 #include "core/output/rollout_plan.hpp"
@@ -68,26 +69,25 @@ int dry_run(const std::string& job_file, std::optional<shard_spec> shard) {
   std::string error;
   opened_devices devices;
   if (!open_devices(j, devices, error)) {
-    fmt::print(stderr, "fleetcast: {}: {}\n", job_file, error);
+    say("fleetcast: {}: {}\n", job_file, error);
     return 2;
   }
 
   if (shard) devices.stream->set_shard(*shard);
   const rollout_plan plan = plan_rollout(j, *devices.stream);
-  for (const auto& p : plan.problems) fmt::print(stderr, "fleetcast: {}: {}\n", devices.name, p);
+  for (const auto& p : plan.problems) say("fleetcast: {}: {}\n", devices.name, p);
   const auto skipped = plan.invalid + plan.duplicates;
   if (skipped > plan.problems.size()) {
-    fmt::print(stderr, "fleetcast: {}: ... and {} more skipped records\n", devices.name,
-               skipped - plan.problems.size());
+    say("fleetcast: {}: ... and {} more skipped records\n", devices.name,
+        skipped - plan.problems.size());
   }
   if (!plan.fatal.empty()) {
-    fmt::print(stderr, "fleetcast: {}: {}\n", devices.name, plan.fatal);
-    fmt::print(stderr, "fleetcast: the device list cannot be read; nothing was sent\n");
+    say("fleetcast: {}: {}\n", devices.name, plan.fatal);
+    say("fleetcast: the device list cannot be read; nothing was sent\n");
     return 2;
   }
   if (plan.devices == 0) {
-    fmt::print(stderr, "fleetcast: {}: no device to send (code 5311: empty device list)\n",
-               devices.name);
+    say("fleetcast: {}: no device to send (code 5311: empty device list)\n", devices.name);
     return 2;
   }
 

@@ -1,5 +1,6 @@
 // The emulate command (see emulate.hpp).
 #include "app/emulate.hpp"
+#include "app/say.hpp"
 
 #include <fleetcast/net/server/emulator.hpp>
 #include "app/job_files.hpp"
@@ -26,13 +27,12 @@ int emulate(const emulate_flags& set) {
   if (config_file) {
     std::string text, error;
     if (!read_text_file(*config_file, text, error)) {
-      fmt::print(stderr, "fleetcast emulate: {}\n", error);
+      say("fleetcast emulate: {}\n", error);
       return 2;
     }
     auto parsed = parse_emulator_config(text, *config_file);
     if (!parsed.config) {
-      for (const auto& e : parsed.errors)
-        fmt::print(stderr, "fleetcast emulate: {}: {}\n", *config_file, e);
+      for (const auto& e : parsed.errors) say("fleetcast emulate: {}: {}\n", *config_file, e);
       return 2;
     }
     config = std::move(*parsed.config);
@@ -54,15 +54,14 @@ int emulate(const emulate_flags& set) {
   try {
     server.emplace(config);
   } catch (const std::exception& e) {
-    fmt::print(stderr, "fleetcast emulate: {}\n", e.what());
+    say("fleetcast emulate: {}\n", e.what());
     return 2;
   }
   if ((server->tls() || server->amqp_port()) && config.cert_file.empty()) {
     std::ofstream out(config.self_signed_out, std::ios::binary | std::ios::trunc);
     out << server->certificate_pem();
     if (!out) {
-      fmt::print(stderr, "fleetcast emulate: {}: cannot write the certificate\n",
-                 config.self_signed_out);
+      say("fleetcast emulate: {}: cannot write the certificate\n", config.self_signed_out);
       return 2;
     }
     fmt::print(
@@ -70,24 +69,23 @@ int emulate(const emulate_flags& set) {
         "fleetcast emulate: self-signed certificate for localhost, 127.0.0.1 and ::1 in {}\n",
         config.self_signed_out);
   }
-  fmt::print(stderr, "fleetcast emulate: serving {}{} (threads {}, seed {}, max devices {})\n",
-             server->url(), batch_control_path, server->threads(), config.seed, config.max_devices);
+  say("fleetcast emulate: serving {}{} (threads {}, seed {}, max devices {})\n", server->url(),
+      batch_control_path, server->threads(), config.seed, config.max_devices);
   if (server->amqp_port()) {
-    fmt::print(stderr,
-               "fleetcast emulate: subscription amqps://{}:{}/quec-open (queue {}: source "
-               "/amq/queue/{} or /queues/{}; access key {})\n",
-               server->host(), server->amqp_port(), config.acks.queue, config.acks.queue,
-               config.acks.queue, config.acks.access_key);
+    say("fleetcast emulate: subscription amqps://{}:{}/quec-open (queue {}: source "
+        "/amq/queue/{} or /queues/{}; access key {})\n",
+        server->host(), server->amqp_port(), config.acks.queue, config.acks.queue,
+        config.acks.queue, config.acks.access_key);
   }
   int sig = 0;
   stop_signals.async_wait([&sig](boost::system::error_code, int s) { sig = s; });
   ioc.run();
   const bool subscription = server->amqp_port() != 0;
   server->stop();
-  fmt::print(stderr, "fleetcast emulate: stopped by {}; counters: {}",
-             sig == SIGINT ? "SIGINT" : "SIGTERM", server->state().stats_json());
+  say("fleetcast emulate: stopped by {}; counters: {}", sig == SIGINT ? "SIGINT" : "SIGTERM",
+      server->state().stats_json());
   if (subscription)
-    fmt::print(stderr, "fleetcast emulate: subscription counters: {}\n", server->amqp_stats_json());
+    say("fleetcast emulate: subscription counters: {}\n", server->amqp_stats_json());
   return 0;
 }
 

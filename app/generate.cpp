@@ -1,6 +1,7 @@
 // The generate-devices command (see generate.hpp): deterministic keys,
 // written through one buffer, so any size streams out in constant memory.
 #include "app/generate.hpp"
+#include "app/say.hpp"
 
 #include "core/input/device_hash.hpp"
 
@@ -23,7 +24,7 @@ int generate_devices(const generate_flags& flags) {
   }
   std::FILE* out = to_stdout ? stdout : std::fopen(file.c_str(), "wb");
   if (!out) {
-    fmt::print(stderr, "fleetcast generate-devices: {}: cannot open for writing\n", file);
+    say("fleetcast generate-devices: {}: cannot open for writing\n", file);
     return 2;
   }
   std::string buf = "productKey,deviceKey,gatewayProductKey,gatewayDeviceKey\n";
@@ -43,11 +44,10 @@ int generate_devices(const generate_flags& flags) {
   }
   std::fwrite(buf.data(), 1, buf.size(), out);
   if (std::fclose(out) != 0) {
-    fmt::print(stderr, "fleetcast generate-devices: {}: write failed\n", file);
+    say("fleetcast generate-devices: {}: write failed\n", file);
     return 2;
   }
-  fmt::print(stderr, "fleetcast: wrote {} devices to {}\n", count,
-             to_stdout ? "standard output" : file);
+  say("fleetcast: wrote {} devices to {}\n", count, to_stdout ? "standard output" : file);
   return 0;
 }
 

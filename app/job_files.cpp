@@ -1,5 +1,6 @@
 // Job and device-list files (see job_files.hpp).
 #include "app/job_files.hpp"
+#include "app/say.hpp"
 
 #include "app/job_output.hpp"
 #include "net/client/token_source.hpp"
@@ -37,12 +38,12 @@ bool read_text_file(const std::string& path, std::string& text, std::string& err
 std::optional<job> load_job(const std::string& job_file, bool check_sendable) {
   std::string text, error;
   if (!read_text_file(job_file, text, error)) {
-    fmt::print(stderr, "fleetcast: {}\n", error);
+    say("fleetcast: {}\n", error);
     return std::nullopt;
   }
   auto parsed = parse_job(text, job_file);
   if (!parsed.job) {
-    for (const auto& e : parsed.errors) fmt::print(stderr, "fleetcast: {}\n", e.describe(job_file));
+    for (const auto& e : parsed.errors) say("fleetcast: {}\n", e.describe(job_file));
     std::size_t problems = parsed.errors.size();
     if (check_sendable && parsed.partial) {
       // The same round: the device list and the token, where their fields are right.
@@ -52,12 +53,12 @@ std::optional<job> load_job(const std::string& job_file, bool check_sendable) {
         auth_ok = auth_ok && !e.field.starts_with("auth");
       }
       for (const auto& p : sendable_problems(*parsed.partial, std::nullopt, devices_ok, auth_ok)) {
-        fmt::print(stderr, "fleetcast: {}: {}\n", job_file, p);
+        say("fleetcast: {}: {}\n", job_file, p);
         ++problems;
       }
     }
-    fmt::print(stderr, "fleetcast: the job is invalid ({} problem{}); nothing was sent\n", problems,
-               problems == 1 ? "" : "s");
+    say("fleetcast: the job is invalid ({} problem{}); nothing was sent\n", problems,
+        problems == 1 ? "" : "s");
   }
   return std::move(parsed.job);
 }

@@ -9,6 +9,7 @@
 #include "app/emulate.hpp"
 #include "app/generate.hpp"
 #include "app/run.hpp"
+#include "app/say.hpp"
 #include "core/job/suggest.hpp"
 
 #include <fmt/format.h>
@@ -87,7 +88,7 @@ std::string closest(std::string_view word, const std::vector<std::string>& names
 }
 
 int usage_error(std::string_view where, std::string_view message) {
-  fmt::print(stderr, "{}: {}\nSee '{} --help'.\n", where, message, where);
+  say("{}: {}\nSee '{} --help'.\n", where, message, where);
   return 2;
 }
 
@@ -290,7 +291,7 @@ int main(int argc, char** argv) {
   app.add_subcommand("help", "this text")->allow_extras();
 
   if (argc < 2) {
-    fmt::print(stderr, "{}", app.help());
+    say("{}", app.help());
     return 2;
   }
   // An unknown command, said as such (CLI11 would say a subcommand is required).

@@ -2,6 +2,7 @@
 // results come, a send journal (so that --resume knows what may already have
 // been sent), summary.json and result.json at the end; a progress line.
 #include "app/run.hpp"
+#include "app/say.hpp"
 
 #include <fleetcast/core/job/job_parser.hpp>
 #include <fleetcast/core/output/device_result.hpp>
@@ -67,13 +68,12 @@ int run_job(const std::string& job_file, const run_flags& flags) {
     if (!flags.emulator_config.empty()) {
       std::string etext;
       if (!read_text_file(flags.emulator_config, etext, error)) {
-        fmt::print(stderr, "fleetcast: {}\n", error);
+        say("fleetcast: {}\n", error);
         return 2;
       }
       auto ep = parse_emulator_config(etext, flags.emulator_config);
       if (!ep.config) {
-        for (const auto& e : ep.errors)
-          fmt::print(stderr, "fleetcast: {}: {}\n", flags.emulator_config, e);
+        for (const auto& e : ep.errors) say("fleetcast: {}: {}\n", flags.emulator_config, e);
         return 2;
       }
       ec = std::move(*ep.config);
@@ -87,7 +87,7 @@ int run_job(const std::string& job_file, const run_flags& flags) {
     if (j.acks.kind == acks_config::source::amqp) {
       if (!net::read_amqp_credentials(j.acks.amqp, ec.acks.access_key, ec.acks.access_secret,
                                       error)) {
-        fmt::print(stderr, "fleetcast: {}: {}\n", job_file, error);
+        say("fleetcast: {}: {}\n", job_file, error);
         return 2;
       }
       ec.acks.amqp_listen = "127.0.0.1:0";
@@ -97,7 +97,7 @@ int run_job(const std::string& job_file, const run_flags& flags) {
     try {
       emulator.emplace(ec);
     } catch (const std::exception& e) {
-      fmt::print(stderr, "fleetcast: --emulate: {}\n", e.what());
+      say("fleetcast: --emulate: {}\n", e.what());
       return 2;
     }
     parse_endpoint(emulator->url(), j.endpoint);
@@ -108,34 +108,33 @@ int run_job(const std::string& job_file, const run_flags& flags) {
     j.proxy = "direct";  // the emulator is in this process: never through a proxy
     options.extra_ca_pem = emulator->certificate_pem();
     options.system_trust_store = false;  // only the emulator's certificate
-    fmt::print(stderr, "fleetcast: rehearsing against the emulator at {} (list limit {})\n",
-               emulator->url(), ec.max_devices);
+    say("fleetcast: rehearsing against the emulator at {} (list limit {})\n", emulator->url(),
+        ec.max_devices);
   }
   if (j.endpoint.tls && !j.tls.verify) {
-    fmt::print(stderr,
-               "fleetcast: WARNING: tls.verify is false: the server's certificate is NOT checked; "
-               "anyone on the path can read the token and the commands\n");
+    say("fleetcast: WARNING: tls.verify is false: the server's certificate is NOT checked; "
+        "anyone on the path can read the token and the commands\n");
   }
 
   // Nothing is written before the job is known to be sendable: a device
   // list that cannot be read or holds no record is refused here.
   // Every problem of this kind in one round: the device list and the token.
   if (const auto problems = sendable_problems(j, flags.shard); !problems.empty()) {
-    for (const auto& p : problems) fmt::print(stderr, "fleetcast: {}: {}\n", job_file, p);
-    fmt::print(stderr, "fleetcast: {}: nothing was sent\n", job_file);
+    for (const auto& p : problems) say("fleetcast: {}: {}\n", job_file, p);
+    say("fleetcast: {}: nothing was sent\n", job_file);
     return 2;
   }
   output_request request;
   request.resume = flags.resume;
   if (flags.retry_failed) {
     if (auto problem = request.plan.retry_failed(*flags.retry_failed)) {
-      fmt::print(stderr, "fleetcast run: {}\n", *problem);
+      say("fleetcast run: {}\n", *problem);
       return 2;
     }
   }
   std::uint64_t newlines = 0;
   if (!identify(j, flags.emulate, request.identity, error, &newlines)) {
-    fmt::print(stderr, "fleetcast: {}: {}\n", job_file, error);
+    say("fleetcast: {}: {}\n", job_file, error);
     return 2;
   }
   if (flags.shard) {  // each shard's outputs apart, so shards can share a folder
@@ -147,32 +146,32 @@ int run_job(const std::string& job_file, const run_flags& flags) {
   // the journal of sends, the rollout's identity.
   job_output output;
   if (const auto o = output.open(j.output_dir, request, error); o != open_outcome::ok) {
-    fmt::print(stderr, "fleetcast: {}\n", error);
+    say("fleetcast: {}\n", error);
     return o == open_outcome::refused ? 2 : 1;
   }
   if (output.needs_verify()) {
     opened_devices check;
     if (!open_devices(j, check, error)) {
-      fmt::print(stderr, "fleetcast: {}: {}\n", job_file, error);
+      say("fleetcast: {}: {}\n", job_file, error);
       return 2;
     }
     if (flags.shard) check.stream->set_shard(*flags.shard);
     if (const auto o = output.verify(*check.stream, error); o != open_outcome::ok) {
-      fmt::print(stderr, "fleetcast: {}\n", error);
+      say("fleetcast: {}\n", error);
       return o == open_outcome::refused ? 2 : 1;
     }
   }
 
   opened_devices devices;
   if (!open_devices(j, devices, error)) {
-    fmt::print(stderr, "fleetcast: {}: {}\n", job_file, error);
+    say("fleetcast: {}: {}\n", job_file, error);
     return 2;
   }
   if (flags.shard) devices.stream->set_shard(*flags.shard);
 
   const run_summary& before = output.earlier();
   if (flags.resume) {
-    fmt::print(stderr, "fleetcast: resuming: {} records keep their result\n", before.records);
+    say("fleetcast: resuming: {} records keep their result\n", before.records);
   }
   output.attach(options);
   // Delivery acknowledgements: every accepted device's ticket goes by the
@@ -181,14 +180,15 @@ int run_job(const std::string& job_file, const run_flags& flags) {
   if (j.acks.enabled()) {
     acks.emplace(ioc.get_executor(), j, output.sink());
     if (!acks->open(j.output_dir, error, options.extra_ca_pem, options.system_trust_store)) {
-      fmt::print(stderr, "fleetcast: {}: {}; nothing was sent\n", job_file, error);
+      say("fleetcast: {}: {}; nothing was sent\n", job_file, error);
       acks->abandon();
       output.abandon();
       return 2;
     }
+    acks->attach(options);
+    acks->on_notice([](const std::string& text) { say("\nfleetcast: {}\n", text); });
     if (acks->expected_now() > 0)
-      fmt::print(stderr, "fleetcast: resuming: {} devices wait for their acknowledgement\n",
-                 acks->expected_now());
+      say("fleetcast: resuming: {} devices wait for their acknowledgement\n", acks->expected_now());
   }
   result_sink& sink = acks ? acks->sink() : output.sink();
   // The progress line: on a terminal one line redrawn in place, fitted to
@@ -214,9 +214,9 @@ int run_job(const std::string& job_file, const run_flags& flags) {
     c.retries = p.retries;
     c.waiting_for = p.waiting_for;
     if (terminal) {
-      fmt::print(stderr, "\r{}\033[K", view.line(c, terminal_width()));
+      say("\r{}\033[K", view.line(c, terminal_width()));
     } else if (p.elapsed_s - last_line_s >= 5) {
-      fmt::print(stderr, "fleetcast: {}\n", view.line(c, 0));
+      say("fleetcast: {}\n", view.line(c, 0));
       last_line_s = p.elapsed_s;
     }
   };
@@ -225,7 +225,7 @@ int run_job(const std::string& job_file, const run_flags& flags) {
   try {
     made.emplace(ioc.get_executor(), j, *devices.stream, sink, options);
   } catch (const std::exception& e) {  // out of memory, a bug: a proxy mistake is an outcome
-    fmt::print(stderr, "fleetcast: {}; nothing was sent\n", e.what());
+    say("fleetcast: {}; nothing was sent\n", e.what());
     output.abandon();
     return 2;
   }
@@ -233,7 +233,7 @@ int run_job(const std::string& job_file, const run_flags& flags) {
   if (acks)
     acks->on_outcome([&rollout](const delivery_event& e) { rollout.on_delivery(e.outcome); });
   if (const auto route = rollout.route(); !route.empty() && !flags.quiet)
-    fmt::print(stderr, "fleetcast: reaching {} {}\n", j.endpoint.url, route);
+    say("fleetcast: reaching {} {}\n", j.endpoint.url, route);
   int seen = 0;
   std::function<void()> on_signal = [&] {
     signals.async_wait([&](boost::system::error_code ec, int sig) {
@@ -256,9 +256,9 @@ int run_job(const std::string& job_file, const run_flags& flags) {
         acks->waiting(), acks->counts().delivered, acks->counts().delivery_failed,
         acks->seconds_left());
     if (terminal)
-      fmt::print(stderr, "\r{}\033[K", text);
+      say("\r{}\033[K", text);
     else
-      fmt::print(stderr, "fleetcast: {}\n", text);
+      say("fleetcast: {}\n", text);
     wait_line.expires_after(std::chrono::seconds(terminal ? 1 : 5));
     wait_line.async_wait([&](boost::system::error_code ec) {
       if (!ec) show_wait();
@@ -274,7 +274,7 @@ int run_job(const std::string& job_file, const run_flags& flags) {
         signals.cancel();  // the loop ends with the run
         return;
       }
-      if (terminal) fmt::print(stderr, "\n");
+      if (terminal) say("\n");
       show_wait();
       acks->async_wait([&] {
         wait_line.cancel();
@@ -294,54 +294,53 @@ int run_job(const std::string& job_file, const run_flags& flags) {
   }
   ioc.run();
   if (!acks_refused.empty()) {
-    fmt::print(stderr, "fleetcast: {}: {}; nothing was sent\n", job_file, acks_refused);
+    say("fleetcast: {}: {}; nothing was sent\n", job_file, acks_refused);
     acks->abandon();
     output.abandon();
     return stopped_by ? 4 : 2;
   }
   if (!outcome.started()) {
-    if (terminal) fmt::print(stderr, "\n");
-    fmt::print(stderr, "fleetcast: {}; nothing was sent\n", outcome.startup_error);
+    if (terminal) say("\n");
+    say("fleetcast: {}; nothing was sent\n", outcome.startup_error);
     output.abandon();
     return 2;
   }
   run_summary summary = std::move(outcome.summary);
-  if (terminal) fmt::print(stderr, "\n");
+  if (terminal) say("\n");
   summary.reason = rollout.failure();
   const auto last_answer = std::chrono::steady_clock::now();
   if (acks) {
     if (const auto problem = acks->conclude(summary); !problem.empty())
-      fmt::print(stderr, "fleetcast: the delivery outcomes cannot be written: {}\n", problem);
+      say("fleetcast: the delivery outcomes cannot be written: {}\n", problem);
     const auto& d = *summary.deliveries;
-    fmt::print(stderr,
-               "fleetcast: deliveries: {} delivered, {} failed, {} without an acknowledgement "
-               "within {} s{}; messages: {} early, {} duplicate, {} contradictory, {} for another "
-               "device, {} unmatched, {} late, {} not REQACK, {} unreadable\n",
-               d.delivered, d.delivery_failed, d.no_ack, j.acks.timeout_s,
-               d.waiting ? fmt::format(", {} still waiting (--resume waits on)", d.waiting) : "",
-               d.messages.early, d.messages.duplicates, d.messages.contradictory,
-               d.messages.mismatched, d.messages.unmatched, d.messages.late,
-               d.messages.other_messages, d.messages.malformed);
+    say("fleetcast: deliveries: {} delivered, {} failed, {} without an acknowledgement "
+        "within {} s{}; messages: {} early, {} duplicate, {} contradictory, {} for another "
+        "device, {} unmatched ({} for want of room), {} late, {} not REQACK, {} unreadable, "
+        "{} lines refused\n",
+        d.delivered, d.delivery_failed, d.no_ack, j.acks.timeout_s,
+        d.waiting ? fmt::format(", {} still waiting (--resume waits on)", d.waiting) : "",
+        d.messages.early, d.messages.duplicates, d.messages.contradictory, d.messages.mismatched,
+        d.messages.unmatched, d.messages.overflow, d.messages.late, d.messages.other_messages,
+        d.messages.malformed, d.messages.refused_lines);
   }
   if (const auto problem = output.finish(summary); !problem.empty())
-    fmt::print(stderr, "fleetcast: the outputs cannot be written: {}\n", problem);
+    say("fleetcast: the outputs cannot be written: {}\n", problem);
   const auto outputs_written = std::chrono::steady_clock::now();
   const auto seconds = [](auto d) { return std::chrono::duration<double>(d).count(); };
   const double whole_s = seconds(outputs_written - process_start);
   const double after_s = seconds(outputs_written - last_answer);
 
-  if (!rollout.failure().empty())
-    fmt::print(stderr, "fleetcast: the job failed: {}\n", rollout.failure());
+  if (!rollout.failure().empty()) say("fleetcast: the job failed: {}\n", rollout.failure());
   if (summary.exit_code() == 1 || summary.exit_code() == 3) {
     if (summary.state != job_state::completed || summary.count_of(device_status::failed) > 0)
-      fmt::print(stderr, "fleetcast: continue with: fleetcast run {} --resume{}{}\n", job_file,
-                 summary.count_of(device_status::failed) > 0 ? " [--retry-failed]" : "",
-                 flags.shard ? " --shard " + to_string(*flags.shard) : std::string());
+      say("fleetcast: continue with: fleetcast run {} --resume{}{}\n", job_file,
+          summary.count_of(device_status::failed) > 0 ? " [--retry-failed]" : "",
+          flags.shard ? " --shard " + to_string(*flags.shard) : std::string());
   }
   if (stopped_by) {
-    fmt::print(stderr, "fleetcast: stopped by {}; continue with: fleetcast run {} --resume{}\n",
-               stopped_by == SIGINT ? "SIGINT" : "SIGTERM", job_file,
-               flags.shard ? " --shard " + to_string(*flags.shard) : std::string());
+    say("fleetcast: stopped by {}; continue with: fleetcast run {} --resume{}\n",
+        stopped_by == SIGINT ? "SIGINT" : "SIGTERM", job_file,
+        flags.shard ? " --shard " + to_string(*flags.shard) : std::string());
   }
   // Devices/s: those this run sent, over the whole of this process's run
   // (reading the list, sending, writing every output), which is what the
@@ -358,7 +357,7 @@ int run_job(const std::string& job_file, const run_flags& flags) {
       summary.batch_size, j.output_dir);
   if (flags.json) {
     fmt::print("{}", summary.to_json());
-    if (!flags.quiet) fmt::print(stderr, "{}", text);
+    if (!flags.quiet) say("{}", text);
   } else if (!flags.quiet) {
     fmt::print("{}", text);
   }

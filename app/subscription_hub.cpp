@@ -28,12 +28,13 @@ void subscription_hub::join(member& m, std::function<void(const std::string&)> r
   const auto id = ++next_id_;
   members_.emplace(id, &m);
   // A resumed run has tickets already: what is held for them is its.
-  router_.on_member(id, [&m](const std::string& t) { return m.knows(t); });
+  router_.join(id, m);
   run_actions();
   if (!receiver_) {
     receiver_.emplace(ex_, config_, nullptr);
     receiver_->hold_messages(
         [this](std::string_view body, std::uint64_t tag) { on_message(body, tag); });
+    receiver_->on_sync([this] { return sync_members(); });
     receiver_->on_state(
         [this](const std::string& error, bool refused) { on_state(error, refused); });
     receiver_->start();
@@ -50,6 +51,7 @@ void subscription_hub::leave(member& m) {
   for (auto it = members_.begin(); it != members_.end(); ++it) {
     if (it->second != &m) continue;
     pending_.erase(it->first);
+    router_.leave(it->first);
     members_.erase(it);
     break;
   }
@@ -73,29 +75,28 @@ void subscription_hub::expected(member& m, const std::string& ticket) {
 }
 
 void subscription_hub::on_message(std::string_view body, std::uint64_t tag) {
-  auto m = read_subscription_message(body);
-  std::optional<ack_router::member_id> owner;
-  if (m.what == subscription_message::kind::reqack) {
-    for (const auto& [id, who] : members_) {
-      if (who->knows(m.ticket)) {
-        owner = id;
-        break;
-      }
-    }
-  }
-  router_.on_message(std::move(m), tag, owner, steady_ms());
+  router_.on_message(read_subscription_message(body), tag, steady_ms());
   run_actions();
 }
 
 void subscription_hub::run_actions() {
   for (auto& a : std::exchange(router_.actions(), {})) {
-    if (a.what == ack_router::action::kind::deliver) {
-      auto it = members_.find(a.member);
-      if (it == members_.end()) continue;  // not acknowledged: delivered again later
-      it->second->take(a.message, a.early);
+    if (a.what != ack_router::action::kind::deliver) {
+      if (receiver_) receiver_->accept(a.tag);  // nobody's: nothing to record
+      continue;
     }
-    if (receiver_) receiver_->accept(a.tag);  // after the member recorded it
+    auto it = members_.find(a.member);
+    if (it == members_.end()) continue;  // not acknowledged: delivered again later
+    it->second->take(a.message, a.early);
+    if (receiver_) receiver_->accept_after_sync(a.tag);  // once recorded and on disk
   }
+}
+
+std::string subscription_hub::sync_members() {
+  std::string problem;
+  for (const auto& [id, who] : members_)
+    if (auto p = who->sync(); !p.empty() && problem.empty()) problem = p;
+  return problem;
 }
 
 void subscription_hub::on_state(const std::string& error, bool refused) {

@@ -1,10 +1,11 @@
 // subscription_hub: one AMQP subscription connection shared by the daemon's
 // jobs that name the same subscription (server, hostname, source address,
 // AccessKey and AccessSecret, trust). The first job to join starts it, the
-// last to leave stops it. Each message goes to the job whose run knows its
-// ticket (core's ack_router decides; a message no run knows yet is held
-// unacknowledged until one is given the ticket, at most 10 minutes), and is
-// acknowledged to the server only after that job journalled its outcome.
+// last to leave stops it. Where each message goes is core's ack_router's
+// decision (to the job whose run knows its ticket; held unacknowledged for
+// a job that has the device's request on its way; else unmatched at once).
+// A message given to a job is acknowledged to the server only after that
+// job journalled its outcome and the journal was synced to the disk.
 #pragma once
 
 #include <fleetcast/core/acks/ack_router.hpp>
@@ -28,13 +29,14 @@ std::uint64_t steady_ms();
 
 class subscription_hub {
  public:
-  // A job's side: its tracker, fed through it.
-  struct member {
-    virtual ~member() = default;
-    virtual bool knows(const std::string& ticket) const = 0;
+  // A job's side: its tracker, fed through it (knows and awaits answer
+  // the router's questions).
+  struct member : ack_router::member_view {
     // A message for one of its tickets (`early`: held until it had it):
     // recorded when this returns.
     virtual void take(const subscription_message& m, bool early) = 0;
+    // Makes what take() recorded durable: "" when done, else why not.
+    virtual std::string sync() = 0;
   };
   subscription_hub(boost::asio::any_io_executor ex, net::amqp_receiver_config config,
                    std::string label);
@@ -62,6 +64,7 @@ class subscription_hub {
  private:
   void on_message(std::string_view body, std::uint64_t tag);
   void run_actions();
+  std::string sync_members();
   void on_state(const std::string& error, bool refused);
   void tick();
 

@@ -1,16 +1,21 @@
 #!/bin/sh
-# Installs a built fleetcast (cmake --preset release && cmake --build --preset
-# release) as a service: the binary and library under PREFIX, the man page
-# and bash completion, the systemd unit, a system user and group
-# `fleetcast`, and /etc/fleetcast/daemon.json (kept if present). Run as root from the source folder:
-#   sh deploy/install.sh [--root DIR] [--prefix /usr/local] [--no-user]
-# --root installs into another filesystem root (an image, a test).
+# Installs a built fleetcast as a service: the binary and library under
+# PREFIX, the man page and bash completion, the systemd unit, a system user
+# and group `fleetcast`, and /etc/fleetcast/daemon.json (kept if present).
+# Run as root from the source folder:
+#   sh deploy/install.sh [--build DIR] [--root DIR] [--prefix /usr/local] [--no-user]
+# --build names the build folder to install (default build/release, what
+# `cmake --preset release && cmake --build --preset release` makes; any
+# folder configured from this source tree will do). --root installs into
+# another filesystem root (an image, a test).
 set -eu
 root=
+build=
 prefix=/usr/local
 make_user=yes
 while [ $# -gt 0 ]; do
   case $1 in
+    --build) build=$2; shift 2 ;;
     --root) root=$2; shift 2 ;;
     --prefix) prefix=$2; shift 2 ;;
     --no-user) make_user=no; shift ;;
@@ -18,8 +23,13 @@ while [ $# -gt 0 ]; do
   esac
 done
 src=$(cd "$(dirname "$0")/.." && pwd)
-build=$src/build/release
-[ -x "$build/fleetcast" ] || { echo "install.sh: build first: cmake --preset release && cmake --build --preset release" >&2; exit 1; }
+[ -n "$build" ] || build=$src/build/release
+[ -x "$build/fleetcast" ] && [ -f "$build/cmake_install.cmake" ] || {
+  echo "install.sh: no built fleetcast in $build: build first (cmake --preset release && cmake --build --preset release), or name the build folder with --build DIR" >&2
+  exit 1
+}
+build=$(cd "$build" && pwd)
+echo "install.sh: installing the build in $build"
 
 DESTDIR=$root cmake --install "$build" --prefix "$prefix" >/dev/null
 install -d "$root/etc/systemd/system" "$root/etc/fleetcast" "$root$prefix/share/doc/fleetcast"

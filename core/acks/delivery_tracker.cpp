@@ -29,6 +29,8 @@ delivery_counts& delivery_counts::operator+=(const delivery_counts& c) noexcept 
   early += c.early;
   other_messages += c.other_messages;
   malformed += c.malformed;
+  overflow += c.overflow;
+  refused_lines += c.refused_lines;
   return *this;
 }
 
@@ -44,13 +46,19 @@ void delivery_tracker::expect(std::uint64_t index, std::string_view product_key,
   if (!fresh) return;  // the same ticket twice (a platform mistake): the first device keeps it
   ++waiting_;
   if (auto e = early_.find(it->first); e != early_.end()) {
-    const early_ack a = e->second;
+    const std::vector<early_ack> kept = std::move(e->second);
     early_.erase(e);
-    if (a.device != device) {
-      ++counts_.mismatched;
-    } else {
+    early_count_ -= kept.size();
+    const early_ack* mine = nullptr;
+    for (const auto& a : kept) {
+      if (a.device == device && !mine)
+        mine = &a;
+      else
+        ++counts_.mismatched;  // another device's claim on this ticket
+    }
+    if (mine) {
       ++counts_.early;
-      decide(it->first, it->second, a.delivered, a.at_ms, now_ms);
+      decide(it->first, it->second, mine->delivered, mine->at_ms, now_ms);
       return;
     }
   }
@@ -65,7 +73,43 @@ void delivery_tracker::settled(std::uint64_t index, std::string_view product_key
                                                                   : state::no_ack;
   tickets_.try_emplace(std::string(ticket),
                        entry{index, device_hash(product_key, device_key), 0, st});
-  if (early_.erase(std::string(ticket))) ++counts_.duplicates;  // kept, and already decided
+  if (auto e = early_.find(std::string(ticket)); e != early_.end()) {
+    counts_.duplicates += e->second.size();  // kept, and already decided
+    early_count_ -= e->second.size();
+    early_.erase(e);
+  }
+}
+
+void delivery_tracker::sending(std::uint64_t device) {
+  in_flight_.insert(device);
+}
+
+void delivery_tracker::resolved(std::uint64_t device) {
+  in_flight_.erase(device);
+}
+
+// Kept for a ticket not given yet: true when kept (not a repeat, and room).
+bool delivery_tracker::keep(const subscription_message& m, std::uint64_t device) {
+  auto& list = early_[m.ticket];
+  for (const auto& a : list) {
+    if (a.device != device) continue;
+    ++(a.delivered == m.delivered ? counts_.duplicates : counts_.contradictory);
+    return false;
+  }
+  if (early_count_ >= max_early_) {
+    if (list.empty()) early_.erase(m.ticket);
+    ++counts_.unmatched;
+    ++counts_.overflow;
+    return false;
+  }
+  list.push_back(early_ack{device, m.delivered, m.at_ms});
+  ++early_count_;
+  return true;
+}
+
+void delivery_tracker::keep_early(const subscription_message& m) {
+  if (m.what == subscription_message::kind::reqack)
+    keep(m, device_hash(m.product_key, m.device_key));
 }
 
 void delivery_tracker::decide(const std::string& ticket, entry& e, bool delivered,
@@ -96,20 +140,13 @@ bool delivery_tracker::on_message(const subscription_message& m, std::uint64_t n
   const std::uint64_t device = device_hash(m.product_key, m.device_key);
   auto it = tickets_.find(m.ticket);
   if (it == tickets_.end()) {
-    // Its answer may not have been processed yet: keep it for the ticket.
-    auto [e, fresh] = early_.try_emplace(m.ticket, early_ack{device, m.delivered, m.at_ms});
-    if (!fresh) {
-      if (e->second.device != device)
-        ++counts_.mismatched;
-      else
-        ++(e->second.delivered == m.delivered ? counts_.duplicates : counts_.contradictory);
-    } else if (early_.size() > max_early_) {
-      early_.erase(e);
+    // Its answer may not have been processed yet, if its device's request
+    // is on its way: then it is kept for the ticket. Else it is not ours.
+    if (!in_flight_.contains(device)) {
       ++counts_.unmatched;
-    } else {
-      return true;
+      return false;
     }
-    return false;
+    return keep(m, device);
   }
   entry& en = it->second;
   if (en.device != device) {
@@ -153,8 +190,9 @@ void delivery_tracker::advance(std::uint64_t now_ms) {
 
 void delivery_tracker::close() {
   advance(UINT64_MAX);
-  counts_.unmatched += early_.size();
+  counts_.unmatched += early_count_;
   early_.clear();
+  early_count_ = 0;
 }
 
 std::uint64_t delivery_tracker::next_deadline_ms() noexcept {

@@ -4,7 +4,14 @@
 // time go in; delivery outcomes come out, each exactly once per device.
 //
 // - An acknowledgement that arrives before its ticket's answer was
-//   processed is kept (up to max_early of them) until the ticket comes.
+//   processed is kept until the ticket comes, when its device's request is
+//   on its way (written, not yet answered: sending()). One for a device
+//   with no request on its way cannot be this run's: it is unmatched at
+//   once, so a flood of other tickets never crowds out this run's. At most
+//   max_early are kept; one more is unmatched and counted (overflow).
+// - Several early acknowledgements may name one ticket with different
+//   devices: the one naming the ticket's device decides, the others are
+//   mismatched.
 // - A repeated acknowledgement is counted (duplicate; contradictory when
 //   its status differs) and changes nothing: the first one decides.
 // - One whose ticket names another device is counted (mismatched) and not
@@ -21,6 +28,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace fleetcast {
@@ -47,6 +55,8 @@ struct delivery_counts {
   std::uint64_t early = 0;           // came before its ticket's answer (then applied)
   std::uint64_t other_messages = 0;  // not REQACK: ignored
   std::uint64_t malformed = 0;
+  std::uint64_t overflow = 0;       // early, but no room to keep it (also unmatched)
+  std::uint64_t refused_lines = 0;  // the source's lines too long or left unfinished
 
   delivery_counts& operator+=(const delivery_counts& c) noexcept;  // the sum of runs' counts
 };
@@ -54,6 +64,15 @@ struct delivery_counts {
 class delivery_tracker {
  public:
   explicit delivery_tracker(std::uint64_t timeout_ms, std::size_t max_early = 1 << 20);
+
+  // The device's request is about to be written (every try): an
+  // acknowledgement for it may come before its answer. `device` is
+  // device_hash(productKey, deviceKey).
+  void sending(std::uint64_t device);
+  // The device has its result (with or without a ticket): no longer on its way.
+  void resolved(std::uint64_t device);
+  // Whether a request of the device is on its way (an early ack could be its).
+  bool awaits(std::uint64_t device) const { return in_flight_.contains(device); }
 
   // A ticket given to the device at `index` (its answer processed, or its
   // result read back on --resume), at now_ms (a steady clock's ms).
@@ -69,6 +88,9 @@ class delivery_tracker {
   // `came_early`: a shared subscription held it until this run was given
   // its ticket (counted early when it decides).
   bool on_message(const subscription_message& m, std::uint64_t now_ms, bool came_early = false);
+  // An acknowledgement an earlier run kept for its ticket (the journal, on
+  // --resume): kept again whatever is on its way now.
+  void keep_early(const subscription_message& m);
   // Whether this run was given the ticket (waiting or decided).
   bool knows(const std::string& ticket) const { return tickets_.contains(ticket); }
   // Ends the wait of every device whose deadline is at or before now_ms.
@@ -103,13 +125,17 @@ class delivery_tracker {
     bool delivered;
     std::int64_t at_ms;
   };
+  bool keep(const subscription_message& m, std::uint64_t device);
   void decide(const std::string& ticket, entry& e, bool delivered, std::int64_t at_ms,
               std::uint64_t now_ms);
 
   std::uint64_t timeout_ms_;
   std::size_t max_early_;
   std::unordered_map<std::string, entry> tickets_;
-  std::unordered_map<std::string, early_ack> early_;
+  std::unordered_map<std::string, std::vector<early_ack>>
+      early_;  // by ticket: one per device named
+  std::size_t early_count_ = 0;
+  std::unordered_set<std::uint64_t> in_flight_;
   std::deque<std::pair<std::uint64_t, std::string>> deadlines_;  // in order: one timeout for all
   std::uint64_t waiting_ = 0;
   delivery_counts counts_;

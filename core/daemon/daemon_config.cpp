@@ -50,8 +50,8 @@ daemon_config_result parse_daemon_config(std::string_view text) {
   dom::object top;
   if (!r.object(
           root, "",
-          {"max_jobs", "admin_listen", "admin_token_file", "poll_interval_ms", "drain_timeout_s",
-           "progress_log_interval_s", "fsync", "default_endpoint", "endpoints"},
+          {"max_jobs", "admin_listen", "admin_token_file", "admin_hosts", "poll_interval_ms",
+           "drain_timeout_s", "progress_log_interval_s", "fsync", "default_endpoint", "endpoints"},
           top)) {
     return result;
   }
@@ -63,6 +63,11 @@ daemon_config_result parse_daemon_config(std::string_view text) {
                        c.admin_listen));
   }
   r.string(top, "", "admin_token_file", c.admin_token_file);
+  r.strings(top, "admin_hosts", c.admin_hosts);
+  for (const auto& h : c.admin_hosts) {
+    if (h.empty() || h.find_first_of(":/[] ") != std::string::npos)
+      r.fail("", "admin_hosts", fmt::format("\"{}\" is not a host name (no port, no scheme)", h));
+  }
   r.integer(top, "", "poll_interval_ms", c.poll_interval_ms, 10, 3'600'000);
   r.integer(top, "", "drain_timeout_s", c.drain_timeout_s, 0, 86'400);
   r.integer(top, "", "progress_log_interval_s", c.progress_log_interval_s, 0, 86'400);

@@ -28,6 +28,10 @@ struct daemon_config {
   // The bearer token that changes need (cancel, resume) on the admin port;
   // empty: changes only from loopback clients (core/daemon/admin_access.hpp).
   std::string admin_token_file;
+  // Host names (besides IP literals and localhost) the admin port answers
+  // job data and changes to without the token: the names operators browse
+  // it by. Any other name in a Host header may be a page's DNS rebinding.
+  std::vector<std::string> admin_hosts;
   std::uint32_t poll_interval_ms = 1000;       // the scan of incoming/ besides inotify
   std::uint32_t drain_timeout_s = 30;          // SIGTERM: jobs may finish for this long
   std::uint32_t progress_log_interval_s = 60;  // a job_progress log line per job (0 = none)

@@ -5,6 +5,8 @@
 
 #include "core/dispatch/lane.hpp"
 
+#include <fleetcast/core/output/secret_registry.hpp>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -84,12 +86,18 @@ std::uint64_t parse_retry_after(std::string_view value) noexcept {
 // ------------------------------------------------------------------ sink
 
 void dispatcher::counting_sink::on_result(const device_result& in) {
+  // Every result passes here on its way out: a secret a peer echoed is
+  // redacted, and a message is cut to what a line keeps (a failure that
+  // many devices share is kept whole once, in the job's reason).
   const device_result* r = &in;
   device_result clean;
-  if (self.mentions_token(in.msg) || self.mentions_token(in.ticket)) {
+  const auto& secrets = secret_registry::process();
+  const bool msg_secret = secrets.mentions(in.msg);
+  if (msg_secret || in.msg.size() > line_message_max || secrets.mentions(in.ticket)) {
     clean = in;
-    msg_scratch = self.redact(in.msg);
-    ticket_scratch = self.redact(in.ticket);
+    msg_scratch =
+        cut_text(msg_secret ? secrets.redacted(in.msg) : std::string(in.msg), line_message_max);
+    ticket_scratch = secrets.redacted(in.ticket);
     clean.msg = msg_scratch;
     clean.ticket = ticket_scratch;
     r = &clean;
@@ -154,28 +162,10 @@ void dispatcher::start(std::int64_t now_us, std::int64_t wall_us, std::string to
 
 // ------------------------------------------------------------------ tokens
 
-bool dispatcher::mentions_token(std::string_view text) const {
-  if (text.empty()) return false;
-  for (const auto& t : known_tokens_)
-    if (!t.empty() && text.find(t) != std::string_view::npos) return true;
-  return false;
-}
-
-std::string dispatcher::redact(std::string_view text) const {
-  std::string s(text);
-  for (const auto& t : known_tokens_) {
-    if (t.empty()) continue;
-    for (auto at = s.find(t); at != std::string::npos; at = s.find(t, at + 10))
-      s.replace(at, t.size(), "[redacted]");
-  }
-  return s;
-}
-
 void dispatcher::use_token(std::string fresh) {
   token_ = std::move(fresh);
   ++token_generation_;
-  if (std::find(known_tokens_.begin(), known_tokens_.end(), token_) == known_tokens_.end())
-    known_tokens_.push_back(token_);
+  secret_registry::process().add(token_);  // an echo of it is redacted everywhere
 }
 
 std::optional<token_request> dispatcher::take_token_request() {
@@ -225,7 +215,7 @@ void dispatcher::on_token_failed(std::string_view error, bool cancelled, std::in
   if (cancelled) {
     stop(job_state::cancelled);
   } else if (startup) {
-    startup_error_ = std::string(error);
+    startup_error_ = outside_text(error, reason_text_max);
     stop(job_state::failed, startup_error_);
   } else if (!stopping_) {
     stop(job_state::failed,
@@ -272,7 +262,7 @@ void dispatcher::stop(job_state why, std::string failure_text) {
   if (stopping_) return;
   stopping_ = true;
   state_ = why;
-  if (!failure_text.empty()) failure_ = redact(failure_text);
+  if (!failure_text.empty()) failure_ = outside_text(failure_text, reason_text_max);
   if (token_phase_ == token_phase::fetching) effects_.kill_token = true;
   effects_.wake = true;
 }
@@ -467,7 +457,7 @@ void dispatcher::settle(pending_ptr p, const attempt_result& r, const decoded_re
   if (r.reached == attempt_result::stage::answered) {
     p->last_code = r.decoded ? std::optional<std::int64_t>(r.code) : std::nullopt;
     p->last_why = r.decoded && r.code != 200
-                      ? fmt::format("{}: {}", v.why, answer ? answer->msg : "")
+                      ? fmt::format("{}: {}", v.why, outside_text(answer ? answer->msg : ""))
                       : fmt::format("{} (HTTP {})", v.why, r.http_status);
   } else {
     p->last_why = detail.empty() ? std::string(v.why) : std::string(detail);

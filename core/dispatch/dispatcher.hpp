@@ -220,8 +220,6 @@ class dispatcher {
   double unit() { return std::uniform_real_distribution<double>(0.0, 1.0)(rng_); }
 
   bool finished() const;
-  bool mentions_token(std::string_view text) const;
-  std::string redact(std::string_view text) const;
   void use_token(std::string fresh);
   void fail_outputs(std::string_view why);
   void stop(job_state why, std::string failure_text = {});
@@ -266,7 +264,6 @@ class dispatcher {
 
   std::string token_;
   std::uint64_t token_generation_ = 0;
-  std::vector<std::string> known_tokens_;  // every token used: echoes are redacted
   std::string host_header_;
   enum class token_phase : std::uint8_t { ready, wanted, fetching };
   token_phase token_phase_ = token_phase::ready;

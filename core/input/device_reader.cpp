@@ -55,6 +55,13 @@ std::string_view strip_bom(std::string_view s) {
   return s.starts_with("\xEF\xBB\xBF") ? s.substr(3) : s;
 }
 
+// A NUL byte: a sparse or binary file, a device like /dev/zero. Refused at
+// once, not read to its end.
+std::string not_text(std::uint64_t offset) {
+  return fmt::format("byte {} is a NUL: this is not a text device list (a binary or sparse file?)",
+                     offset);
+}
+
 // ---------------------------------------------------------------- CSV
 
 class csv_reader final : public device_reader {
@@ -67,6 +74,7 @@ class csv_reader final : public device_reader {
     for (;;) {
       if (!lines_.next(line)) {
         if (lines_.failed()) fatal_ = fmt::format("read error after line {}", line.number);
+        if (lines_.binary()) fatal_ = not_text(lines_.nul_offset());
         if (!have_header_ && fatal_.empty()) fatal_ = "the file is empty (no header row)";
         return false;
       }
@@ -214,6 +222,7 @@ class ndjson_reader final : public device_reader {
     do {
       if (!lines_.next(line)) {
         if (lines_.failed()) fatal_ = fmt::format("read error after line {}", line.number);
+        if (lines_.binary()) fatal_ = not_text(lines_.nul_offset());
         return false;
       }
     } while (!line.too_long && is_blank(line.text));
@@ -291,6 +300,14 @@ class json_array_reader final : public device_reader {
         eof_ = true;
         if (in_.bad()) fatal_ = fmt::format("read error at line {}", line_);
       }
+      if (const void* nul = std::memchr(chunk_.data(), '\0', end_)) {
+        fatal_ = not_text(read_ +
+                          static_cast<std::size_t>(static_cast<const char*>(nul) - chunk_.data()));
+        eof_ = true;
+        end_ = 0;
+        return false;
+      }
+      read_ += end_;
       if (end_ == 0) return false;
     }
     c = chunk_[pos_++];
@@ -408,6 +425,7 @@ class json_array_reader final : public device_reader {
   bool inline_;
   std::string chunk_;
   std::size_t pos_ = 0;
+  std::uint64_t read_ = 0;  // bytes read before chunk_
   std::size_t end_ = 0;
   bool eof_ = false;
   std::uint64_t line_ = 1;

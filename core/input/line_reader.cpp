@@ -15,6 +15,7 @@ bool line_reader::fill() {
   if (eof_) return false;
   if (begin_ > 0) {
     std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+    consumed_ += begin_;
     end_ -= begin_;
     begin_ = 0;
   }
@@ -22,6 +23,12 @@ bool line_reader::fill() {
   if (room == 0) return false;
   in_.read(buf_.data() + end_, static_cast<std::streamsize>(room));
   const auto got = static_cast<std::size_t>(in_.gcount());
+  if (const void* nul = std::memchr(buf_.data() + end_, '\0', got)) {
+    binary_ = eof_ = true;
+    nul_offset_ = consumed_ + static_cast<std::size_t>(static_cast<const char*>(nul) - buf_.data());
+    end_ = begin_ = 0;
+    return false;
+  }
   end_ += got;
   if (!in_) {
     eof_ = true;
@@ -32,10 +39,12 @@ bool line_reader::fill() {
 
 bool line_reader::next(line& out) {
   for (;;) {
+    if (binary_) return false;
     const char* start = buf_.data() + begin_;
     const auto* nl = static_cast<const char*>(std::memchr(start, '\n', end_ - begin_));
     std::size_t len = nl ? static_cast<std::size_t>(nl - start) : end_ - begin_;
     if (!nl && len <= max_line_ && fill()) continue;  // need more to finish this line
+    if (binary_) return false;
 
     if (len > max_line_) {
       // Skip to the end of this line without keeping it.
@@ -49,6 +58,7 @@ bool line_reader::next(line& out) {
         begin_ = end_;
         if (!fill()) break;
       }
+      if (binary_) return false;
       out = {{}, ++number_, true, 0, true};
       return true;
     }

@@ -29,6 +29,11 @@ class line_reader {
   bool next(line& out);
   // A read error (not the end of the stream) stopped reading.
   bool failed() const noexcept { return failed_; }
+  // A NUL byte stopped reading: not a text file (a sparse or binary file,
+  // /dev/zero). Its offset in the stream; reading ends at once, without
+  // scanning the rest for the end of a line.
+  bool binary() const noexcept { return binary_; }
+  std::uint64_t nul_offset() const noexcept { return nul_offset_; }
 
  private:
   bool fill();  // reads more into the buffer; false when nothing more can come
@@ -42,6 +47,9 @@ class line_reader {
   std::uint64_t number_ = 0;
   bool eof_ = false;
   bool failed_ = false;
+  bool binary_ = false;
+  std::uint64_t consumed_ = 0;  // bytes read from the stream before buf_'s data
+  std::uint64_t nul_offset_ = 0;
 };
 
 }  // namespace fleetcast

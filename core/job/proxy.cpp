@@ -1,5 +1,7 @@
 #include "core/job/proxy.hpp"
 
+#include <fleetcast/core/output/secret_registry.hpp>
+
 #include <fleetcast/core/job/url.hpp>
 
 #include <fmt/format.h>
@@ -151,6 +153,8 @@ proxy_choice choose_proxy(const endpoint_config& endpoint,
     error = fmt::format("{}: {}", source, *problem);  // the URL itself may hold a password
     return c;
   }
+  // From here on the credentials are sent: an echo of them is redacted.
+  secret_registry::process().add_credentials(p.user, p.password);
   c.proxy = std::move(p);
   c.why = std::string(source);
   return c;
@@ -180,8 +184,10 @@ std::string tunnel_refusal(const proxy_url& proxy, std::string_view target, int 
   } else if (status == 403) {
     hint = ": the proxy does not allow this destination or port";
   }
+  // The reason phrase is the proxy's own text: bounded, valid UTF-8, and
+  // without the credentials a proxy may echo.
   return fmt::format("the proxy {} refused the tunnel to {}: HTTP {} {}{}", proxy.display(), target,
-                     status, reason, hint);
+                     status, outside_text(reason), hint);
 }
 
 std::string base64(std::string_view bytes) {

@@ -1,5 +1,6 @@
 // summary.json counters (see run_summary.hpp).
 #include <fleetcast/core/output/run_summary.hpp>
+#include <fleetcast/core/output/secret_registry.hpp>
 
 #include "core/protocol/json_escape.hpp"
 
@@ -83,10 +84,11 @@ std::string run_summary::to_json() const {
         it,
         ",\"deliveries\":{{\"delivered\":{},\"delivery_failed\":{},\"no_ack\":{},"
         "\"waiting\":{},\"messages\":{{\"early\":{},\"duplicates\":{},\"contradictory\":{},"
-        "\"mismatched\":{},\"unmatched\":{},\"late\":{},\"other\":{},"
-        "\"malformed\":{}}}}}",
+        "\"mismatched\":{},\"unmatched\":{},\"overflow\":{},\"late\":{},\"other\":{},"
+        "\"malformed\":{},\"refused_lines\":{}}}}}",
         d.delivered, d.delivery_failed, d.no_ack, d.waiting, m.early, m.duplicates, m.contradictory,
-        m.mismatched, m.unmatched, m.late, m.other_messages, m.malformed);
+        m.mismatched, m.unmatched, m.overflow, m.late, m.other_messages, m.malformed,
+        m.refused_lines);
   }
   out += ",\"runs\":[";
   for (std::size_t i = 0; i < runs.size(); ++i) {
@@ -101,6 +103,7 @@ std::string run_summary::to_json() const {
     fmt::format_to(it, ",\"devices\":{},\"requests\":{}}}", r.devices, r.requests);
   }
   out += "]}\n";
+  secret_registry::process().redact(out);  // the reason may quote a peer
   return out;
 }
 

@@ -1,6 +1,8 @@
 // The refresh endpoint's request and answer (see token_refresh.hpp).
 #include "core/protocol/token_refresh.hpp"
 
+#include <fleetcast/core/output/secret_registry.hpp>
+
 #include <simdjson.h>
 
 #include <algorithm>
@@ -48,7 +50,8 @@ refresh_answer read_refresh_answer(int http_status, std::string_view body) {
     a.code = code;
     std::string_view msg;
     if (root["msg"].get_string().get(msg) != simdjson::SUCCESS) msg = "";
-    a.error = "code " + std::to_string(code) + (msg.empty() ? "" : " (" + std::string(msg) + ")");
+    // The endpoint's own text: bounded, valid, without an echoed token.
+    a.error = "code " + std::to_string(code) + (msg.empty() ? "" : " (" + outside_text(msg) + ")");
     if (code == 5032) a.error += ": the refresh token has expired or is not valid";
     return a;
   }

@@ -1,6 +1,7 @@
 // The subscription's AMQP 1.0 receiver (see amqp_ack_receiver.hpp).
 #include "net/acks/amqp_ack_receiver.hpp"
 
+#include <fleetcast/core/output/secret_registry.hpp>
 #include "net/acks/amqp_login.hpp"
 #include "net/acks/amqp_pump.hpp"
 #include "net/client/tls_context.hpp"
@@ -18,6 +19,7 @@
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -51,11 +53,12 @@ std::int64_t wall_ms() {
       .count();
 }
 
+// The broker's own words: bounded, valid UTF-8, never a credential it echoes.
 std::string condition_text(pn_condition_t* c) {
   if (!c || !pn_condition_is_set(c)) return {};
   std::string s = pn_condition_get_name(c);
   if (const char* d = pn_condition_get_description(c); d && *d) s += std::string(": ") + d;
-  return s;
+  return outside_text(s);
 }
 
 // The body of a message as bytes: a data section or an AMQP string value.
@@ -99,9 +102,14 @@ struct amqp_ack_receiver::impl : std::enable_shared_from_this<impl> {
   subscription_handler handler;
   amqp_ack_receiver::holding_handler holder;
   std::unordered_map<std::uint64_t, pn_delivery_t*> held;  // this connection's, by tag
-  std::uint64_t last_tag = 0;                              // never reused
-  asio::steady_timer timer;                                // connect timeout, then the backoff
-  asio::steady_timer attach_timer;                         // the 15 s rule
+  std::function<std::string()> sync;
+  std::vector<std::uint64_t> after_sync;  // to acknowledge once synced
+  bool flush_posted = false;
+  std::uint64_t settled_count = 0, sync_count = 0;
+  bool oversized = false;           // the message being read is over the limit
+  std::uint64_t last_tag = 0;       // never reused
+  asio::steady_timer timer;         // connect timeout, then the backoff
+  asio::steady_timer attach_timer;  // the 15 s rule
   std::shared_ptr<amqp_pump> pump;
   std::optional<tcp::resolver> resolver;
   pn_message_t* msg = pn_message();
@@ -208,11 +216,17 @@ struct amqp_ack_receiver::impl : std::enable_shared_from_this<impl> {
         if (!pn_delivery_readable(d)) break;
         char buf[4096];
         ssize_t n;
-        while ((n = pn_link_recv(link, buf, sizeof buf)) > 0)
-          incoming.append(buf, static_cast<std::size_t>(n));
+        while ((n = pn_link_recv(link, buf, sizeof buf)) > 0) {
+          if (incoming.size() + static_cast<std::size_t>(n) > max_message_bytes) {
+            oversized = true;  // read on, kept no more
+            incoming.clear();
+          }
+          if (!oversized) incoming.append(buf, static_cast<std::size_t>(n));
+        }
         if (pn_delivery_partial(d)) break;
         pn_link_advance(link);
-        auto body = body_of(incoming.data(), incoming.size(), msg);
+        auto body = oversized ? std::nullopt : body_of(incoming.data(), incoming.size(), msg);
+        oversized = false;
         const std::string_view text =
             body ? std::string_view(*body)
                  : std::string_view("not a message with a data or string body");  // unreadable
@@ -226,8 +240,12 @@ struct amqp_ack_receiver::impl : std::enable_shared_from_this<impl> {
           holder(text, tag);
         } else {
           handler(text);  // recorded when it returns
-          pn_delivery_update(d, PN_ACCEPTED);
-          pn_delivery_settle(d);
+          const std::uint64_t tag = ++last_tag;
+          held.emplace(tag, d);
+          if (sync)
+            settle_after_sync(tag);
+          else
+            settle(tag, false);  // inside an event: it goes out with this turn's output
         }
         incoming.clear();
         break;
@@ -241,6 +259,19 @@ struct amqp_ack_receiver::impl : std::enable_shared_from_this<impl> {
         if (!is_attached && pn_condition_is_set(c)) refused = true;  // refused, not dropped
         is_attached = false;
         pn_link_close(link);
+        pn_connection_close(pn_event_connection(e));
+        break;
+      }
+      case PN_SESSION_REMOTE_CLOSE: {
+        // A broker that cannot give the link (RabbitMQ: no such queue) may
+        // end the whole session with its reason, not only the link.
+        pn_session_t* session = pn_event_session(e);
+        pn_condition_t* c = pn_session_remote_condition(session);
+        error = "the server ended the session for " + config.amqp.source;
+        if (auto t = condition_text(c); !t.empty()) error += ": " + t;
+        if (!is_attached && pn_condition_is_set(c)) refused = true;
+        is_attached = false;
+        pn_session_close(session);
         pn_connection_close(pn_event_connection(e));
         break;
       }
@@ -264,17 +295,42 @@ struct amqp_ack_receiver::impl : std::enable_shared_from_this<impl> {
     }
   }
 
-  void settle(std::uint64_t tag) {
+  void settle(std::uint64_t tag, bool now = true) {
     auto it = held.find(tag);
     if (it == held.end()) return;
     pn_delivery_update(it->second, PN_ACCEPTED);
     pn_delivery_settle(it->second);
     held.erase(it);
-    if (pump) pump->pump();  // outside an event: the disposition goes out now
+    ++settled_count;
+    if (now && pump) pump->pump();  // outside an event: the disposition goes out now
+  }
+
+  void settle_after_sync(std::uint64_t tag) {
+    if (!sync) return settle(tag);
+    after_sync.push_back(tag);
+    if (std::exchange(flush_posted, true)) return;
+    // After this burst of messages: one sync, then every acknowledgement.
+    asio::post(ex, [w = weak_from_this()] {
+      if (auto self = w.lock()) self->flush();
+    });
+  }
+
+  void flush() {
+    flush_posted = false;
+    if (stopped || after_sync.empty()) return;
+    ++sync_count;
+    if (auto problem = sync(); !problem.empty()) {
+      error = "the outcomes could not be made durable, nothing acknowledged: " + problem;
+      after_sync.clear();  // the server keeps them and delivers them again
+      return;
+    }
+    for (auto tag : std::exchange(after_sync, {})) settle(tag, false);
+    if (pump) pump->pump();
   }
 
   void closed(const std::string& why) {
     held.clear();  // freed with the connection; the server delivers them again
+    after_sync.clear();
     attach_timer.cancel();
     is_attached = false;
     incoming.clear();
@@ -322,6 +378,21 @@ void amqp_ack_receiver::hold_messages(holding_handler h) {
 
 void amqp_ack_receiver::accept(std::uint64_t tag) {
   impl_->settle(tag);
+}
+
+void amqp_ack_receiver::accept_after_sync(std::uint64_t tag) {
+  impl_->settle_after_sync(tag);
+}
+
+void amqp_ack_receiver::on_sync(std::function<std::string()> sync) {
+  impl_->sync = std::move(sync);
+}
+
+std::uint64_t amqp_ack_receiver::settled() const noexcept {
+  return impl_->settled_count;
+}
+std::uint64_t amqp_ack_receiver::syncs() const noexcept {
+  return impl_->sync_count;
 }
 
 void amqp_ack_receiver::on_state(std::function<void(const std::string&, bool)> f) {

@@ -4,9 +4,11 @@
 // (amqp_login), the Open frame's hostname and idle timeout as configured,
 // one receiving link on the configured source address, which must be
 // attached within 15 s. Each message's body goes to the handler; the
-// message is accepted (acknowledged) only after the handler returned, i.e.
-// after it was recorded: one not acknowledged is delivered again after a
-// reconnect. Connections that fail or drop are made again with backoff
+// message is accepted (acknowledged) only after the handler returned and
+// the owner's sync hook made what it recorded durable (one sync for all
+// the messages of a burst): one not acknowledged is delivered again after a
+// reconnect. A message over max_message_bytes is unreadable (its body is
+// not kept). Connections that fail or drop are made again with backoff
 // (1 s doubling to 30 s; 100 ms after a connection whose link was attached).
 #pragma once
 
@@ -22,6 +24,8 @@
 #include <string>
 
 namespace fleetcast::net {
+
+inline constexpr std::size_t max_message_bytes = 1 << 20;
 
 struct amqp_receiver_config {
   amqp_acks_config amqp;
@@ -51,6 +55,17 @@ class amqp_ack_receiver {
   // Acknowledges a held message; nothing when its connection has gone (the
   // server delivers it again on the next).
   void accept(std::uint64_t tag);
+  // Acknowledges it once the sync hook has run after this call (batched:
+  // one sync for every message accepted this way before the loop turns).
+  void accept_after_sync(std::uint64_t tag);
+  // What makes recorded outcomes durable (fdatasync of the journal): "" when
+  // done, else why not, and then nothing is acknowledged (the server keeps
+  // it). Before start(); without one, accept_after_sync is accept.
+  void on_sync(std::function<std::string()> sync);
+  // Messages acknowledged so far, and syncs run (tests: no acknowledgement
+  // without a sync before it).
+  std::uint64_t settled() const noexcept;
+  std::uint64_t syncs() const noexcept;
   // Called on the executor when a link is attached (error "") and when a
   // connection fails (its error); `refused` when the server refused the
   // login, which trying again will not change.

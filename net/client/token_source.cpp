@@ -1,6 +1,8 @@
 // Token sources (see token_source.hpp).
 #include "net/client/token_source.hpp"
 
+#include <fleetcast/core/output/secret_registry.hpp>
+
 #include "core/protocol/token_refresh.hpp"
 
 #include <fmt/format.h>
@@ -168,7 +170,13 @@ std::string replace_secret_file(const std::string& path, const std::string& text
 }  // namespace
 
 std::string token_source::store(const std::string& access, const std::string& refresh) {
+  // Both are checked before either replaces what works now: an unusable
+  // pair from the endpoint leaves the good files as they are.
   if (auto bad = check_token(access); !bad.empty()) return "the refreshed access token: " + bad;
+  if (!refresh.empty())
+    if (auto bad = check_token(refresh); !bad.empty()) return "the refreshed refresh token: " + bad;
+  secret_registry::process().add(access);
+  secret_registry::process().add(refresh);
   // The refresh token first: once it is kept, a crash leaves a usable pair.
   if (!refresh.empty()) {
     if (!config_.refresh_token_file.empty()) {
@@ -207,6 +215,8 @@ bool read_secret(const std::string& file, const std::string& env, std::string_vi
     out = trimmed(v ? v : "");
     if (out.empty()) error = fmt::format("{}_env: {} is not set", field, env);
   }
+  // From here on it may be sent: an echo of it is redacted everywhere.
+  secret_registry::process().add(out);
   return !out.empty();
 }
 
@@ -218,6 +228,15 @@ void token_command_control::kill() noexcept {
 std::string check_token(const std::string& token) {
   if (token.find_first_of("\r\n") != std::string::npos)
     return "the token spans several lines; an Authorization header cannot hold it";
+  if (token.empty()) return "the token is empty";
+  if (token.size() > max_token_bytes)
+    return fmt::format("the token is {} bytes long; at most {} are taken", token.size(),
+                       max_token_bytes);
+  for (const char ch : token) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c > 0x7E)
+      return "the token holds a byte that is not printable ASCII; a header value cannot hold it";
+  }
   return {};
 }
 

@@ -83,7 +83,9 @@ boost::asio::awaitable<std::string> async_token_command(const auth_config& confi
 bool read_secret(const std::string& file, const std::string& env, std::string_view field,
                  std::string& out, std::string& error);
 
-// The checks every token passes (one line); an error text or "".
+// The checks every token passes (one line of printable ASCII, at most
+// max_token_bytes); an error text or "".
+inline constexpr std::size_t max_token_bytes = 16 * 1024;
 std::string check_token(const std::string& token);
 
 }  // namespace fleetcast::net

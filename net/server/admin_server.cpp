@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -28,8 +29,14 @@ struct admin_server::impl {
   asio::io_context ioc{1};
   tcp::acceptor acceptor{ioc};
   std::thread thread;
+  std::size_t open = 0;  // connections being served
 
   asio::awaitable<void> serve(tcp::socket socket) {
+    struct counted {
+      std::size_t& n;
+      explicit counted(std::size_t& c) : n(c) { ++n; }
+      ~counted() { --n; }
+    } in_use(open);
     boost::system::error_code peer_ec;
     const auto peer = socket.remote_endpoint(peer_ec);
     const auto address = peer.address();
@@ -44,7 +51,9 @@ struct admin_server::impl {
     for (;;) {
       http::request_parser<http::string_body> parser;
       parser.body_limit(64 * 1024);
-      stream.expires_after(std::chrono::seconds(30));
+      // A whole request within the deadline, the first as the next: a
+      // client that sends nothing, or a byte at a time, is let go.
+      stream.expires_after(admin_request_deadline);
       auto [ec, n] = co_await http::async_read(stream, buffer, parser, no_throw);
       if (ec) co_return;
       const auto& req = parser.get();
@@ -55,7 +64,8 @@ struct admin_server::impl {
                         std::string(req[http::field::authorization]),
                         on_loopback,
                         std::string(req[http::field::origin]),
-                        std::string(req[http::field::host])};
+                        std::string(req[http::field::host]),
+                        req.find("X-Fleetcast-Admin") != req.end()};
         answer = handle(r);
       } catch (const std::exception& e) {
         answer = {500, "text/plain; charset=utf-8", std::string(e.what()) + "\n"};
@@ -79,6 +89,15 @@ struct admin_server::impl {
       auto [ec, socket] = co_await acceptor.async_accept(no_throw);
       if (ec) {
         if (!acceptor.is_open()) co_return;
+        // Out of descriptors (EMFILE) or the like: not a hot loop; the
+        // jobs' own descriptors come first.
+        asio::steady_timer pause(ioc, std::chrono::milliseconds(100));
+        co_await pause.async_wait(no_throw);
+        continue;
+      }
+      if (open >= admin_max_connections) {  // at the cap: this one is let go at once
+        boost::system::error_code ignored;
+        socket.close(ignored);
         continue;
       }
       asio::co_spawn(ioc, serve(std::move(socket)), asio::detached);

@@ -5,12 +5,19 @@
 // header and whether it is on loopback (core/daemon/admin_access.hpp decides).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 
 namespace fleetcast::net {
+
+// At most this many connections are served at once (more are closed as
+// they come), and each must bring a whole request within the deadline
+// (the next one too: an idle keep-alive connection is closed after it).
+inline constexpr std::size_t admin_max_connections = 64;
+inline constexpr std::chrono::seconds admin_request_deadline{10};
 
 struct admin_request {
   std::string method;               // "GET", "POST", ...
@@ -19,6 +26,7 @@ struct admin_request {
   bool client_on_loopback = false;  // the peer's address is 127.0.0.0/8 or ::1
   std::string origin;               // the Origin header (a browser's), "" when absent
   std::string host;                 // the Host header
+  bool admin_header = false;        // X-Fleetcast-Admin was sent (a page cannot send it cross-site)
 };
 
 struct admin_response {

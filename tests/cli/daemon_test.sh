@@ -27,7 +27,7 @@ CONF
 start_daemon() { daemon_up "$spool" "$tmp/daemon.json"; }
 http() {  # METHOD PATH -> the whole answer on stdout
   exec 3<>"/dev/tcp/127.0.0.1/$aport" || return 1
-  printf '%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$1" "$2" >&3
+  printf '%s %s HTTP/1.0\r\nHost: 127.0.0.1\r\nX-Fleetcast-Admin: 1\r\n\r\n' "$1" "$2" >&3
   cat <&3
   exec 3<&-
 }

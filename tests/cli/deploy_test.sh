@@ -4,9 +4,12 @@
 # its sandboxing scores at most 2.0 in `systemd-analyze security` (0 is
 # fully locked down, 10 is none). Skipped (77) where systemd-analyze is
 # missing, except under CI, which installs it.
-# usage: deploy_test.sh SOURCE_DIR
+# It installs the build it is given (CMake passes the build folder the test
+# was configured in), so each preset's suite checks its own binary.
+# usage: deploy_test.sh SOURCE_DIR BUILD_DIR
 set -u
 src=$1
+build=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 if ! command -v systemd-analyze >/dev/null; then
@@ -17,7 +20,13 @@ fi
 failed=0
 fail() { echo "FAIL $*"; failed=$((failed + 1)); }
 
-sh "$src/deploy/install.sh" --root "$tmp/root" --no-user >"$tmp/install.out" 2>&1 || fail "install.sh: $(cat "$tmp/install.out")"
+sh "$src/deploy/install.sh" --build "$build" --root "$tmp/root" --no-user >"$tmp/install.out" 2>&1 || fail "install.sh: $(cat "$tmp/install.out")"
+grep -x "install.sh: installing the build in $(cd "$build" && pwd)" "$tmp/install.out" || fail "install.sh did not say it installs $build: $(cat "$tmp/install.out")"
+# The installed binary is the build's own (byte for byte), with the
+# build's instrumentation, if any.
+cmp -s "$build/fleetcast" "$tmp/root/usr/local/bin/fleetcast" || fail "the installed binary is not $build/fleetcast"
+sanitizers=$(ldd "$tmp/root/usr/local/bin/fleetcast" | sed -n 's/^[[:space:]]*\(lib[at]san[^ ]*\) .*/\1/p' | tr '\n' ' ')
+echo "installed binary: $tmp/root/usr/local/bin/fleetcast, from $build (sanitizer runtime: ${sanitizers:-none})"
 "$tmp/root/usr/local/bin/fleetcast" daemon --help | grep -q 'Usage: fleetcast daemon \[OPTIONS\]' || fail "the installed binary does not run"
 [ -f "$tmp/root/etc/fleetcast/daemon.json" ] || fail "no /etc/fleetcast/daemon.json"
 # The man page renders (man -l, no warnings) and says what it must.

@@ -1,6 +1,7 @@
 // Joining answers and acknowledgements: every device one outcome, whatever
 // order, repetition or loss the subscription brings; time passed in.
 #include "core/acks/delivery_tracker.hpp"
+#include "core/input/device_hash.hpp"
 
 #include <doctest/doctest.h>
 
@@ -24,6 +25,11 @@ subscription_message ack(std::string pk, std::string dk, std::string ticket, boo
   m.delivered = ok;
   m.at_ms = at;
   return m;
+}
+
+// The device's request is written and not answered yet.
+void flying(delivery_tracker& t, std::string_view pk, std::string_view dk) {
+  t.sending(device_hash(pk, dk));
 }
 
 std::map<std::uint64_t, delivery_outcome> outcomes_of(delivery_tracker& t) {
@@ -108,9 +114,11 @@ TEST_CASE("acknowledgements join their tickets: delivered, failed, and no_ack at
 TEST_CASE(
     "early, duplicate, contradictory, mismatched and unmatched acknowledgements are counted") {
   delivery_tracker t(1000);
+  flying(t, "p", "a");
   t.on_message(ack("p", "a", "t0", true), 5);   // before its answer
   t.on_message(ack("p", "a", "t0", true), 6);   // and again
-  t.on_message(ack("p", "zz", "t9", true), 7);  // a ticket that never comes
+  t.on_message(ack("p", "zz", "t9", true), 7);  // no request of zz on its way: not ours
+  CHECK(t.counts().unmatched == 1);
   t.expect(0, "p", "a", "t0", 10);
   CHECK(t.waiting() == 0);
   CHECK(t.counts().early == 1);
@@ -141,16 +149,57 @@ TEST_CASE(
 TEST_CASE(
     "an early acknowledgement for another device is not applied, and the kept ones are bounded") {
   delivery_tracker t(1000, 2);
+  flying(t, "p", "x");
+  flying(t, "p", "a");
   t.on_message(ack("p", "x", "t0", true), 1);
   t.expect(0, "p", "a", "t0", 10);
   CHECK(t.counts().mismatched == 1);
   CHECK(t.waiting() == 1);
-  t.on_message(ack("p", "1", "u1", true), 1);
-  t.on_message(ack("p", "2", "u2", true), 1);
-  t.on_message(ack("p", "3", "u3", true), 1);  // no room: unmatched now
+  for (auto d : {"1", "2", "3"}) flying(t, "p", d);
+  CHECK(t.on_message(ack("p", "1", "u1", true), 1));
+  CHECK(t.on_message(ack("p", "2", "u2", true), 1));
+  CHECK_FALSE(t.on_message(ack("p", "3", "u3", true), 1));  // no room: unmatched now, said
   CHECK(t.counts().unmatched == 1);
+  CHECK(t.counts().overflow == 1);
   t.close();
   CHECK(t.counts().unmatched == 3);
+}
+
+TEST_CASE("an early acknowledgement naming the wrong device does not stop the right one") {
+  delivery_tracker t(1000);
+  flying(t, "p", "a");
+  flying(t, "p", "x");
+  // A stray ack claims a's ticket for x first; then a's own comes, still early.
+  CHECK(t.on_message(ack("p", "x", "t0", false), 1));
+  CHECK(t.on_message(ack("p", "a", "t0", true, 55), 2));
+  t.expect(0, "p", "a", "t0", 10);
+  CHECK(t.waiting() == 0);
+  CHECK(t.counts().mismatched == 1);
+  CHECK(t.counts().early == 1);
+  const auto o = outcomes_of(t);
+  CHECK(o.at(0) == delivery_outcome::delivered);
+  CHECK(t.events()[0].ack_at_ms == 55);
+}
+
+TEST_CASE("a flood of other tickets does not crowd out this run's early acknowledgements") {
+  delivery_tracker t(1000, 100);
+  flying(t, "p", "mine");
+  for (int i = 0; i < 100'000; ++i)  // another application's devices on the same queue
+    t.on_message(ack("q", fmt::format("other{}", i), fmt::format("o{}", i), true), 1);
+  CHECK(t.counts().unmatched == 100'000);
+  CHECK(t.counts().overflow == 0);
+  CHECK(t.on_message(ack("p", "mine", "m1", true), 2));  // room still: kept
+  t.expect(7, "p", "mine", "m1", 3);
+  CHECK(outcomes_of(t).at(7) == delivery_outcome::delivered);
+  // Once its result came, a device is no longer on its way.
+  t.resolved(device_hash("p", "mine"));
+  CHECK_FALSE(t.awaits(device_hash("p", "mine")));
+  CHECK_FALSE(t.on_message(ack("p", "mine", "m2", true), 4));
+  // An ack an earlier run kept (the journal) is kept again, on its way or not.
+  delivery_tracker u(1000);
+  u.keep_early(ack("p", "z", "z1", true));
+  u.expect(3, "p", "z", "z1", 5);
+  CHECK(outcomes_of(u).at(3) == delivery_outcome::delivered);
 }
 
 TEST_CASE("settled tickets (resume) turn later acknowledgements into duplicates") {
@@ -182,6 +231,7 @@ TEST_CASE("shuffled, repeated and lost acknowledgements: each device exactly one
       msgs.push_back(ack("p", fmt::format("d{}", i), fmt::format("t{}", i), plan[i].ok));
   }
   std::shuffle(msgs.begin(), msgs.end(), rng);
+  for (int i = 0; i < n; ++i) flying(t, "p", fmt::format("d{}", i));  // every request written
   // Answers and acks interleaved: about a third of the acks come first.
   std::size_t next = 0;
   std::uint64_t now = 0;
@@ -207,11 +257,13 @@ TEST_CASE("shuffled, repeated and lost acknowledgements: each device exactly one
 
 TEST_CASE("an acknowledgement kept for its ticket says so, and a settled ticket takes it") {
   delivery_tracker t(1000);
+  flying(t, "p", "a");
   CHECK(t.on_message(ack("p", "a", "t0", true), 1));   // kept: the caller records it
   CHECK(!t.on_message(ack("p", "a", "t0", true), 1));  // a duplicate of a kept one
   t.expect(0, "p", "a", "t0", 5);
   CHECK(!t.on_message(ack("p", "a", "t0", true), 6));  // decided: a duplicate
   delivery_tracker u(1000);
+  flying(u, "p", "b");
   CHECK(u.on_message(ack("p", "b", "t1", false), 1));
   u.settled(1, "p", "b", "t1", delivery_outcome::delivery_failed);  // --resume: decided before
   u.close();

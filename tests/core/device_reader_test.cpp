@@ -369,3 +369,43 @@ TEST_CASE("estimate_records: from the first bytes and the total size") {
   CHECK(estimate_records("productKey,deviceKey\np,1\n", 1'000'000, device_format::csv) == 0);
   CHECK(estimate_records("", 1'000'000, device_format::ndjson) == 0);
 }
+
+namespace {
+
+// An endless stream of NUL bytes, as /dev/zero or a sparse file gives, that
+// counts what was read from it.
+struct zeros final : std::streambuf {
+  char buf[4096] = {};
+  std::uint64_t served = 0;
+  int_type underflow() override {
+    setg(buf, buf, buf + sizeof buf);
+    served += sizeof buf;
+    return 0;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a NUL byte ends the list at once with its offset, in every format") {
+  const std::string csv =
+      std::string("productKey,deviceKey\npk1,dk1\npk1,dk") + '\0' + "2\npk1,dk3\n";
+  auto c = read_all(device_format::csv, csv);
+  CHECK(c.records.empty());  // the chunk that holds it is not taken either
+  CHECK(c.fatal.find("byte 35 is a NUL") != std::string::npos);
+  const std::string nd = std::string("{\"productKey\":\"pk1\",\"deviceKey\":\"dk1\"}\n") + '\0';
+  auto n = read_all(device_format::ndjson, nd);
+  CHECK(n.records.size() == 0);  // the NUL is in the first chunk read
+  CHECK(n.fatal.find("is a NUL") != std::string::npos);
+  auto j = read_all(device_format::json_array, std::string("[{\"productKey\":\"pk1\",") + '\0');
+  CHECK(j.fatal.find("byte 21 is a NUL") != std::string::npos);
+  for (auto format : {device_format::csv, device_format::ndjson, device_format::json_array}) {
+    zeros z;
+    std::istream in(&z);
+    device_stream stream(make_device_reader(format, in, {}, false));
+    device_record r;
+    record_kind kind;
+    CHECK_FALSE(stream.next(r, kind));
+    CHECK(stream.fatal_error().find("byte 0 is a NUL") != std::string::npos);
+    CHECK(z.served <= 4 * 1024 * 1024);  // one buffer's worth, not the endless rest
+  }
+}
