@@ -169,6 +169,7 @@ class daemon_service {
   bool take_resume(const std::string& name, const resume_request& request);
   void claim_incoming();
   bool refuse_if_invalid(const fs::path& path, fs::file_time_type when);
+  static constexpr std::size_t jobs_checked_per_turn = 32;
   void start_waiting();
   bool start(const std::shared_ptr<daemon_job>& dj);
   void reap();

@@ -85,11 +85,13 @@ void daemon_service::recover() {
 bool daemon_service::refuse_if_invalid(const fs::path& path, fs::file_time_type when) {
   const auto key = std::make_pair(path.string(), when);
   if (known_valid_.count(key)) return false;
+  std::error_code ec;
+  if (fs::file_size(path, ec) > max_job_file_bytes && !ec) return true;  // refused at its start
   std::string text, error;
   if (!read_text_file(path.string(), text, error)) return false;  // gone: taken by someone else
   const auto as_dropped = (spool_ / "incoming" / path.filename()).string();
   if (parse_job(text, as_dropped).job) {
-    if (known_valid_.size() > 10'000) known_valid_.clear();
+    if (known_valid_.size() > 1'000'000) known_valid_.clear();
     known_valid_.insert(key);
     return false;
   }
@@ -104,14 +106,23 @@ void daemon_service::claim_incoming() {
     if (is_job_file(e)) files.emplace_back(e.last_write_time(ec), e.path());
   }
   std::sort(files.begin(), files.end());  // oldest first
+  // Checking a job file reads and parses it: a few per turn of the loop, so
+  // that thousands waiting never pause the jobs that run on it.
+  std::size_t checked = 0;
   for (const auto& [when, path] : files) {
     bool full;
     {
       std::lock_guard lock(jobs_mutex_);
       full = jobs_.size() >= config_.max_jobs;
     }
-    // A job that waits for a slot is checked at once: an invalid one is
+    // A job that waits for a slot is checked early: an invalid one is
     // refused now (moved to failed/), not after the jobs ahead of it.
+    if (full && !known_valid_.count({path.string(), when})) {
+      if (++checked > jobs_checked_per_turn) {
+        wake();  // the rest on the next turn, after the loop's other work
+        break;
+      }
+    }
     if (full && !refuse_if_invalid(path, when)) continue;
     const auto base = clean_name(path.stem().string());
     std::string name = base;

@@ -25,13 +25,24 @@ bool read_text_file(const std::string& path, std::string& text, std::string& err
     error = fmt::format("{}: cannot open: {}", path, std::strerror(errno));
     return false;
   }
-  std::ostringstream buf;
-  buf << in.rdbuf();
+  // At most max_job_file_bytes (and one more, to tell a larger file): a job
+  // or config file, or /dev/zero given as one, never fills the memory.
+  text.clear();
+  char chunk[64 * 1024];
+  while (in && text.size() <= max_job_file_bytes) {
+    in.read(chunk, sizeof chunk);
+    text.append(chunk, static_cast<std::size_t>(in.gcount()));
+  }
   if (in.bad()) {
     error = fmt::format("{}: read error", path);
     return false;
   }
-  text = std::move(buf).str();
+  if (text.size() > max_job_file_bytes) {
+    error = fmt::format("{}: larger than {} MiB: not a job or config file", path,
+                        max_job_file_bytes >> 20);
+    text.clear();
+    return false;
+  }
   return true;
 }
 

@@ -17,7 +17,12 @@
 
 namespace fleetcast::app {
 
-// The job file's text; false with `error` set when it cannot be read.
+// Job and config files are at most this large (inline device lists
+// included; a larger fleet belongs in a device list file).
+inline constexpr std::size_t max_job_file_bytes = 16u << 20;
+
+// The job file's text; false with `error` set when it cannot be read or is
+// larger than max_job_file_bytes.
 bool read_text_file(const std::string& path, std::string& text, std::string& error);
 
 // Reads and parses a job file; on failure prints every problem (file, line,

@@ -12,7 +12,8 @@ fi
 # The compiler and build tools, then the libraries (all headers or -dev), and
 # systemd for `systemd-analyze verify` of the unit in deploy/ and man-db for
 # `man -l` of the man page (tests). Qpid Proton: the AMQP 1.0 engine of the
-# message subscription (delivery acknowledgements).
+# message subscription (delivery acknowledgements). python3: the tests'
+# hostile peers and acknowledgement writers (its standard library only).
 packages="
   g++
   cmake
@@ -28,6 +29,7 @@ packages="
   libqpid-proton11-dev
   systemd
   man-db
+  python3
 "
 
 export DEBIAN_FRONTEND=noninteractive

@@ -101,6 +101,7 @@ struct read_result {
   int http_status = 0;
   bool keep_alive = true;
   std::string_view retry_after;  // the Retry-After header's value, if any
+  std::string_view date;         // the Date header's value, if any (the server's clock)
   std::string_view body;         // the answer's body
   std::size_t readable = 0;      // bytes readable from body.data() (padding for in-place parsing)
   std::string_view detail;       // no answer: why, when known

@@ -34,7 +34,10 @@ dispatch_progress dispatcher::progress(std::int64_t now_us) {
         fmt::format("no connection for {:.0f} s: {}",
                     static_cast<double>(now - *unreachable_since_us_) / 1e6, unreachable_why_);
   } else if (token_phase_ == token_phase::fetching && !token_startup_) {
-    p.waiting_for = "a fresh token (auth.token_command)";
+    p.waiting_for = j_.auth.refreshes() ? "a fresh token (the refresh endpoint)"
+                    : j_.auth.kind == auth_config::source::token_command
+                        ? "a fresh token (auth.token_command)"
+                        : "a fresh token";
   } else if (now < long_wait_until_us_) {
     p.held = true;
     p.waiting_for = fmt::format("{} ({:.0f} s left)", long_wait_why_,

@@ -40,12 +40,16 @@ struct emulator_acks {
   std::string access_secret_file;               // when given, the secret is read from it at start
   std::string queue = "a.1.fleetcast";          // consumed as /amq/queue/Q or /queues/Q
   std::uint32_t disconnect_after_messages = 0;  // drop the connection after every N sent
-  std::uint32_t delay_ms = 50;                  // after the command was executed
-  std::uint32_t delay_random_ms = 200;          // plus 0..random, uniform: acks come reordered
-  double fail_ratio = 0;                        // status "fail"
-  double loss_ratio = 0;                        // never sent
-  double duplicate_ratio = 0;                   // sent twice (the second after its own delay)
-  double early_ratio = 0;                       // sent at once, before the HTTP answer goes out
+  // Drop the connection as every Nth acceptance arrives, before it is
+  // applied: the client recorded the outcome, the broker still has the
+  // message and delivers it again (a cut between journal and settle).
+  std::uint32_t disconnect_before_accept = 0;
+  std::uint32_t delay_ms = 50;          // after the command was executed
+  std::uint32_t delay_random_ms = 200;  // plus 0..random, uniform: acks come reordered
+  double fail_ratio = 0;                // status "fail"
+  double loss_ratio = 0;                // never sent
+  double duplicate_ratio = 0;           // sent twice (the second after its own delay)
+  double early_ratio = 0;               // sent at once, before the HTTP answer goes out
   bool enabled() const noexcept { return !ndjson.empty() || !amqp_listen.empty(); }
 };
 

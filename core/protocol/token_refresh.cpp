@@ -107,7 +107,9 @@ std::optional<std::string> base64url_decode(std::string_view in) {
 
 }  // namespace
 
-std::optional<std::int64_t> jwt_expiry_s(std::string_view token) {
+namespace {
+
+std::optional<std::int64_t> jwt_claim(std::string_view token, std::string_view claim) {
   if (token.starts_with("Bearer ")) token.remove_prefix(7);
   const auto a = token.find('.');
   if (a == std::string_view::npos) return std::nullopt;
@@ -118,11 +120,52 @@ std::optional<std::int64_t> jwt_expiry_s(std::string_view token) {
   dom::parser parser;
   dom::element root;
   const simdjson::padded_string padded(*payload);
-  std::int64_t exp = 0;
+  std::int64_t v = 0;
   if (parser.parse(padded).get(root) != simdjson::SUCCESS ||
-      root["exp"].get_int64().get(exp) != simdjson::SUCCESS)
+      root[claim].get_int64().get(v) != simdjson::SUCCESS)
     return std::nullopt;
-  return exp;
+  return v;
+}
+
+// Days from 1970-01-01 to y-m-d (proleptic Gregorian; Howard Hinnant's).
+std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) noexcept {
+  y -= m <= 2;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const auto yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+}  // namespace
+
+std::optional<std::int64_t> jwt_expiry_s(std::string_view token) {
+  return jwt_claim(token, "exp");
+}
+
+std::optional<std::int64_t> jwt_issued_s(std::string_view token) {
+  return jwt_claim(token, "iat");
+}
+
+std::optional<std::int64_t> parse_http_date(std::string_view t) {
+  // "Sun, 06 Nov 1994 08:49:37 GMT": 29 bytes, fixed positions.
+  if (t.size() != 29 || t[3] != ',' || t[4] != ' ' || t.substr(26) != "GMT") return std::nullopt;
+  const auto num = [&](std::size_t at, std::size_t n) -> std::optional<unsigned> {
+    unsigned v = 0;
+    for (std::size_t i = at; i < at + n; ++i) {
+      if (t[i] < '0' || t[i] > '9') return std::nullopt;
+      v = v * 10 + static_cast<unsigned>(t[i] - '0');
+    }
+    return v;
+  };
+  static constexpr std::string_view months = "JanFebMarAprMayJunJulAugSepOctNovDec";
+  const auto mpos = months.find(t.substr(8, 3));
+  const auto day = num(5, 2), year = num(12, 4), h = num(17, 2), mi = num(20, 2), s = num(23, 2);
+  if (mpos == std::string_view::npos || mpos % 3 || !day || !year || !h || !mi || !s || *day < 1 ||
+      *day > 31 || *h > 23 || *mi > 59 || *s > 60)
+    return std::nullopt;
+  const auto m = static_cast<unsigned>(mpos / 3 + 1);
+  return days_from_civil(*year, m, *day) * 86400 + *h * 3600 + *mi * 60 + *s;
 }
 
 std::int64_t refresh_due_s(std::int64_t obtained_s, std::int64_t expires_s) noexcept {

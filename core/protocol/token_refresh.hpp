@@ -27,6 +27,12 @@ refresh_answer read_refresh_answer(int http_status, std::string_view body);
 
 // The `exp` of a JWT access token ("Bearer " taken off), if it is one.
 std::optional<std::int64_t> jwt_expiry_s(std::string_view token);
+// Its `iat` (when it was issued, on the issuer's clock), if it has one.
+std::optional<std::int64_t> jwt_issued_s(std::string_view token);
+
+// An HTTP Date header (IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT") as
+// seconds since the epoch; nullopt for anything else.
+std::optional<std::int64_t> parse_http_date(std::string_view text);
 
 // When to refresh a token valid until expires_s, obtained at obtained_s:
 // a quarter of its life before the end, at most 5 minutes before.

@@ -38,7 +38,9 @@ constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
 // a way to cut it (a second cancel), and what a pool asks of it.
 struct link_base {
   asio::steady_timer timer;
-  bool from_pool = false;  // open when taken from a pool: no handshake needed
+  bool from_pool = false;      // open when taken from a pool: no handshake needed
+  bool connecting = false;     // in connect (a proxy's tunnel, a handshake): nothing sent yet
+  bool cut_requested = false;  // cut() came (perhaps before there was a socket to close)
   std::chrono::steady_clock::time_point idle_since{};
   explicit link_base(const asio::any_io_executor& ex) : timer(ex) {}
   virtual ~link_base() = default;
@@ -61,7 +63,7 @@ struct link final : link_base {
   static constexpr std::size_t read_buffer_limit = 256 * 1024;
   beast::flat_buffer buffer{read_buffer_limit};
   padded_buffer answer{response_decoder::padding};  // the last answer's body
-  std::string retry_after, detail;                  // of the last answer
+  std::string retry_after, detail, date;            // of the last answer
 
   explicit link(const asio::any_io_executor& ex) : link_base(ex) {}
   ~link() override {
@@ -74,6 +76,7 @@ struct link final : link_base {
     session_saved = false;
   }
   void cut() override {
+    cut_requested = true;
     if (!stream) return;
     boost::system::error_code ec;
     lowest().socket().shutdown(tcp::socket::shutdown_both, ec);

@@ -71,6 +71,7 @@ struct link_io {
       if (ec) co_return why(ec.message());
       endpoints = results;
     }
+    if (c.cut_requested) co_return why("stopped");  // cut while resolving
     if constexpr (is_tls<Stream>) {
       c.stream.emplace(ex, tls->get().ctx);
       SSL* ssl = c.stream->native_handle();
@@ -131,6 +132,7 @@ struct link_io {
   asio::awaitable<void> read(link<Stream>& c, read_result& r) {
     c.retry_after.clear();
     c.detail.clear();
+    c.date.clear();
     http::response_parser<padded_body> parser;
     parser.get().body().storage = &c.answer;
     parser.body_limit(max_answer_bytes);
@@ -161,6 +163,10 @@ struct link_io {
     if (auto it = res.find(http::field::retry_after); it != res.end()) {
       c.retry_after = std::string(it->value());
       r.retry_after = c.retry_after;
+    }
+    if (auto it = res.find(http::field::date); it != res.end()) {
+      c.date = std::string(it->value());
+      r.date = c.date;
     }
     r.body = c.answer.view();
     r.readable = c.answer.readable();

@@ -4,6 +4,7 @@
 // token helper when asked, and reports what happened.
 #include <fleetcast/net/client/rollout.hpp>
 
+#include "core/auth/token_renewal.hpp"
 #include "core/dispatch/dispatcher.hpp"
 #include "core/job/proxy.hpp"
 #include "core/protocol/token_refresh.hpp"
@@ -113,9 +114,11 @@ struct rollout::impl {
   token_source tokens;
   token_command_control token_child;
   dispatcher d;
-  std::string host;  // the Host header
-  bool refreshing = false, token_requested = false;
-  std::vector<link_base*> live;  // every connection, for waking and cutting
+  std::string host;                   // the Host header
+  token_renewal renewal;              // when to renew at the refresh endpoint (core)
+  link_base* refresh_link = nullptr;  // the renewal's connection while it runs
+  bool refresh_cut = false;           // a stop came: the renewal under way ends now
+  std::vector<link_base*> live;       // every connection, for waking and cutting
   std::vector<asio::steady_timer*> waiters;
   asio::steady_timer progress_timer{ex};
   std::atomic<bool> cancel_requested{false};
@@ -177,8 +180,18 @@ struct rollout::impl {
     for (;;) {
       const auto e = d.take_effects();
       if (e.kill_token) token_child.kill();
+      if (e.kill_token || e.cut) {  // a renewal's wait must not hold a stop
+        cut_refresh();
+        if (tokens.refreshes() && renewal.requested() && !renewal.under_way())
+          d.on_token_failed("stopped while waiting to renew the token", true, now_us());
+      }
       if (e.cut)
         for (auto* c : live) c->cut();
+      // Stopping: a connection still being made carries nothing yet, so a
+      // proxy or a handshake that hangs must not hold the stop.
+      if (d.stopping())
+        for (auto* c : live)
+          if (c->connecting) c->cut();
       if (e.wake)
         for (auto* t : waiters) t->cancel();
       auto request = d.take_token_request();
@@ -191,7 +204,14 @@ struct rollout::impl {
         continue;
       }
       if (tokens.refreshes()) {  // refused: renewed at the refresh endpoint
-        want_refresh(true);
+        if (renewal.refused(wall_s()) == token_renewal::verdict::give_up) {
+          d.on_token_failed(
+              "the token was refused (5032) right after each of its last renewals: the refresh "
+              "endpoint hands out tokens the API does not take",
+              false, now_us());
+          continue;
+        }
+        start_refresh();
         continue;
       }
       try {  // a file or the environment: read at once
@@ -222,52 +242,71 @@ struct rollout::impl {
         .count();
   }
 
-  // A renewal at the refresh endpoint, for a refused token (`requested`:
-  // the dispatcher waits for it) or before the token expires.
-  void want_refresh(bool requested) {
-    if (requested) token_requested = true;
-    if (std::exchange(refreshing, true)) return;  // the one under way answers both
+  // A renewal at the refresh endpoint when core's token_renewal says it is
+  // due: for a refused token (the dispatcher waits for it) or before the
+  // token expires. One at a time; a failure is tried again as it says.
+  void start_refresh() {
+    if (!renewal.due(wall_s())) return;
+    renewal.started(wall_s());
+    refresh_cut = false;
     asio::co_spawn(ex, run_refresh(), asio::detached);
+  }
+
+  void cut_refresh() {
+    refresh_cut = true;
+    if (refresh_link) refresh_link->cut();
   }
 
   asio::awaitable<void> run_refresh() {
     std::string error;
     refresh_answer a;
+    std::optional<std::int64_t> server_now;
     try {
       const auto target = refresh_target(j.endpoint.path_prefix, tokens.refresh_token());
       // Not a conditional expression of two co_awaits: g++ 12 miscompiles that.
       if (j.endpoint.tls)
-        a = co_await put<tls_stream>(target, error);
+        a = co_await put<tls_stream>(target, error, server_now);
       else
-        a = co_await put<beast::tcp_stream>(target, error);
+        a = co_await put<beast::tcp_stream>(target, error, server_now);
     } catch (const std::exception& x) {
       error = x.what();
     }
     if (error.empty() && !a.error.empty()) error = "the refresh endpoint answered " + a.error;
-    if (error.empty()) error = tokens.store(a.access_token, a.refresh_token);
-    refreshing = false;
-    const bool requested = std::exchange(token_requested, false);
+    if (error.empty()) error = tokens.store(a.access_token, a.refresh_token);  // checked first
+    const bool requested = renewal.requested();
     if (error.empty()) {
-      tokens.obtained(a.access_token, wall_s(), a.access_expires_s);
+      // The server's clock: its Date, else the fresh token's iat.
+      if (!server_now) server_now = jwt_issued_s(a.access_token);
+      const auto expires =
+          a.access_expires_s ? a.access_expires_s : jwt_expiry_s(a.access_token).value_or(0);
+      renewal.obtained(wall_s(), expires, server_now);
       if (requested)
         d.on_token(a.access_token, now_us());
       else
         d.on_token_rotated(a.access_token);
-    } else if (requested) {
-      d.on_token_failed("the token was refused (5032) and renewing it failed: " + error, false,
-                        now_us());
-    } else {
-      tokens.postpone_refresh(wall_s() + 30);  // again later; a refused token asks at once
-    }
+    } else if (refresh_cut) {
+      renewal.failed(wall_s());
+      if (requested) d.on_token_failed("stopped while renewing the token", true, now_us());
+    } else if (renewal.failed(wall_s()) == token_renewal::verdict::give_up) {
+      d.on_token_failed(fmt::format("renewing it at the refresh endpoint failed {} times: {}",
+                                    renewal.tries(), error),
+                        false, now_us());
+    }  // else tried again when due (the progress loop looks)
     apply_effects();
   }
 
   // PUT on a connection of its own (through the proxy, as the requests).
   template <typename Stream>
-  asio::awaitable<refresh_answer> put(const std::string& target, std::string& error) {
+  asio::awaitable<refresh_answer> put(const std::string& target, std::string& error,
+                                      std::optional<std::int64_t>& server_now) {
     link<Stream> c(ex);
-    if (auto why = co_await io.connect(c); !why.empty()) {
-      error = why;
+    refresh_link = &c;
+    struct unlist {
+      link_base*& at;
+      ~unlist() { at = nullptr; }
+    } unlisted{refresh_link};
+    if (auto why = co_await io.connect(c); !why.empty() || refresh_cut) {
+      error = refresh_cut ? "stopped" : why;
       co_return refresh_answer{};
     }
     const auto head = fmt::format(
@@ -275,8 +314,13 @@ struct rollout::impl {
         "0\r\nConnection: close\r\n\r\n",
         target, host);
     read_result r;
-    if (co_await io.write(c, head, {})) co_await io.read(c, r);
+    if (co_await io.write(c, head, {}) && !refresh_cut) co_await io.read(c, r);
+    if (r.answered) server_now = parse_http_date(r.date);
     c.close();
+    if (refresh_cut) {
+      error = "stopped";
+      co_return refresh_answer{};
+    }
     if (!r.answered) {
       error = "no answer from the refresh endpoint" +
               (r.detail.empty() ? std::string() : ": " + std::string(r.detail));
@@ -322,7 +366,10 @@ struct rollout::impl {
           if (c.from_pool) {
             c.from_pool = false;  // open already: the handshake was another rollout's
           } else {
+            c.connecting = true;
             why = co_await io.connect(c);
+            c.connecting = false;
+            if (why.empty() && d.stopping()) why = "stopped while connecting";
             if (why.empty() && options.pool) ++options.pool->get().opened;
           }
           d.on_connected(i, why, now_us());
@@ -362,6 +409,7 @@ struct rollout::impl {
 
   void lane_ended() {
     if (--lanes_running == 0) {
+      cut_refresh();  // nothing will use it: the run ends now
       for (auto* t : waiters) t->cancel();
       progress_timer.cancel();  // the run is over: do not wait out the progress tick
     }
@@ -388,10 +436,8 @@ struct rollout::impl {
     while (lanes_running > 0) {
       check_cancel();
       d.tick(now_us());
-      if (tokens.refreshes() && !refreshing && tokens.refresh_due_s() &&
-          wall_s() >= tokens.refresh_due_s())
-        want_refresh(false);        // before it expires
-      if (tokens.file_changed()) {  // an outside agent rotated it: use it from now on
+      if (tokens.refreshes()) start_refresh();  // before it expires, or again after a failure
+      if (tokens.file_changed()) {              // an outside agent rotated it: use it from now on
         try {
           d.on_token_rotated(tokens.fetch());
         } catch (const std::exception&) {  // an unreadable file keeps the current token
@@ -427,7 +473,8 @@ struct rollout::impl {
     const bool default_port = ep.port == (ep.tls ? 443 : 80);
     host = fmt::format("{}{}{}", v6 ? "[" : "", ep.host, v6 ? "]" : "");
     if (!default_port) host += fmt::format(":{}", ep.port);
-    if (tokens.refreshes()) tokens.obtained(first_token, wall_s());  // a JWT says when
+    if (tokens.refreshes())  // a JWT says when it ends (the server's clock not known yet)
+      renewal.obtained(wall_s(), jwt_expiry_s(first_token).value_or(0));
     start = std::chrono::steady_clock::now();
     const auto wall_us = std::chrono::duration_cast<std::chrono::microseconds>(
                              std::chrono::system_clock::now().time_since_epoch())

@@ -137,11 +137,6 @@ std::string token_source::refresh_token() {
   return token;
 }
 
-void token_source::obtained(const std::string& access, std::int64_t now_s, std::int64_t expires_s) {
-  if (!expires_s) expires_s = jwt_expiry_s(access).value_or(0);
-  due_s_ = expires_s ? fleetcast::refresh_due_s(now_s, expires_s) : 0;
-}
-
 namespace {
 // Writes `text` to `path` through a temporary file beside it (mode 0600,
 // flushed to the disk), renamed over it. The error, or "".

@@ -34,12 +34,6 @@ class token_source {
   // refreshed one once there is one); throws like fetch().
   bool refreshes() const noexcept { return config_.refreshes(); }
   std::string refresh_token();
-  // The access token in use was obtained at now_s and is valid until
-  // expires_s (0: the JWT's exp if it is one, else unknown).
-  void obtained(const std::string& access, std::int64_t now_s, std::int64_t expires_s = 0);
-  // When to renew it (0: unknown; only when it is refused).
-  std::int64_t refresh_due_s() const noexcept { return due_s_; }
-  void postpone_refresh(std::int64_t until_s) noexcept { due_s_ = until_s; }
   // Keeps a refreshed pair: each written back to its file (a temporary
   // file, mode 0600, renamed over it), or in memory for the environment;
   // fetch() gives the new access token from then on. The error, or "".
@@ -55,7 +49,6 @@ class token_source {
   auth_config config_;
   file_identity seen_;
   std::string access_memory_, refresh_memory_;  // refreshed, from the environment
-  std::int64_t due_s_ = 0;
 };
 
 // A running token command, so that a cancel or a drain can end it.

@@ -32,11 +32,10 @@ struct admin_server::impl {
   std::size_t open = 0;  // connections being served
 
   asio::awaitable<void> serve(tcp::socket socket) {
-    struct counted {
+    struct counted {  // counted in by the accept loop, out here
       std::size_t& n;
-      explicit counted(std::size_t& c) : n(c) { ++n; }
       ~counted() { --n; }
-    } in_use(open);
+    } in_use{open};
     boost::system::error_code peer_ec;
     const auto peer = socket.remote_endpoint(peer_ec);
     const auto address = peer.address();
@@ -100,6 +99,7 @@ struct admin_server::impl {
         socket.close(ignored);
         continue;
       }
+      ++open;  // now, in accept order: the next accept sees it
       asio::co_spawn(ioc, serve(std::move(socket)), asio::detached);
     }
   }

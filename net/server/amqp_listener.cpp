@@ -82,7 +82,7 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
   asio::steady_timer attach_timer;
   pn_link_t* sender = nullptr;
   std::map<std::uint64_t, std::string> unsettled;  // by delivery tag: sent, not yet accepted
-  std::uint64_t next_tag = 1, sent_here = 0;
+  std::uint64_t next_tag = 1, sent_here = 0, accepts_here = 0;
   std::string refused;  // why the login was refused
   pn_message_t* msg = pn_message();
   std::string encoded;
@@ -148,6 +148,14 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
         std::uint64_t t = 0;
         std::memcpy(&t, tag.start, std::min<std::size_t>(tag.size, sizeof t));
         if (state == PN_ACCEPTED) {
+          const auto every = owner->config.disconnect_before_accept;
+          if (every && ++accepts_here % every == 0) {
+            // The fault: cut before the acceptance counts (sent again later).
+            owner->count(&amqp_listener_stats::disconnects);
+            asio::post(pump->stream().get_executor(),
+                       [p = pump] { p->abort("disconnect before accept fault"); });
+            break;
+          }
           unsettled.erase(t);
           owner->count(&amqp_listener_stats::accepted);
         }

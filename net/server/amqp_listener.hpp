@@ -24,6 +24,7 @@ struct amqp_listener_config {
   std::string access_key, access_secret;
   std::string queue = "a.1.fleetcast";
   std::uint32_t disconnect_after_messages = 0;  // 0 = never
+  std::uint32_t disconnect_before_accept = 0;   // every Nth acceptance cuts the connection first
 };
 
 struct amqp_listener_stats {

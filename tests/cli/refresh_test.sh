@@ -72,7 +72,7 @@ done
 printf 'used-once\n' >"$tmp/refresh"  # an operator's stale copy over the renewed one
 wait "$run_pid"
 rc=$?
-[ "$rc" -eq 1 ] && grep -q "renewing it failed: the refresh endpoint answered code 5032" "$tmp/refused.err" &&
+[ "$rc" -eq 1 ] && grep -q "a fresh one cannot be had: renewing it at the refresh endpoint failed 4 times: the refresh endpoint answered code 5032" "$tmp/refused.err" &&
   grep -q "fleetcast run .* --resume" "$tmp/refused.err" && ok ||
   fail "refused: exit $rc: $(tail -4 "$tmp/refused.err")"
 stop_emulator
