@@ -85,7 +85,7 @@ emulator_config_result parse_emulator_config(std::string_view text, std::string_
     dom::object a;
     if (r.object(e, "acks",
                  {"ndjson", "amqp_listen", "access_key", "access_secret_file", "queue",
-                  "disconnect_after_messages", "disconnect_before_accept", "delay_ms",
+                  "disconnect_after_messages", "disconnect_before_accept", "echo_login", "delay_ms",
                   "delay_random_ms", "fail_ratio", "loss_ratio", "duplicate_ratio", "early_ratio"},
                  a)) {
       auto& x = c.acks;
@@ -96,6 +96,7 @@ emulator_config_result parse_emulator_config(std::string_view text, std::string_
       r.string(a, "acks", "queue", x.queue);
       r.integer(a, "acks", "disconnect_after_messages", x.disconnect_after_messages, 0, UINT32_MAX);
       r.integer(a, "acks", "disconnect_before_accept", x.disconnect_before_accept, 0, UINT32_MAX);
+      r.integer(a, "acks", "echo_login", x.echo_login, 0, 1);
       // The secret from a file, as a client keeps it (read when serving).
       if (r.string(a, "acks", "access_secret_file", path)) x.access_secret_file = r.path(path);
       r.integer(a, "acks", "delay_ms", x.delay_ms, 0, 3'600'000);

@@ -44,6 +44,9 @@ struct emulator_acks {
   // applied: the client recorded the outcome, the broker still has the
   // message and delivers it again (a cut between journal and settle).
   std::uint32_t disconnect_before_accept = 0;
+  // 1: a refused link's error echoes the client's login and the secret (a
+  // broker that leaks credentials into its errors).
+  std::uint32_t echo_login = 0;
   std::uint32_t delay_ms = 50;          // after the command was executed
   std::uint32_t delay_random_ms = 200;  // plus 0..random, uniform: acks come reordered
   double fail_ratio = 0;                // status "fail"

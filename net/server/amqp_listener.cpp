@@ -80,6 +80,7 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
   std::shared_ptr<amqp_listener::impl> owner;
   std::shared_ptr<amqp_pump> pump;
   asio::steady_timer attach_timer;
+  std::string user;  // the login's username: Proton keeps a pointer to it, not a copy
   pn_link_t* sender = nullptr;
   std::map<std::uint64_t, std::string> unsettled;  // by delivery tag: sent, not yet accepted
   std::uint64_t next_tag = 1, sent_here = 0, accepts_here = 0;
@@ -124,9 +125,12 @@ struct connection_state : std::enable_shared_from_this<connection_state> {
           owner->count(&amqp_listener_stats::links_refused);
           pn_terminus_set_address(pn_link_source(l), nullptr);
           pn_condition_set_name(pn_link_condition(l), "amqp:not-found");
-          pn_condition_set_description(
-              pn_link_condition(l),
-              pn_link_is_sender(l) ? "no such queue" : "this subscription can only be consumed");
+          std::string why =
+              pn_link_is_sender(l) ? "no such queue" : "this subscription can only be consumed";
+          if (owner->config.echo_login) {  // the fault: a broker that leaks credentials
+            why += " for " + user + " (secret " + owner->config.access_secret + ")";
+          }
+          pn_condition_set_description(pn_link_condition(l), why.c_str());
           pn_link_open(l);
           pn_link_close(l);
           break;
@@ -260,7 +264,8 @@ const pnx_sasl_implementation sasl_server::table = {
         }
       }
       if (why.empty()) {
-        pnx_sasl_set_succeeded(t, user.c_str(), nullptr);
+        s->user = std::move(user);
+        pnx_sasl_set_succeeded(t, s->user.c_str(), nullptr);
       } else {
         s->refused = why;
         s->owner->count(&amqp_listener_stats::logins_refused);

@@ -25,6 +25,7 @@ struct amqp_listener_config {
   std::string queue = "a.1.fleetcast";
   std::uint32_t disconnect_after_messages = 0;  // 0 = never
   std::uint32_t disconnect_before_accept = 0;   // every Nth acceptance cuts the connection first
+  bool echo_login = false;                      // a refused link's error quotes login and secret
 };
 
 struct amqp_listener_stats {

@@ -254,6 +254,7 @@ emulator::emulator(emulator_config config) {
     ac.queue = acks.queue;
     ac.disconnect_after_messages = acks.disconnect_after_messages;
     ac.disconnect_before_accept = acks.disconnect_before_accept;
+    ac.echo_login = acks.echo_login != 0;
     self.amqp = std::make_unique<amqp_listener>(std::move(ac), *self.amqp_tls);
   }
   if (acks.enabled()) {

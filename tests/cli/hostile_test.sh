@@ -359,6 +359,25 @@ check_deliveries "$tmp/out/cut/results.ndjson" "$tmp/record.ndjson" cut
 [ "$(grep -c '^{"index":[0-9]' "$tmp/out/cut/deliveries.ndjson")" -eq "$(grep -c '"status":"succeeded"' "$tmp/out/cut/results.ndjson")" ] &&
   ok || fail "cut: the journal does not hold one outcome per accepted device"
 
+# 12b. A broker that quotes the client's login and the AccessSecret in its
+#     refusal of a queue: refused (exit 2), its reason said, redacted.
+"$bin" emulate --listen 127.0.0.1:0 --threads 1 --cert-out "$tmp/ca.pem" \
+  --config "$(emulator_config '{"max_devices": 100, "acks": {"amqp_listen": "127.0.0.1:0",
+     "access_key": "AK-'"$$"'-key", "access_secret_file": "'"$tmp"'/access_secret", "queue": "a.9.cut",
+     "echo_login": 1}}')" 2>"$tmp/emu.err" &
+emu_pid=$!
+port=$(serving_port "$tmp/emu.err" https)
+aport_amqp=$(sed -n 's|.*subscription amqps://127.0.0.1:\([0-9]*\)/.*|\1|p' "$tmp/emu.err")
+sed "s|127.0.0.1:[0-9]*/quec-open|127.0.0.1:$aport_amqp/quec-open|; s|https://127.0.0.1:[0-9]*\"|https://127.0.0.1:$port\"|; s|a.9.cut|a.9.other|g; s|\"name\": \"cut\"|\"name\": \"leaky_broker\"|" \
+  "$tmp/cut.json" >"$tmp/leaky_broker.json"
+"$bin" run "$tmp/leaky_broker.json" >"$tmp/leaky_broker.out" 2>"$tmp/leaky_broker.err"
+rc=$?
+stop_emulator
+[ "$rc" -eq 2 ] && grep -q 'no such queue for ver=1&auth_mode=accessKey&sign_method=sha256&access_key=\[redacted\]&timestamp=[0-9]* (secret \[redacted\])' "$tmp/leaky_broker.err" &&
+  ok || fail "leaky_broker: exit $rc: $(cat "$tmp/leaky_broker.err")"
+grep -rqF -e "AK-$$-key" -e "AS-$$-secret" "$tmp/leaky_broker.err" "$tmp/leaky_broker.out" &&
+  fail "leaky_broker: a credential appears" || ok
+
 # --- the daemon's admin port, as a web page and a flood would use it --------
 spool=$tmp/spool
 mkdir -p "$spool/incoming"
@@ -419,7 +438,27 @@ grep -qx extra-closed "$tmp/flood.out" && grep -qx 'idle-closed 64' "$tmp/flood.
   fail "flood: $(cat "$tmp/flood.out")"
 [ "$(raw "127.0.0.1:$aport" -- GET /healthz)" = 200 ] && ok || fail "flood: the port does not answer after it"
 
-# 15. A job file larger than 16 MiB is refused with its reason.
+# 15. A job whose server echoes the token and whose refresh endpoint echoes
+#     the refresh token: nothing of them in the daemon's log, the folder,
+#     /jobs or /metrics.
+start_peer api --refuse --refresh echo
+cp "$tmp/token" "$tmp/refresh" "$tmp/devices.csv" "$spool/incoming/"
+cat >"$spool/incoming/.leaky.tmp" <<JOB
+{"endpoint": "http://127.0.0.1:$peer_port", "auth": {"token_file": "token", "refresh_token_file": "refresh"},
+ "command": {"type": 2, "data": "[{\"switch\":true}]", "isCache": 1, "cacheTime": 600, "isCover": 1},
+ "devices": {"file": "devices.csv"}, "rate": {"requests_per_second": 0}, "connections": 1}
+JOB
+mv "$spool/incoming/.leaky.tmp" "$spool/incoming/leaky.json"
+for _ in $(seq 600); do [ -e "$spool/failed/leaky/summary.json" ] && break; sleep 0.05; done
+stop_peer
+admin_http GET /jobs >"$tmp/jobs.json"
+admin_http GET /metrics >"$tmp/metrics.txt"
+[ -e "$spool/failed/leaky/summary.json" ] && grep -qx echoed "$tmp/peer.out" &&
+  grep -q '\[redacted\]' "$tmp/jobs.json" && ok || fail "leaky: the job did not fail as planned, or /jobs redacted nothing"
+[ -z "$(leaks "$spool/failed/leaky" "$tmp/daemon.log" "$tmp/jobs.json" "$tmp/metrics.txt")" ] && ok ||
+  fail "leaky: a secret in $(leaks "$spool/failed/leaky" "$tmp/daemon.log" "$tmp/jobs.json" "$tmp/metrics.txt")"
+
+# 16. A job file larger than 16 MiB is refused with its reason.
 { printf '{"name": "oversized", "x": "'; head -c 17000000 /dev/zero | tr '\0' a; printf '"}'; } >"$spool/incoming/.big.tmp"
 mv "$spool/incoming/.big.tmp" "$spool/incoming/oversized.json"
 for _ in $(seq 400); do [ -e "$spool/failed/oversized/reason.txt" ] && break; sleep 0.05; done
