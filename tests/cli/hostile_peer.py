@@ -12,8 +12,8 @@ api: every device of a request succeeds (a ticket each) but the first,
   answered 5032 (token refused), so fleetcast renews its token. --refresh:
   what PUT /v2/enduser/enduserapi/refreshToken answers: echo (5032, the
   refresh token and the Authorization in msg), huge (5032 with 900 KB of
-  msg), stall (never answers), bad-token (200 with an access token that no
-  header can carry).
+  msg), stall (never answers), bad-token (200 with a usable access token
+  and a refresh token that no request can carry).
 proxy: CONNECT is answered with a status line: echo (407, the
   Proxy-Authorization value and its decoded user:password in the reason),
   huge (502, 7,000 bytes of reason), invalid (502, raw bytes that are not
@@ -92,8 +92,8 @@ class Api(http.server.BaseHTTPRequestHandler):
         if mode == "bad-token":
             event("bad-token")
             return self.answer({"code": 200, "msg": "ok", "data": {
-                "accessToken": {"token": "Bearer broken\u0001token", "expirationTime": 2000000000},
-                "refreshToken": {"token": "refresh\nsplit", "expirationTime": 2000000000}}})
+                "accessToken": {"token": "Bearer a-usable-new-access-token", "expirationTime": 2000000000},
+                "refreshToken": {"token": "refresh\u0001broken", "expirationTime": 2000000000}}})
         event("echoed")
         return self.answer({"code": 5032, "data": None, "msg":
                             f"refresh token {refresh} and {self.headers.get('Authorization', '')} rejected"})

@@ -133,14 +133,14 @@ longest=$(awk '{ if (length($0) > m) m = length($0) } END { print m + 0 }' "$tmp
 grep -q '\[921[0-9]* bytes\]' "$tmp/out/huge/summary.json" && ok || fail "huge: the cut is not said: $(head -c 300 "$tmp/out/huge/summary.json")"
 valid_json_files "$tmp"/out/huge/*.json "$tmp"/out/huge/*.ndjson && ok || fail "huge: an output is not valid JSON"
 
-# 4. A refresh endpoint whose new tokens no header can carry: refused before
-#    either file is touched.
+# 4. A refresh endpoint whose new refresh token no request can carry (its
+#    access token is fine): refused before either file is touched.
 start_peer api --refuse --refresh bad-token
 write_job bad_token "http://127.0.0.1:$peer_port"
 "$bin" run "$tmp/bad_token.json" >"$tmp/bad_token.out" 2>"$tmp/bad_token.err"
 rc=$?
 stop_peer
-[ "$rc" -eq 1 ] && grep -q 'not printable ASCII' "$tmp/bad_token.err" &&
+[ "$rc" -eq 1 ] && grep -q 'the refreshed refresh token: the token holds a byte that is not printable ASCII' "$tmp/bad_token.err" &&
   [ "$(cat "$tmp/token")" = "$token" ] && [ "$(cat "$tmp/refresh")" = "$refresh" ] && ok ||
   fail "bad_token: exit $rc, or a token file was replaced: $(tail -2 "$tmp/bad_token.err")"
 
