@@ -464,7 +464,7 @@ int daemon_service::run() {
     watch.async_read_some(boost::asio::buffer(events),
                           [&](boost::system::error_code ec, std::size_t) {
                             if (ec) return;
-                            tick();
+                            wake();  // one tick for a burst of events, not one per read
                             on_change();
                           });
   };

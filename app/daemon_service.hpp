@@ -169,7 +169,11 @@ class daemon_service {
   bool take_resume(const std::string& name, const resume_request& request);
   void claim_incoming();
   bool refuse_if_invalid(const fs::path& path, fs::file_time_type when);
-  static constexpr std::size_t jobs_checked_per_turn = 32;
+  static constexpr std::size_t jobs_checked_per_turn = 8;
+  // The last listing's files not checked yet, oldest first.
+  std::vector<std::pair<fs::file_time_type, fs::path>> incoming_backlog_;
+  fs::file_time_type incoming_listed_{};  // incoming/'s time when last listed whole
+  steady::time_point incoming_listed_at_{};
   void start_waiting();
   bool start(const std::shared_ptr<daemon_job>& dj);
   void reap();

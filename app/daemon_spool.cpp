@@ -100,16 +100,37 @@ bool daemon_service::refuse_if_invalid(const fs::path& path, fs::file_time_type 
 
 void daemon_service::claim_incoming() {
   if (draining_) return;
+  // A large incoming/ must never become the loop's whole work: with no
+  // slot free, the files of the last listing not checked yet are checked a
+  // few per turn, and the folder is listed again only once it changed.
+  bool full_now;
+  {
+    std::lock_guard lock(jobs_mutex_);
+    full_now = jobs_.size() >= config_.max_jobs;
+  }
   std::error_code ec;
   std::vector<std::pair<fs::file_time_type, fs::path>> files;
-  for (const auto& e : fs::directory_iterator(spool_ / "incoming", ec)) {
-    if (is_job_file(e)) files.emplace_back(e.last_write_time(ec), e.path());
+  const auto changed = fs::last_write_time(spool_ / "incoming", ec);
+  if (full_now && !incoming_backlog_.empty()) {
+    files = std::move(incoming_backlog_);
+  } else if (full_now && !ec && changed == incoming_listed_ &&
+             steady::now() - incoming_listed_at_ <
+                 std::chrono::milliseconds(config_.poll_interval_ms)) {
+    return;  // nothing came or went since every file of it was checked
+  } else {
+    incoming_listed_ = ec ? fs::file_time_type{} : changed;
+    incoming_listed_at_ = steady::now();  // (a change within the clock's tick: the poll sees it)
+    for (const auto& e : fs::directory_iterator(spool_ / "incoming", ec)) {
+      if (is_job_file(e)) files.emplace_back(e.last_write_time(ec), e.path());
+    }
+    std::sort(files.begin(), files.end());  // oldest first
   }
-  std::sort(files.begin(), files.end());  // oldest first
+  incoming_backlog_.clear();
   // Checking a job file reads and parses it: a few per turn of the loop, so
   // that thousands waiting never pause the jobs that run on it.
   std::size_t checked = 0;
-  for (const auto& [when, path] : files) {
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const auto& [when, path] = files[i];
     bool full;
     {
       std::lock_guard lock(jobs_mutex_);
@@ -119,6 +140,7 @@ void daemon_service::claim_incoming() {
     // refused now (moved to failed/), not after the jobs ahead of it.
     if (full && !known_valid_.count({path.string(), when})) {
       if (++checked > jobs_checked_per_turn) {
+        incoming_backlog_.assign(files.begin() + static_cast<std::ptrdiff_t>(i), files.end());
         wake();  // the rest on the next turn, after the loop's other work
         break;
       }

@@ -95,7 +95,7 @@ TEST_CASE("amqp receiver: nothing is acknowledged before a sync that followed it
   r.stop();
 }
 
-TEST_CASE("amqp receiver: a sync that fails acknowledges nothing; the broker keeps the messages") {
+TEST_CASE("amqp receiver: a sync that fails acknowledges nothing, the broker keeps the messages") {
   broker b;
   for (int i = 0; i < 50; ++i) b.listener->push(fmt::format("{{\"n\":{}}}", i));
   asio::io_context ioc;
