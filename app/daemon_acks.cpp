@@ -58,7 +58,7 @@ bool daemon_service::open_acks(daemon_job& dj, std::string& error) {
 void daemon_service::run_job(const std::shared_ptr<daemon_job>& dj_ptr) {
   daemon_job* self = dj_ptr.get();
   const auto send = [this, self] {
-    self->rollout->async_run([this, self](net::rollout_outcome o) {
+    self->rollout->async_run([this, self](boost::system::error_code, net::rollout_outcome o) {
       if (!self->acks || !o.started()) {
         if (self->acks) self->acks->stop();
         return end_job(*self, std::move(o));

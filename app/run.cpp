@@ -267,7 +267,7 @@ int run_job(const std::string& job_file, const run_flags& flags) {
   // With acks, nothing is sent before their source can be relied on.
   std::string acks_refused;
   const auto run_rollout = [&] {
-    rollout.async_run([&](net::rollout_outcome o) {
+    rollout.async_run([&](boost::system::error_code, net::rollout_outcome o) {
       outcome = std::move(o);
       if (!acks || !outcome.started()) {
         if (acks) acks->stop();

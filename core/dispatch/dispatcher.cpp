@@ -257,7 +257,7 @@ void dispatcher::fail_outputs(std::string_view why) {
 }
 
 // Stops sending (the first reason wins): requests in flight finish, the rest
-// is recorded skipped by drain().
+// is recorded skipped by drain_some().
 void dispatcher::stop(job_state why, std::string failure_text) {
   if (stopping_) return;
   stopping_ = true;
@@ -336,7 +336,11 @@ dispatcher::pending_ptr dispatcher::read_batch(std::int64_t now_us, bool drainin
   results_now_us_ = now_us;
   device_record record;
   record_kind kind;
+  // Draining, records already done (a resume) or not devices are skipped
+  // here without a batch: a bounded number a call, so drain_some's slices are.
+  const auto first = records_;
   while (!chunks_.full() && (draining || guard_.admit_limit() > 0)) {
+    if (draining && records_ - first >= drain_read_max) break;
     if (!draining && admit_waiting()) continue;
     if (input_done_) break;                    // only waiting devices are left
     if (!draining && gateways_.full()) break;  // wait for room before reading on

@@ -181,6 +181,11 @@ class dispatcher {
 
   dispatch_effects take_effects() noexcept;
 
+  // Every lane is done: the records not sent are recorded skipped, once, about
+  // `max_records` a call (a driver yields to its loop between calls, so a
+  // cancel of millions does not stall it); true once none is left. finish()
+  // skips what is still left at once.
+  bool drain_some(std::int64_t now_us, std::size_t max_records);
   // Every lane is done: the rest is recorded skipped, once; the summary.
   run_summary finish(std::int64_t now_us);
   dispatch_progress progress(std::int64_t now_us);
@@ -215,6 +220,7 @@ class dispatcher {
     void flush() override;
   };
 
+  static constexpr std::uint64_t drain_read_max = 4096;  // records read a read_batch, draining
   static bool later(const pending_ptr& a, const pending_ptr& b) {
     return a->ready_us > b->ready_us;
   }
@@ -242,7 +248,6 @@ class dispatcher {
   void settle(pending_ptr p, const attempt_result& r, const decoded_response* answer,
               std::uint32_t retry_after_s, std::string_view detail, std::int64_t now_us);
   void close_lane(lane_state& l, bool dead, std::int64_t now_us);
-  void drain(std::int64_t now_us);
 
   const job& j_;
   device_stream& devices_;
@@ -280,6 +285,7 @@ class dispatcher {
   bool input_done_ = false;
   bool stopping_ = false;
   bool outputs_failed_ = false;
+  bool drained_held_ = false;  // drain_some: the batches in memory are skipped
   job_state state_ = job_state::completed;
   std::string failure_;
   std::string startup_error_;

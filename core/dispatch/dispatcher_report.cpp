@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <cstdint>
 
 namespace fleetcast {
 
@@ -63,49 +64,62 @@ dispatch_progress dispatcher::progress(std::int64_t now_us) {
   return p;
 }
 
-// After the lanes end: everything not sent is skipped, once.
-void dispatcher::drain(std::int64_t now_us) {
+// After the lanes end: everything not sent is skipped, once, in slices of
+// about `max_records` (what is held in memory first, then the records not
+// read yet, a batch's worth at a time), so that a driver can yield to its
+// loop between slices. True once nothing is left.
+bool dispatcher::drain_some(std::int64_t now_us, std::size_t max_records) {
   results_now_us_ = now_us;
   const auto reason = state_ == job_state::failed    ? outcome_reason::job_failed
                       : state_ == job_state::aborted ? outcome_reason::aborted
                                                      : outcome_reason::cancelled;
-  const std::string msg = !failure_.empty() ? failure_ : std::string(to_string(reason));
+  const std::string& msg = !failure_.empty() ? failure_ : std::string(to_string(reason));
+  std::size_t done = 0;
   auto skip = [&](pending& p) {
+    done += p.devices.size();
     accountant::account_all(p.devices, reason, p.last_code, msg, out_);
   };
-  for (auto& l : lanes_) {  // a lane that ended early keeps nothing, but be sure
-    if (l->staged) unstage(*l);
-    for (auto& w : l->window) {
-      w->devices.mark_uncertain();  // written: it may have been executed
-      ready_.push_back(std::move(w));
+  if (!drained_held_) {  // what is in memory: bounded by the queues' own limits
+    drained_held_ = true;
+    for (auto& l : lanes_) {  // a lane that ended early keeps nothing, but be sure
+      if (l->staged) unstage(*l);
+      for (auto& w : l->window) {
+        w->devices.mark_uncertain();  // written: it may have been executed
+        ready_.push_back(std::move(w));
+      }
+      l->window.clear();
     }
-    l->window.clear();
+    for (auto& p : ready_) skip(*p);
+    for (auto& p : delayed_) skip(*p);
+    for (auto& p : awaiting_token_) skip(*p);
+    ready_.clear();
+    delayed_.clear();
+    awaiting_token_.clear();
+    gateways_.drain([&](const gateway_cap::waiting_device& w) {  // behind a full gateway
+      pending p;
+      p.devices.add(w.index, w.device.view(), 0, w.uncertain);
+      skip(p);
+    });
   }
-  for (auto& p : ready_) skip(*p);
-  for (auto& p : delayed_) skip(*p);
-  for (auto& p : awaiting_token_) skip(*p);
-  ready_.clear();
-  delayed_.clear();
-  awaiting_token_.clear();
-  gateways_.drain([&](const gateway_cap::waiting_device& w) {  // behind a full gateway
-    pending p;
-    p.devices.add(w.index, w.device.view(), 0, w.uncertain);
-    skip(p);
-  });
-  for (;;) {
+  const auto read_before = records_;  // read (and skipped) by this call
+  while (done + (records_ - read_before) < max_records) {
     if (!chunks_.empty()) {
       pending p;
       chunks_.take(p.devices);
       skip(p);
+      continue;
     }
     if (input_done_) break;
     if (auto p = read_batch(now_us, true)) skip(*p);  // the next batch's worth of records
   }
+  const bool all = input_done_ && chunks_.empty();
   out_.flush();
+  return all;
 }
 
 run_summary dispatcher::finish(std::int64_t now_us) {
-  drain(now_us);
+  while (!drain_some(now_us, SIZE_MAX)) {
+  }
   summary_.state = state_;
   summary_.elapsed_s = static_cast<double>(now_us - start_us_) / 1e6;
   // The size settled on: the largest the server accepted (the search's next

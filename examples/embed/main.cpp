@@ -59,9 +59,10 @@ int main() {
   boost::asio::io_context ioc;
   fleetcast::net::rollout rollout(ioc.get_executor(), job, devices, sink, options);
   int status = 1;
-  rollout.async_run([&status](fleetcast::net::rollout_outcome outcome) {
-    if (!outcome.started()) {
-      std::cerr << "not started: " << outcome.startup_error << '\n';
+  rollout.async_run([&status](boost::system::error_code ec,
+                              fleetcast::net::rollout_outcome outcome) {
+    if (ec) {  // nothing was sent: what could not be used, and its kind
+      std::cerr << "not started: " << outcome.startup_error << " (" << ec.message() << ")\n";
       return;
     }
     const auto& s = outcome.summary;

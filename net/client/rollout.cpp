@@ -4,6 +4,7 @@
 // token helper when asked, and reports what happened.
 #include <fleetcast/net/client/rollout.hpp>
 
+#include <fleetcast/core/output/secret_registry.hpp>
 #include "core/auth/token_renewal.hpp"
 #include "core/dispatch/dispatcher.hpp"
 #include "core/job/proxy.hpp"
@@ -25,6 +26,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
@@ -48,6 +50,8 @@ namespace http = beast::http;
 namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 constexpr auto no_throw = asio::as_tuple(asio::use_awaitable);
+// Records reported skipped a turn of the loop at the run's end (a few ms).
+constexpr std::size_t drain_slice = 4096;
 
 namespace {
 
@@ -76,6 +80,30 @@ proxy_environment proxy_environment_now() {
   return env;
 }
 
+// A start-up failure of begin(): what kind, and the text naming it.
+struct startup_failure : std::runtime_error {
+  rollout_errc code;
+  startup_failure(rollout_errc c, const std::string& why) : std::runtime_error(why), code(c) {}
+};
+
+class rollout_category_impl final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "fleetcast.rollout"; }
+  std::string message(int ev) const override {
+    switch (static_cast<rollout_errc>(ev)) {
+      case rollout_errc::proxy_setting:
+        return "the proxy setting cannot be used";
+      case rollout_errc::no_token:
+        return "no token could be had";
+      case rollout_errc::tls_setup:
+        return "the TLS settings cannot be used";
+      case rollout_errc::start_failed:
+        return "the engine could not start";
+    }
+    return "unknown rollout error";
+  }
+};
+
 std::string what_of(std::exception_ptr e) {
   try {
     std::rethrow_exception(e);
@@ -87,6 +115,11 @@ std::string what_of(std::exception_ptr e) {
 }
 
 }  // namespace
+
+const boost::system::error_category& rollout_category() noexcept {
+  static const rollout_category_impl category;
+  return category;
+}
 
 connection_pool::connection_pool(std::chrono::milliseconds idle_timeout)
     : impl_(std::make_unique<impl>(impl{idle_timeout, {}, 0, 0})) {}
@@ -108,9 +141,14 @@ struct rollout::impl {
   const job& j;
   rollout_options options;
   std::optional<asio::io_context> own;  // run(): an io_context of its own
+  asio::any_io_executor base;  // the caller's (or own's): the completion's by default
+  // Every handler of the run on one strand: the engine is safe on a
+  // multi-threaded executor without a strand of the caller's.
   asio::any_io_executor ex;
-  boost::asio::any_completion_handler<void(rollout_outcome)> handler;
+  boost::asio::any_completion_handler<rollout::completion_signature> handler;
+  asio::any_completion_executor handler_work;  // the handler's executor, its work kept until completion
   bool began = false, ended = false;
+  bool engine_started = false;  // begin() started the dispatcher (on the strand)
   token_source tokens;
   token_command_control token_child;
   dispatcher d;
@@ -153,7 +191,8 @@ struct rollout::impl {
        result_sink& sink, rollout_options o)
       : j(jb),
         options(std::move(o)),
-        ex(given ? *given : own.emplace(1).get_executor()),
+        base(given ? *given : own.emplace(1).get_executor()),
+        ex(asio::make_strand(base)),
         tokens(jb.auth),
         d(jb, devices, sink, hooks_of(options, this), std::max<std::uint32_t>(1, jb.connections),
           std::random_device{}()),
@@ -180,6 +219,11 @@ struct rollout::impl {
     for (;;) {
       const auto e = d.take_effects();
       if (e.kill_token) token_child.kill();
+      if (e.kill_token && provider_asked) {  // its reply, if it ever comes, is of no use now
+        provider_asked = false;
+        ++provider_generation;
+        d.on_token_failed("stopped while waiting for the token provider", true, now_us());
+      }
       if (e.kill_token || e.cut) {  // a renewal's wait must not hold a stop
         cut_refresh();
         if (tokens.refreshes() && renewal.requested() && !renewal.under_way())
@@ -199,11 +243,19 @@ struct rollout::impl {
         if (!e.wake && !e.cut && !e.kill_token) return;
         continue;
       }
+      if (options.token_provider) {
+        ask_provider();
+        continue;
+      }
+      if (!options.token.empty()) {  // the one in memory (rotate_token may have changed it)
+        d.on_token(options.token, now_us());
+        continue;
+      }
       if (tokens.is_command()) {
         asio::co_spawn(ex, run_token_command(), asio::detached);
         continue;
       }
-      if (tokens.refreshes()) {  // refused: renewed at the refresh endpoint
+      if (tokens.refreshes()) {  // refused: renewed at the refresh endpoint (not embedder's)
         if (renewal.refused(wall_s()) == token_renewal::verdict::give_up) {
           d.on_token_failed(
               "the token was refused (5032) right after each of its last renewals: the refresh "
@@ -233,6 +285,39 @@ struct rollout::impl {
     }
     apply_effects();
   }
+
+  // The embedder's provider: asked on the strand, answered from anywhere.
+  bool provider_asked = false;
+  std::uint64_t provider_generation = 0;
+  void ask_provider() {
+    provider_asked = true;
+    const auto generation = ++provider_generation;
+    auto reply = [w = weak_self, generation](std::string token, std::string why_not) {
+      auto self = w.lock();
+      if (!self) return;
+      asio::dispatch(self->ex, [w, generation, token = std::move(token),
+                                why_not = std::move(why_not)]() mutable {
+        auto me = w.lock();
+        if (!me || me->ended || !me->provider_asked || generation != me->provider_generation)
+          return;  // stopped meanwhile, or a second reply
+        me->provider_asked = false;
+        if (why_not.empty() && token.empty()) why_not = "it gave an empty token";
+        if (why_not.empty()) why_not = check_token(token);
+        if (why_not.empty())
+          me->d.on_token(std::move(token), me->now_us());
+        else
+          me->d.on_token_failed("the token provider: " + why_not, false, me->now_us());
+        me->apply_effects();
+      });
+    };
+    try {
+      options.token_provider(std::move(reply));
+    } catch (const std::exception& x) {
+      provider_asked = false;
+      d.on_token_failed(std::string("the token provider threw: ") + x.what(), false, now_us());
+    }
+  }
+  std::weak_ptr<impl> weak_self;  // set by start(): replies and posts outlive nothing
 
   // ------------------------------------------------------------ renewal
 
@@ -327,6 +412,10 @@ struct rollout::impl {
       co_return refresh_answer{};
     }
     co_return read_refresh_answer(r.http_status, r.body);
+  }
+
+  bool embedder_tokens() const noexcept {
+    return options.token_provider || !options.token.empty();
   }
 
   void check_cancel() {
@@ -436,8 +525,9 @@ struct rollout::impl {
     while (lanes_running > 0) {
       check_cancel();
       d.tick(now_us());
-      if (tokens.refreshes()) start_refresh();  // before it expires, or again after a failure
-      if (tokens.file_changed()) {              // an outside agent rotated it: use it from now on
+      if (!embedder_tokens() && tokens.refreshes())
+        start_refresh();  // before it expires, or again after a failure
+      if (!embedder_tokens() && tokens.file_changed()) {  // rotated outside: used from now on
         try {
           d.on_token_rotated(tokens.fetch());
         } catch (const std::exception&) {  // an unreadable file keeps the current token
@@ -448,6 +538,11 @@ struct rollout::impl {
       progress_timer.expires_after(std::chrono::milliseconds(250));
       co_await progress_timer.async_wait(no_throw);
     }
+    // The records not sent (a cancel, an abort, the window's end), reported
+    // in slices with a turn of the loop between them: the caller's other
+    // work (and the daemon's other jobs) go on meanwhile.
+    if (!d.startup_error().empty()) co_return;  // nothing is reported: nothing was sent
+    while (!d.drain_some(now_us(), drain_slice)) co_await asio::post(ex, asio::use_awaitable);
   }
 
   void report() {
@@ -458,28 +553,43 @@ struct rollout::impl {
   // dispatcher's first action), TLS, the lanes and the progress loop.
   // Throws for a start-up failure.
   void begin() {
-    if (!proxy_error.empty()) throw std::runtime_error(proxy_error);
+    if (!proxy_error.empty()) throw startup_failure(rollout_errc::proxy_setting, proxy_error);
     std::string first_token;
-    if (!tokens.is_command()) first_token = tokens.fetch();
+    if (options.token_provider) {
+      // the dispatcher's first action: a token request
+    } else if (!options.token.empty()) {
+      if (auto bad = check_token(options.token); !bad.empty())
+        throw startup_failure(rollout_errc::no_token, "the token given in memory: " + bad);
+      first_token = options.token;
+    } else if (!tokens.is_command()) {
+      try {
+        first_token = tokens.fetch();
+      } catch (const std::exception& x) {
+        throw startup_failure(rollout_errc::no_token, x.what());
+      }
+    }
     if (j.endpoint.tls) {
       std::string error;
       io.tls = options.tls ? options.tls
                            : tls_client::make(j.tls, error, options.extra_ca_pem,
                                               options.system_trust_store);
-      if (!io.tls) throw std::runtime_error(error);
+      if (!io.tls) throw startup_failure(rollout_errc::tls_setup, error);
     }
     const auto& ep = j.endpoint;
     const bool v6 = ep.host.find(':') != std::string::npos;
     const bool default_port = ep.port == (ep.tls ? 443 : 80);
     host = fmt::format("{}{}{}", v6 ? "[" : "", ep.host, v6 ? "]" : "");
     if (!default_port) host += fmt::format(":{}", ep.port);
-    if (tokens.refreshes())  // a JWT says when it ends (the server's clock not known yet)
+    if (embedder_tokens()) {
+      // neither a refresh endpoint nor a file to watch: the embedder's
+    } else if (tokens.refreshes())  // a JWT says when it ends (the server's clock not known yet)
       renewal.obtained(wall_s(), jwt_expiry_s(first_token).value_or(0));
     start = std::chrono::steady_clock::now();
     const auto wall_us = std::chrono::duration_cast<std::chrono::microseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();
     d.start(0, wall_us, std::move(first_token), host);
+    engine_started = true;
     apply_effects();  // the first token, when a command gives it
     const unsigned n = std::max<std::uint32_t>(1, j.connections);
     lanes_running = n;
@@ -487,25 +597,34 @@ struct rollout::impl {
     asio::co_spawn(ex, progress_loop(), [this](std::exception_ptr e) {
       if (e) d.fail("the progress report failed: " + what_of(e));
       rollout_outcome o;
+      boost::system::error_code ec;
       if (!d.startup_error().empty()) {
         o.startup_error = d.startup_error();
+        ec = rollout_errc::no_token;  // the only start-up failure the machine has
       } else {
         o.summary = d.finish(now_us());
         report();
       }
-      complete(std::move(o));
+      complete(ec, std::move(o));
     });
   }
 
-  // The run's end: the handler is called on its own executor.
-  void complete(rollout_outcome o) {
+  // The run's end: the handler is called on its own executor (after the
+  // engine's handler returns: never inside the strand's current call).
+  void complete(boost::system::error_code ec, rollout_outcome o) {
     ended = true;
     auto slot = handler.get_cancellation_slot();
     if (slot.is_connected()) slot.clear();
     auto h = std::move(handler);
-    auto hex = asio::get_associated_executor(h, ex);
-    asio::dispatch(hex,
-                   [h = std::move(h), o = std::move(o)]() mutable { std::move(h)(std::move(o)); });
+    // Posted first: a handler that destroys the rollout runs after the
+    // engine's own handler returned; then on the handler's executor.
+    asio::post(ex, [h = std::move(h), work = std::move(handler_work), ec,
+                    o = std::move(o)]() mutable {
+      auto on = std::move(work);
+      asio::dispatch(on, [h = std::move(h), ec, o = std::move(o)]() mutable {
+        std::move(h)(ec, std::move(o));
+      });
+    });
   }
 };
 
@@ -531,6 +650,18 @@ void rollout::cancel() {
   });
 }
 
+std::string rollout::rotate_token(std::string token) {
+  if (auto bad = check_token(token); !bad.empty()) return bad;
+  secret_registry::process().add(token);  // redacted from now on, wherever it is echoed
+  asio::dispatch(impl_->ex, [w = std::weak_ptr<impl>(impl_), token = std::move(token)]() mutable {
+    auto self = w.lock();
+    if (!self || self->ended) return;
+    self->options.token = token;
+    if (self->engine_started) self->d.on_token_rotated(std::move(token));
+  });
+  return {};
+}
+
 void rollout::on_delivery(delivery_outcome outcome) {
   asio::dispatch(impl_->ex, [w = std::weak_ptr<impl>(impl_), outcome] {
     auto self = w.lock();
@@ -550,39 +681,55 @@ std::string rollout::route() const {
                  : std::string();
 }
 
-void rollout::start(asio::any_completion_handler<void(rollout_outcome)> h) {
+void rollout::start(asio::any_completion_handler<completion_signature> h) {
   auto& s = *impl_;
   if (s.began) throw std::logic_error("a rollout runs once");
   s.began = true;
+  s.weak_self = impl_;
+  // The handler's executor has work until the completion: its run() does
+  // not return while the rollout runs elsewhere.
+  s.handler_work = asio::prefer(asio::get_associated_executor(h, s.base),
+                                asio::execution::outstanding_work.tracked);
   // Not `s.handler = std::move(h)`: Boost 1.81's move assignment of
   // any_completion_handler copies from an lvalue into its own template
   // constructor and recurses until the stack ends.
   s.handler.swap(h);
   if (auto slot = s.handler.get_cancellation_slot(); slot.is_connected()) {
+    // Emitted on the caller's thread: the cancel itself runs on the strand.
     slot.assign([w = std::weak_ptr<impl>(impl_)](asio::cancellation_type type) {
-      if (auto self = w.lock(); self && !self->ended) {
-        self->cancel_requested = true;
-        self->cancels.fetch_add(
-            (type & asio::cancellation_type::terminal) != asio::cancellation_type::none ? 2 : 1);
-        self->d.cancel((type & asio::cancellation_type::terminal) != asio::cancellation_type::none);
-        self->apply_effects();
-      }
+      const bool hard =
+          (type & asio::cancellation_type::terminal) != asio::cancellation_type::none;
+      auto self = w.lock();
+      if (!self) return;
+      self->cancel_requested = true;
+      self->cancels.fetch_add(hard ? 2 : 1);
+      asio::dispatch(self->ex, [w, hard] {
+        auto me = w.lock();
+        if (!me || me->ended) return;
+        me->d.cancel(hard);
+        me->apply_effects();
+      });
     });
   }
-  try {
-    s.begin();
-  } catch (const std::exception& e) {
-    asio::post(s.ex, [w = std::weak_ptr<impl>(impl_), why = std::string(e.what())] {
-      if (auto self = w.lock()) self->complete(rollout_outcome{{}, why});
-    });
-  }
+  // On the strand: the lanes, the timers and their state are its alone.
+  asio::dispatch(s.ex, [w = std::weak_ptr<impl>(impl_)] {
+    auto self = w.lock();
+    if (!self) return;
+    try {
+      self->begin();
+    } catch (const startup_failure& e) {
+      self->complete(e.code, rollout_outcome{{}, e.what()});
+    } catch (const std::exception& e) {  // an exhausted resource
+      self->complete(rollout_errc::start_failed, rollout_outcome{{}, e.what()});
+    }
+  });
 }
 
 run_summary rollout::run() {
   auto& s = *impl_;
   if (!s.own) throw std::logic_error("run() is for a rollout without an executor: use async_run");
   rollout_outcome out;
-  async_run([&out](rollout_outcome o) { out = std::move(o); });
+  async_run([&out](boost::system::error_code, rollout_outcome o) { out = std::move(o); });
   s.own->run();
   if (!out.started()) throw std::runtime_error(out.startup_error);
   return out.summary;

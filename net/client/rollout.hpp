@@ -5,15 +5,23 @@
 // retries what may be retried, and reports every input record to a
 // result_sink exactly once.
 //
-// Use from C++, on an io_context of yours (several rollouts and your own
-// work side by side on one thread):
-//   fleetcast::net::rollout r(ioc.get_executor(), job, devices, sink);
-//   r.async_run([](fleetcast::net::rollout_outcome o) { ... });
+// Use from C++, on any executor of yours (an io_context's, a thread_pool's,
+// a strand's):
+//   fleetcast::net::rollout r(ex, job, devices, sink);
+//   r.async_run([](error_code ec, fleetcast::net::rollout_outcome o) { ... });
 //   r.async_run(asio::bind_cancellation_slot(signal.slot(), handler));  // cancellable
-//   co_await r.async_run(asio::use_awaitable);                           // in a coroutine
+//   auto [ec, o] = co_await r.async_run(asio::as_tuple(asio::use_awaitable));
+//   r.async_run()(handler);  // the default token, asio::deferred
 // or blocking, on an io_context of its own:
 //   fleetcast::net::rollout r(job, devices, sink);
 //   run_summary s = r.run();                      // r.cancel() from any thread
+//
+// Threads: the engine runs on a strand of its own over the given executor,
+// so a multi-threaded executor needs no strand of the caller's. The device
+// stream, the sink and every hook of rollout_options are called on that
+// strand, one at a time, never two at once (on whichever thread of the
+// executor runs it). The completion handler is called on its associated
+// executor (the given one when it has none), whose work is kept until then.
 //
 // Lifetime: `job`, `devices`, `sink` and the rollout must outlive the run's
 // completion. A rollout runs once. cancel() is safe from any thread and
@@ -31,6 +39,8 @@
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/system/error_code.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -38,6 +48,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace fleetcast::net {
 
@@ -69,7 +80,9 @@ class tls_client {
 // so the next rollout to that endpoint writes its first request without a
 // handshake. An idle connection is dropped after `idle_timeout`, or when
 // the server has closed it. Its rollouts run on one executor (one thread)
-// and share endpoint, TLS settings and proxy.
+// and share endpoint, TLS settings and proxy. A pool is not thread-safe:
+// the rollouts that share it must run on one single-threaded executor (as
+// the daemon's jobs do on its loop).
 class connection_pool {
  public:
   explicit connection_pool(std::chrono::milliseconds idle_timeout = std::chrono::seconds(30));
@@ -87,12 +100,25 @@ class connection_pool {
   std::unique_ptr<impl> impl_;
 };
 
+// Why a run could not start (the completion's error_code, category
+// "fleetcast.rollout"): nothing was sent and no result recorded.
+enum class rollout_errc : int {
+  proxy_setting = 1,  // the proxy setting (the job's or the environment's) cannot be used
+  no_token = 2,       // the first token could not be had (its file, variable, command, refresh)
+  tls_setup = 3,      // the TLS context cannot be made (a CA file that cannot be read)
+  start_failed = 4,   // the engine could not start (an exhausted resource)
+};
+const boost::system::error_category& rollout_category() noexcept;
+inline boost::system::error_code make_error_code(rollout_errc e) noexcept {
+  return {static_cast<int>(e), rollout_category()};
+}
+
 // How a run ended.
 struct rollout_outcome {
   // Every input record's result counted; empty after a start-up error.
   run_summary summary;
-  // A start-up failure (no token, a CA file that cannot be read, a proxy
-  // setting that cannot be used): nothing was sent and no result recorded.
+  // A start-up failure's text (the error_code says which kind): what could
+  // not be used, named. Empty when the run started.
   std::string startup_error;
   bool started() const noexcept { return startup_error.empty(); }
 };
@@ -123,6 +149,20 @@ struct rollout_options {
   // "split_too_long", "split_permission", "token_refused", "batch_rejected",
   // "failed_unknown", "job_failed") and the batch's size.
   std::function<void(std::string_view outcome, std::size_t devices)> on_attempt;
+  // Tokens from the embedder, in place of the job's auth source (its file,
+  // variable, command or refresh endpoint, then not read):
+  // - `token`: the Authorization value held in memory ("Bearer ..." or as the
+  //   platform gave it); rotate_token() replaces it while the run goes on.
+  //   Refused (5032) with no other in hand, the job fails.
+  std::string token;
+  // - `token_provider`: called on the engine's strand each time a token is
+  //   wanted (the first, then after a refusal), with a reply to call once,
+  //   from any thread: the token, or an empty token and why not (the job
+  //   fails with that reason; before anything was sent, a start-up error
+  //   rollout_errc::no_token). A reply that comes after a stop is ignored.
+  //   A provider that gives the refused token again fails the job.
+  using token_reply = std::function<void(std::string token, std::string why_not)>;
+  std::function<void(token_reply reply)> token_provider;
   // A rate limit shared with other rollouts (a daemon's account-wide limit):
   // called once per request, returns when that request may go. Must be
   // thread-safe if shared between threads.
@@ -151,16 +191,20 @@ class rollout {
   rollout(const rollout&) = delete;
   rollout& operator=(const rollout&) = delete;
 
-  // Runs the rollout on the executor; completes with a rollout_outcome
-  // once every record has a result (or nothing was sent: startup_error).
-  // Per-operation cancellation: a total or partial cancellation of the
-  // handler's slot is cancel(), a terminal one cancels twice (requests in
-  // flight are cut).
-  template <typename CompletionToken>
-  auto async_run(CompletionToken&& token) {
-    return boost::asio::async_initiate<CompletionToken, void(rollout_outcome)>(
+  // Runs the rollout on the executor; completes with (error_code,
+  // rollout_outcome) once every record has a result. The error_code is set
+  // (a rollout_errc) only when the run could not start: nothing was sent and
+  // startup_error says what. A run that started completes without one,
+  // whatever its state (completed, aborted, cancelled, failed: the
+  // summary's). Per-operation cancellation: a total or partial cancellation
+  // of the handler's slot is cancel(), a terminal one cancels twice
+  // (requests in flight are cut). The default token is asio::deferred.
+  using completion_signature = void(boost::system::error_code, rollout_outcome);
+  template <typename CompletionToken = boost::asio::deferred_t>
+  auto async_run(CompletionToken&& token = {}) {
+    return boost::asio::async_initiate<CompletionToken, completion_signature>(
         [this](auto handler) {
-          start(boost::asio::any_completion_handler<void(rollout_outcome)>(std::move(handler)));
+          start(boost::asio::any_completion_handler<completion_signature>(std::move(handler)));
         },
         token);
   }
@@ -186,6 +230,12 @@ class rollout {
   // waits for acks. Thread-safe; nothing once the run is over.
   void on_delivery(delivery_outcome outcome);
 
+  // A new token for a rollout given rollout_options::token: used from the
+  // next request on. Thread-safe; nothing once the run is over. Returns why
+  // the token cannot be used (not one line of printable ASCII, too long:
+  // then ignored), or "".
+  std::string rotate_token(std::string token);
+
   // Why the job failed (state failed), e.g. a refused token; empty otherwise.
   const std::string& failure() const noexcept;
 
@@ -194,9 +244,12 @@ class rollout {
   std::string route() const;
 
  private:
-  void start(boost::asio::any_completion_handler<void(rollout_outcome)> handler);
+  void start(boost::asio::any_completion_handler<completion_signature> handler);
   struct impl;
   std::shared_ptr<impl> impl_;  // shared with work posted by cancel()
 };
 
 }  // namespace fleetcast::net
+
+template <>
+struct boost::system::is_error_code_enum<fleetcast::net::rollout_errc> : std::true_type {};

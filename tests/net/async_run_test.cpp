@@ -9,13 +9,22 @@
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 using namespace fleetcast;
@@ -107,9 +116,9 @@ TEST_CASE(
 
   std::optional<net::rollout_outcome> oa, ob;
   asio::cancellation_signal cancel_b;
-  a.async_run([&](net::rollout_outcome o) { oa = std::move(o); });
+  a.async_run([&](boost::system::error_code, net::rollout_outcome o) { oa = std::move(o); });
   b.async_run(asio::bind_cancellation_slot(cancel_b.slot(),
-                                           [&](net::rollout_outcome o) { ob = std::move(o); }));
+                                           [&](boost::system::error_code, net::rollout_outcome o) { ob = std::move(o); }));
 
   // The caller's own work: a timer every 20 ms, which must keep its
   // schedule while both run; it cancels b once b has 1,000 results.
@@ -166,7 +175,7 @@ TEST_CASE("a terminal cancellation cuts the requests in flight, a start-up error
     asio::cancellation_signal sig;
     std::optional<net::rollout_outcome> out;
     ro.async_run(asio::bind_cancellation_slot(sig.slot(),
-                                              [&](net::rollout_outcome o) { out = std::move(o); }));
+                                              [&](boost::system::error_code, net::rollout_outcome o) { out = std::move(o); }));
     asio::steady_timer t(ioc, std::chrono::milliseconds(300));
     t.async_wait([&](boost::system::error_code) { sig.emit(asio::cancellation_type::terminal); });
     ioc.run();
@@ -183,10 +192,16 @@ TEST_CASE("a terminal cancellation cuts the requests in flight, a start-up error
     std::optional<net::rollout> ro;
     CHECK_NOTHROW(ro.emplace(ioc.get_executor(), j, d, s, r.options()));
     std::optional<net::rollout_outcome> out;
-    ro->async_run([&](net::rollout_outcome x) { out = std::move(x); });
+    boost::system::error_code code;
+    ro->async_run([&](boost::system::error_code ec, net::rollout_outcome x) {
+      code = ec;
+      out = std::move(x);
+    });
     ioc.run();
     REQUIRE(out);
     CHECK(!out->started());
+    CHECK(code == net::rollout_errc::proxy_setting);
+    CHECK(code.category().name() == std::string_view("fleetcast.rollout"));
     CHECK(!out->startup_error.empty());
     CHECK(s.results() == 0);
     std::string error;
@@ -204,10 +219,15 @@ TEST_CASE("a terminal cancellation cuts the requests in flight, a start-up error
     auto o = r.options();
     net::rollout ro(ioc.get_executor(), j, d, s, o);
     std::optional<net::rollout_outcome> out;
-    ro.async_run([&](net::rollout_outcome x) { out = std::move(x); });
+    boost::system::error_code code;
+    ro.async_run([&](boost::system::error_code ec, net::rollout_outcome x) {
+      code = ec;
+      out = std::move(x);
+    });
     ioc.run();
     REQUIRE(out);
     CHECK(!out->started());
+    CHECK(code == net::rollout_errc::tls_setup);
     CHECK(out->startup_error.find("tls.ca_file") != std::string::npos);
     CHECK(s.results() == 0);
   }
@@ -257,7 +277,7 @@ TEST_CASE(
     counting_sink s(3000);
     net::rollout ro(ioc.get_executor(), j, d, s, options);
     std::optional<net::rollout_outcome> out;
-    ro.async_run([&](net::rollout_outcome o) { out = std::move(o); });
+    ro.async_run([&](boost::system::error_code, net::rollout_outcome o) { out = std::move(o); });
     ioc.restart();
     ioc.run();
     REQUIRE(out);
@@ -281,7 +301,7 @@ TEST_CASE(
     counting_sink s(500);
     net::rollout ro(ioc.get_executor(), j, d, s, options);
     std::optional<net::rollout_outcome> out;
-    ro.async_run([&](net::rollout_outcome o) { out = std::move(o); });
+    ro.async_run([&](boost::system::error_code, net::rollout_outcome o) { out = std::move(o); });
     ioc.restart();
     ioc.run();
     REQUIRE(out);
@@ -290,4 +310,290 @@ TEST_CASE(
   CHECK(options.pool->opened() == 6);
   CHECK(options.pool->reused() == 0);
   CHECK(r.emu.state().counter(emulator_counter::tls_handshakes) == 9);
+}
+
+TEST_CASE(
+    "safe on a multi-threaded executor without a strand: four rollouts at once on a "
+    "thread_pool(4), every device once, each completion on the pool") {
+  rig r;
+  asio::thread_pool pool(4);
+  const job j = job_for(
+      r.emu,
+      R"("batch":{"max_devices":50},"connections":3,"pipeline_depth":2,"rate":{"requests_per_second":0})");
+  constexpr std::size_t rollouts = 4, n = 4000;
+  std::vector<std::unique_ptr<std::istringstream>> inputs;
+  std::vector<std::unique_ptr<device_stream>> streams;
+  std::vector<std::unique_ptr<counting_sink>> sinks;
+  std::vector<std::unique_ptr<net::rollout>> runs;
+  std::vector<std::optional<net::rollout_outcome>> outs(rollouts);
+  std::atomic<int> completed{0};
+  for (std::size_t k = 0; k < rollouts; ++k) {
+    inputs.push_back(std::make_unique<std::istringstream>(devices_csv(n, fmt::format("m{}-", k))));
+    streams.push_back(std::make_unique<device_stream>(make_device_reader(device_format::csv, *inputs.back())));
+    sinks.push_back(std::make_unique<counting_sink>(n));
+    runs.push_back(std::make_unique<net::rollout>(pool.get_executor(), j, *streams.back(),
+                                                  *sinks.back(), r.options()));
+  }
+  for (std::size_t k = 0; k < rollouts; ++k) {
+    runs[k]->async_run([&, k](boost::system::error_code ec, net::rollout_outcome o) {
+      CHECK(!ec);
+      outs[k] = std::move(o);
+      ++completed;
+    });
+  }
+  pool.join();  // returns once every run completed: their work is kept until then
+  CHECK(completed == static_cast<int>(rollouts));
+  for (std::size_t k = 0; k < rollouts; ++k) {
+    CAPTURE(k);
+    REQUIRE(outs[k]);
+    CHECK(outs[k]->summary.state == job_state::completed);
+    sinks[k]->check_exactly_once();
+    CHECK(sinks[k]->count(outcome_reason::accepted) == n);
+  }
+}
+
+TEST_CASE(
+    "Asio's conventions: the handler's executor keeps work until the completion, the default "
+    "token is deferred, a coroutine gets (error_code, outcome)") {
+  rig r;
+  const job j = job_for(r.emu, R"("batch":{"max_devices":20},"rate":{"requests_per_second":0})");
+  SUBCASE("a handler bound to another io_context: its run() waits for the completion") {
+    asio::io_context engine(1), other(1);
+    std::istringstream in(devices_csv(300, "h"));
+    device_stream d(make_device_reader(device_format::csv, in));
+    counting_sink s(300);
+    net::rollout ro(engine.get_executor(), j, d, s, r.options());
+    std::optional<net::rollout_outcome> out;
+    std::thread::id called_on;
+    ro.async_run(asio::bind_executor(
+        other.get_executor(), [&](boost::system::error_code ec, net::rollout_outcome o) {
+          CHECK(!ec);
+          called_on = std::this_thread::get_id();
+          out = std::move(o);
+        }));
+    std::thread engine_thread([&engine] { engine.run(); });
+    other.run();  // returns only when nothing is left: after the handler
+    engine_thread.join();
+    REQUIRE(out);
+    CHECK(called_on == std::this_thread::get_id());
+    CHECK(out->summary.state == job_state::completed);
+    s.check_exactly_once();
+  }
+  SUBCASE("the default token: asio::deferred") {
+    asio::io_context ioc(1);
+    std::istringstream in(devices_csv(100, "d"));
+    device_stream d(make_device_reader(device_format::csv, in));
+    counting_sink s(100);
+    net::rollout ro(ioc.get_executor(), j, d, s, r.options());
+    auto op = ro.async_run();  // nothing starts yet
+    ioc.poll();
+    CHECK(s.results() == 0);
+    ioc.restart();  // poll() ran out of work: the context stopped
+    std::optional<net::rollout_outcome> out;
+    std::move(op)([&](boost::system::error_code ec, net::rollout_outcome o) {
+      CHECK(!ec);
+      out = std::move(o);
+    });
+    ioc.run();
+    REQUIRE(out);
+    s.check_exactly_once();
+  }
+  SUBCASE("in a coroutine") {
+    asio::io_context ioc(1);
+    std::istringstream in(devices_csv(100, "c"));
+    device_stream d(make_device_reader(device_format::csv, in));
+    counting_sink s(100);
+    net::rollout ro(ioc.get_executor(), j, d, s, r.options());
+    std::optional<net::rollout_outcome> out;
+    asio::co_spawn(
+        ioc,
+        [&]() -> asio::awaitable<void> {
+          auto [ec, o] = co_await ro.async_run(asio::as_tuple(asio::use_awaitable));
+          CHECK(!ec);
+          out = std::move(o);
+        },
+        asio::detached);
+    ioc.run();
+    REQUIRE(out);
+    CHECK(out->summary.state == job_state::completed);
+    s.check_exactly_once();
+  }
+}
+
+TEST_CASE(
+    "a cancel of 2,000,000 devices: the skipped records are reported a slice at a time, the "
+    "caller's loop turns between slices") {
+  rig r;
+  asio::io_context ioc(1);
+  // Slow on purpose: a few requests are answered, the rest is skipped.
+  const job j = job_for(r.emu, R"("batch":{"max_devices":100},"rate":{"requests_per_second":10})");
+  constexpr std::size_t n = 2'000'000;
+  std::istringstream in(devices_csv(n, "s"));
+  device_stream d(make_device_reader(device_format::csv, in));
+  // The caller's loop: a heartbeat posted again at each turn. Results
+  // reported between two beats are one stall of it.
+  std::uint64_t turn = 0;
+  struct stall_sink : counting_sink {
+    std::uint64_t& turn;
+    std::uint64_t last_turn = ~0ull, in_turn = 0, most_in_turn = 0;
+    stall_sink(std::size_t size, std::uint64_t& t) : counting_sink(size), turn(t) {}
+    void on_result(const device_result& res) override {
+      counting_sink::on_result(res);
+      if (turn != last_turn) {
+        last_turn = turn;
+        in_turn = 0;
+      }
+      most_in_turn = std::max(most_in_turn, ++in_turn);
+    }
+  } s(n, turn);
+  net::rollout ro(ioc.get_executor(), j, d, s, r.options());
+  std::optional<net::rollout_outcome> out;
+  ro.async_run([&](boost::system::error_code, net::rollout_outcome o) { out = std::move(o); });
+  bool cancelled = false;
+  using clock = std::chrono::steady_clock;
+  clock::duration worst{};
+  auto last = clock::now();
+  std::function<void()> beat = [&] {
+    ++turn;
+    const auto now = clock::now();
+    if (cancelled) worst = std::max(worst, now - last);
+    last = now;
+    if (!cancelled && s.results() >= 100) {  // the first answer: cancel now
+      cancelled = true;
+      ro.cancel();
+    }
+    if (!out) asio::post(ioc, beat);
+  };
+  asio::post(ioc, beat);
+  ioc.run();
+  REQUIRE(out);
+  CHECK(out->summary.state == job_state::cancelled);
+  s.check_exactly_once();
+  CHECK(s.count(outcome_reason::cancelled) + s.count(outcome_reason::accepted) == n);
+  CHECK(s.count(outcome_reason::cancelled) > n - 10'000);
+  const double ms = std::chrono::duration<double, std::milli>(worst).count();
+  MESSAGE("the most results in one turn of the loop: " << s.most_in_turn
+                                                        << "; the longest stall after the cancel: "
+                                                        << ms << " ms");
+  // No burst: a slice is at most 4,096 records (plus one batch).
+  CHECK(s.most_in_turn <= 4096 + 100);
+#if defined(NDEBUG) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  CHECK_MESSAGE(ms < 20.0, "the longest stall of the caller's loop after the cancel");
+#endif
+}
+
+TEST_CASE(
+    "tokens from the embedder: one in memory rotated while the run goes on, a provider "
+    "answering from another thread, a provider that says no") {
+  emulator_config c;
+  c.listen = "127.0.0.1:0";
+  c.threads = 1;
+  c.faults.token_expires_after_requests = 5;  // each token refused (5032) after 5 uses
+  net::emulator emu(c);
+  auto options = [&emu] {
+    net::rollout_options o;
+    o.extra_ca_pem = emu.certificate_pem();
+    o.system_trust_store = false;
+    return o;
+  };
+  ::setenv("FLEETCAST_TEST_TOKEN", "", 1);  // the job's own source is not read
+  const job j = job_for(
+      emu,
+      R"("batch":{"max_devices":10},"connections":1,"pipeline_depth":1,"rate":{"requests_per_second":0})");
+  asio::io_context ioc(1);
+  SUBCASE("in memory, rotated every 4 answers: never refused") {
+    std::istringstream in(devices_csv(300, "m"));
+    device_stream d(make_device_reader(device_format::csv, in));
+    counting_sink s(300);
+    auto o = options();
+    o.token = "Bearer memory-1";
+    net::rollout* self = nullptr;
+    int accounted = 0, refused = 0, next = 2;
+    o.on_attempt = [&](std::string_view what, std::size_t) {
+      if (what == "token_refused") ++refused;
+      if (what == "accounted" && ++accounted % 4 == 0)
+        CHECK(self->rotate_token(fmt::format("Bearer memory-{}", next++)).empty());
+    };
+    net::rollout ro(ioc.get_executor(), j, d, s, o);
+    self = &ro;
+    CHECK(!ro.rotate_token("Bearer two\nlines").empty());
+    std::optional<net::rollout_outcome> out;
+    ro.async_run([&](boost::system::error_code ec, net::rollout_outcome x) {
+      CHECK(!ec);
+      out = std::move(x);
+    });
+    ioc.run();
+    REQUIRE(out);
+    CHECK(out->summary.state == job_state::completed);
+    CHECK(refused == 0);
+    s.check_exactly_once();
+    CHECK(s.count(outcome_reason::accepted) == 300);
+  }
+  SUBCASE("in memory, never rotated: refused, no other, the job fails") {
+    std::istringstream in(devices_csv(300, "n"));
+    device_stream d(make_device_reader(device_format::csv, in));
+    counting_sink s(300);
+    auto o = options();
+    o.token = "Bearer memory-only";
+    net::rollout ro(ioc.get_executor(), j, d, s, o);
+    std::optional<net::rollout_outcome> out;
+    ro.async_run([&](boost::system::error_code ec, net::rollout_outcome x) {
+      CHECK(!ec);
+      out = std::move(x);
+    });
+    ioc.run();
+    REQUIRE(out);
+    CHECK(out->summary.state == job_state::failed);
+    CHECK(ro.failure().find("no fresh token") != std::string::npos);
+    s.check_exactly_once();
+    CHECK(s.count(outcome_reason::accepted) == 50);
+  }
+  SUBCASE("a provider that answers from another thread, a fresh token each time") {
+    std::istringstream in(devices_csv(300, "p"));
+    device_stream d(make_device_reader(device_format::csv, in));
+    counting_sink s(300);
+    asio::thread_pool vault(1);
+    std::atomic<int> asked{0};
+    auto o = options();
+    o.token_provider = [&](net::rollout_options::token_reply reply) {
+      const int n = ++asked;
+      asio::post(vault, [reply = std::move(reply), n] {
+        reply(fmt::format("Bearer provided-{}", n), {});
+      });
+    };
+    net::rollout ro(ioc.get_executor(), j, d, s, o);
+    std::optional<net::rollout_outcome> out;
+    ro.async_run([&](boost::system::error_code ec, net::rollout_outcome x) {
+      CHECK(!ec);
+      out = std::move(x);
+    });
+    ioc.run();
+    vault.join();
+    REQUIRE(out);
+    CHECK(out->summary.state == job_state::completed);
+    s.check_exactly_once();
+    CHECK(s.count(outcome_reason::accepted) == 300);
+    CHECK(asked >= 6);  // 30 requests, 5 a token
+  }
+  SUBCASE("a provider that says no: a start-up error, nothing sent") {
+    std::istringstream in(devices_csv(30, "q"));
+    device_stream d(make_device_reader(device_format::csv, in));
+    counting_sink s(30);
+    auto o = options();
+    o.token_provider = [](net::rollout_options::token_reply reply) {
+      reply({}, "the vault is sealed");
+    };
+    net::rollout ro(ioc.get_executor(), j, d, s, o);
+    std::optional<net::rollout_outcome> out;
+    boost::system::error_code code;
+    ro.async_run([&](boost::system::error_code ec, net::rollout_outcome x) {
+      code = ec;
+      out = std::move(x);
+    });
+    ioc.run();
+    REQUIRE(out);
+    CHECK(code == net::rollout_errc::no_token);
+    CHECK(out->startup_error.find("the token provider: the vault is sealed") != std::string::npos);
+    CHECK(s.results() == 0);
+  }
 }
