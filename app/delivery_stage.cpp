@@ -67,6 +67,9 @@ struct delivery_stage::impl final : result_sink, subscription_hub::member {
       if (auto p = journal.record_early(m); !p.empty()) problem = "the delivery journal: " + p;
     }
     record();
+    // That was the last one waited for: the wait ends now, from the timer
+    // (not inside the source's own handler, which finish_wait stops).
+    if (done && tracker.waiting() == 0) arm_at(steady_ms());
     if (const auto o = tracker.counts().overflow; o > overflow_told && overflow_told == 0) {
       tell(
           "acks: the table of acknowledgements that came before their answers is full; one "
@@ -88,6 +91,7 @@ struct delivery_stage::impl final : result_sink, subscription_hub::member {
     results.on_result(r);
     if (r.reason == outcome_reason::accepted && !r.ticket.empty()) {
       tracker.expect(r.index, r.device.product_key, r.device.device_key, r.ticket, steady_ms());
+      arm();  // its deadline, if the timer is idle
       if (joined && hub->held() > 0) hub->expected(*this, std::string(r.ticket));  // held for it
     }
     // Its request is no longer on its way: an ack for it now is no early one.
@@ -116,15 +120,35 @@ struct delivery_stage::impl final : result_sink, subscription_hub::member {
   // source reads (or acknowledges) the next.
   void on_message(std::string_view body) { take(read_subscription_message(body), false); }
 
-  void tick() {
-    ticker.expires_after(std::chrono::milliseconds(100));
+  // The timer waits for the tracker's next deadline (a ticket's timeout_s),
+  // not a poll: idle while nothing waits, armed again when a ticket comes.
+  // Deadlines only move later while armed (each is its ticket's time plus
+  // one timeout), so a wait is never shortened.
+  bool armed = false;
+  void arm() {
+    if (armed || stopped) return;
+    if (const std::uint64_t next = tracker.next_deadline_ms(); next != 0) arm_at(next);
+  }
+  // A wait already pending is replaced (its handler sees operation_aborted
+  // and touches nothing: the stage may be gone by then).
+  void arm_at(std::uint64_t when_ms) {
+    armed = true;
+    const std::uint64_t now = steady_ms();
+    ticker.expires_after(std::chrono::milliseconds(when_ms > now ? when_ms - now : 0));
     ticker.async_wait([this](boost::system::error_code ec) {
-      if (ec || stopped) return;
+      if (ec) return;
+      armed = false;
+      if (stopped) return;
       tracker.advance(steady_ms());
       record();
-      if (done && tracker.waiting() == 0) return finish_wait();
-      tick();
+      if (!settle_wait()) arm();
     });
+  }
+  // The wait for acks ends once none is waiting; true when it ended.
+  bool settle_wait() {
+    if (!done || tracker.waiting() > 0) return false;
+    finish_wait();
+    return true;
   }
 
   void answer(const std::string& error) {
@@ -220,7 +244,7 @@ void delivery_stage::start(std::function<void(const std::string& error)> ready) 
     std::string error;
     const bool opened = s.ndjson->start(error);
     asio::post(s.ex, [&s, error] { s.answer(error); });
-    if (opened) s.tick();
+    if (opened) s.arm();  // tickets of an earlier run (a resume)
     return;
   }
   // AMQP, the stage's own receiver or a shared one: ready once the link is
@@ -254,7 +278,7 @@ void delivery_stage::start(std::function<void(const std::string& error)> ready) 
     s.answer("acks.amqp: no receiving link attached within 15 s" +
              (last.empty() ? std::string() : " (" + last + ")"));
   });
-  s.tick();
+  s.arm();  // tickets of an earlier run (a resume)
 }
 
 void delivery_stage::async_wait(std::function<void()> done) {

@@ -307,7 +307,6 @@ int run_job(const std::string& job_file, const run_flags& flags) {
   }
   run_summary summary = std::move(outcome.summary);
   if (terminal) say("\n");
-  summary.reason = rollout.failure();
   const auto last_answer = std::chrono::steady_clock::now();
   if (acks) {
     if (const auto problem = acks->conclude(summary); !problem.empty())

@@ -62,9 +62,4 @@ batch batch::slice(std::size_t first, std::size_t last) const {
   return out;
 }
 
-std::pair<batch, batch> batch::split() const {
-  assert(size() >= 2);
-  return {slice(0, size() / 2), slice(size() / 2, size())};
-}
-
 }  // namespace fleetcast

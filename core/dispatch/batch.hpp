@@ -43,9 +43,6 @@ class batch {
   // Empties the batch, keeping its capacity.
   void clear() noexcept;
 
-  // The first half and the second half (for a 5312 answer, or to isolate the
-  // devices a 5041 refers to). A batch of one device cannot be split.
-  std::pair<batch, batch> split() const;
   // Devices [first, last) as a batch of their own.
   batch slice(std::size_t first, std::size_t last) const;
 

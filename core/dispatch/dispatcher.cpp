@@ -267,9 +267,10 @@ void dispatcher::stop(job_state why, std::string failure_text) {
   effects_.wake = true;
 }
 
-void dispatcher::cancel(bool hard) {
+void dispatcher::cancel(cancel_kind kind) {
+  ++cancels_;
   stop(job_state::cancelled);
-  if (hard) effects_.cut = effects_.wake = true;
+  if (kind == cancel_kind::cut || cancels_ >= 2) effects_.cut = effects_.wake = true;
 }
 
 void dispatcher::fail(std::string_view why) {

@@ -133,7 +133,7 @@ struct token_request {
 class dispatcher {
  public:
   // `lanes`: connections; `seed`: the backoff jitter's random generator.
-  // `token`: the token to start with; empty: the first action is a fetch.
+  // The first token comes with start().
   dispatcher(const job& j, device_stream& devices, result_sink& sink, dispatch_hooks hooks,
              unsigned lanes, std::uint64_t seed);
   ~dispatcher();
@@ -171,9 +171,15 @@ class dispatcher {
 
   // Time passes (every 250 ms or so): AIMD recovery, the window's end.
   void tick(std::int64_t now_us);
-  // Stops sending: requests in flight finish, the rest is skipped
-  // (cancelled). `hard`: requests in flight are cut too (effects().cut).
-  void cancel(bool hard = false);
+  // The caller's cancel. The first stops sending: requests in flight
+  // finish, the rest is skipped (cancelled). A second one, or a `cut`, also
+  // cuts the requests in flight (effects().cut; their devices follow
+  // retry.unknown_outcome's rule for an unknown outcome).
+  enum class cancel_kind : std::uint8_t { stop, cut };
+  void cancel(cancel_kind kind = cancel_kind::stop);
+
+  // How often the driver reports the time passing (tick) and the progress.
+  static constexpr std::int64_t tick_interval_us = 250'000;
 
   // The caller failed (a callback of its own threw): stop, state failed
   // with `why`; requests in flight finish.
@@ -286,6 +292,7 @@ class dispatcher {
   bool stopping_ = false;
   bool outputs_failed_ = false;
   bool drained_held_ = false;  // drain_some: the batches in memory are skipped
+  unsigned cancels_ = 0;       // the caller's cancels: a second one cuts
   job_state state_ = job_state::completed;
   std::string failure_;
   std::string startup_error_;

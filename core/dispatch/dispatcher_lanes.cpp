@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace fleetcast {
 
@@ -47,7 +48,7 @@ dispatch_action dispatcher::write_action(lane_state& l, std::int64_t now_us) {
                  "POST {} HTTP/1.1\r\nHost: {}\r\nAuthorization: {}\r\nContent-Type: "
                  "application/json\r\nContent-Length: {}\r\n\r\n",
                  j_.endpoint.target(), host_header_, token_, l.body.size());
-  l.busy = true;
+  l.hand_out(lane_state::report::written);
   dispatch_action a;
   a.what = dispatch_action::kind::write;
   a.head = l.head;
@@ -58,16 +59,18 @@ dispatch_action dispatcher::write_action(lane_state& l, std::int64_t now_us) {
 dispatch_action dispatcher::next(unsigned lane, std::int64_t now_us) {
   auto& l = *lanes_.at(lane);
   using kind = dispatch_action::kind;
-  if (l.ended) return {kind::done};
-  if (l.must_close) {
-    l.must_close = false;
-    l.open = false;
+  using link = lane_state::link;
+  if (l.awaited != lane_state::report::none)
+    throw std::logic_error("dispatcher: next() before the last action was reported");
+  if (l.state == link::ended) return {kind::done};
+  if (l.state == link::must_close) {
+    l.state = link::closed;
     return {kind::close};
   }
   // Before anything is sent: the first token, then lane 0's first connection.
   if (!started_ && !stopping_) {
     if (lane == 0 && token_phase_ == token_phase::ready && l.backoff_until_us <= now_us) {
-      l.busy = true;
+      l.hand_out(lane_state::report::connected);
       return {kind::connect};
     }
     const auto until =
@@ -79,8 +82,8 @@ dispatch_action dispatcher::next(unsigned lane, std::int64_t now_us) {
       unstage(l);
     } else if (l.go_us > now_us) {
       return {kind::wait, l.go_us, false};
-    } else if (!l.open) {
-      l.busy = true;
+    } else if (!l.open()) {
+      l.hand_out(lane_state::report::connected);
       return {kind::connect};
     } else {
       return write_action(l, now_us);
@@ -93,14 +96,13 @@ dispatch_action dispatcher::next(unsigned lane, std::int64_t now_us) {
     }
   }
   if (!l.window.empty()) {
-    l.busy = true;
+    l.hand_out(lane_state::report::read);
     return {kind::read};
   }
   if (finished()) {
     // Done; an open connection is clean (nothing in flight): the driver
     // closes it or keeps it for another rollout (a pool).
-    l.ended = true;
-    l.open = false;
+    l.state = link::ended;
     if (--lanes_running_ == 0) effects_.wake = true;
     return {kind::done};
   }
@@ -113,12 +115,12 @@ dispatch_action dispatcher::next(unsigned lane, std::int64_t now_us) {
 
 void dispatcher::on_connected(unsigned lane, std::string_view why_not, std::int64_t now_us) {
   auto& l = *lanes_.at(lane);
-  l.busy = false;
+  l.answer(lane_state::report::connected);
   if (!started_) {
     ++startup_attempts_;
     if (why_not.empty()) {
       started_ = true;
-      l.open = true;
+      l.state = lane_state::link::open;
       unreachable_since_us_.reset();
       effects_.wake = true;
       return;
@@ -145,7 +147,7 @@ void dispatcher::on_connected(unsigned lane, std::string_view why_not, std::int6
     effects_.wake = true;
     return;
   }
-  l.open = true;
+  l.state = lane_state::link::open;
   l.connect_failures = 0;
   l.backoff_until_us = 0;
   unreachable_since_us_.reset();
@@ -153,7 +155,7 @@ void dispatcher::on_connected(unsigned lane, std::string_view why_not, std::int6
 
 void dispatcher::on_written(unsigned lane, bool ok, std::int64_t now_us) {
   auto& l = *lanes_.at(lane);
-  l.busy = false;
+  l.answer(lane_state::report::written);
   auto p = std::move(l.staged);
   if (!ok) {
     --in_flight_;
@@ -168,8 +170,7 @@ void dispatcher::on_written(unsigned lane, bool ok, std::int64_t now_us) {
 // The connection is closed: what it still had written is settled, as
 // unknown behind a dead connection, as not read behind a closing answer.
 void dispatcher::close_lane(lane_state& l, bool dead, std::int64_t now_us) {
-  if (l.open) l.must_close = true;
-  l.open = false;
+  if (l.open()) l.state = lane_state::link::must_close;
   for (auto& w : l.window) {
     --in_flight_;
     const attempt_result r{dead ? attempt_result::stage::no_answer
@@ -182,7 +183,7 @@ void dispatcher::close_lane(lane_state& l, bool dead, std::int64_t now_us) {
 
 void dispatcher::on_read(unsigned lane, const read_result& r, std::int64_t now_us) {
   auto& l = *lanes_.at(lane);
-  l.busy = false;
+  l.answer(lane_state::report::read);
   pending_ptr p = std::move(l.window.front());
   l.window.pop_front();
   --in_flight_;
@@ -226,10 +227,9 @@ void dispatcher::on_lane_failed(unsigned lane, std::string_view why, std::int64_
     fail(*w, outcome_reason::job_failed, w->last_code, failure_, now_us);
   }
   l.window.clear();
-  l.open = false;
-  l.busy = false;
-  if (!l.ended) {
-    l.ended = true;
+  l.awaited = lane_state::report::none;  // whatever was handed out is over with the lane
+  if (l.state != lane_state::link::ended) {
+    l.state = lane_state::link::ended;
     --lanes_running_;
   }
   effects_.wake = true;

@@ -7,6 +7,8 @@
 #include "core/dispatch/dispatcher.hpp"
 
 #include <algorithm>
+#include <cstdint>
+#include <stdexcept>
 
 namespace fleetcast {
 
@@ -14,12 +16,21 @@ struct dispatcher::lane_state {
   lane_state(const job& j, unsigned i)
       : index(i), depth(std::max<std::uint32_t>(1, j.pipeline_depth)) {}
 
+  // The connection as the dispatcher sees it.
+  enum class link : std::uint8_t {
+    closed,      // none: the next send connects first
+    open,        // the driver holds an open connection
+    must_close,  // the next action closes it (then closed)
+    ended,       // done (or failed): no more actions
+  };
+  // The action handed out whose result the driver has not reported yet;
+  // each report must answer it (else std::logic_error: a driver's bug).
+  enum class report : std::uint8_t { none, connected, written, read };
+
   unsigned index;
-  std::size_t depth;               // requests written before their answers are read
-  bool open = false;               // the driver holds a connection
-  bool busy = false;               // an action was handed out and not yet reported
-  bool must_close = false;         // the next action closes the connection
-  bool ended = false;              // done (or failed): no more actions
+  std::size_t depth;  // requests written before their answers are read
+  link state = link::closed;
+  report awaited = report::none;
   pending_ptr staged;              // taken and given its rate slot; not yet written
   std::int64_t go_us = 0;          // the staged batch's slot
   std::deque<pending_ptr> window;  // written, awaiting answers in order
@@ -27,6 +38,20 @@ struct dispatcher::lane_state {
   std::int64_t backoff_until_us = 0;  // no connection tries before then
   std::string head, body;             // the request being written
   response_decoder decoder;
+
+  bool open() const noexcept { return state == link::open; }
+  // An action that needs a report: recorded, so the report can be checked.
+  void hand_out(report r) {
+    if (awaited != report::none)
+      throw std::logic_error("dispatcher: an action was asked for before the last was reported");
+    awaited = r;
+  }
+  // A report from the driver: it must answer the action handed out.
+  void answer(report r) {
+    if (awaited != r)
+      throw std::logic_error("dispatcher: a report that answers no action handed out");
+    awaited = report::none;
+  }
 };
 
 }  // namespace fleetcast

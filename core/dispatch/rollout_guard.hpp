@@ -57,10 +57,8 @@ class rollout_guard {
   // Where the rollout stands: "canary" (its devices go or are judged),
   // "canary passed", "running" (a rollout without canary) or "aborted".
   std::string_view stage() const noexcept;
-  std::uint64_t done() const noexcept { return done_; }
   // The ramp's request rate now; 0 when there is no ramp.
   double ramp_rate() const noexcept;
-  std::uint64_t failed() const noexcept { return failed_; }
 
  private:
   enum class phase { canary_sending, canary_waiting, canary_cooldown, running, aborted };

@@ -1,12 +1,15 @@
 // Embedding fleetcast: one command to a fleet from your own C++ service, on
-// your own io_context. Here a local emulator stands in for the platform;
-// point the endpoint at the real one (and drop extra_ca_pem) in production.
+// your own executor (here a thread pool: the engine serialises its own
+// work), with the token from your own secret store (here held in memory)
+// and the devices from memory. A local emulator stands in for the
+// platform; point the endpoint at the real one (and drop extra_ca_pem) in
+// production. docs/library.md is the reference.
 #include <fleetcast/core/input/device_stream.hpp>
 #include <fleetcast/core/job/job_parser.hpp>
 #include <fleetcast/net/client/rollout.hpp>
 #include <fleetcast/net/server/emulator.hpp>
 
-#include <boost/asio/io_context.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include <cstdlib>
 #include <iostream>
@@ -25,8 +28,8 @@ int main() {
     return 2;
   }
   job.endpoint.url = emulator.url();
-  job.auth.kind = fleetcast::auth_config::source::token_command;
-  job.auth.token_command = {"echo", "Bearer example-token"};
+  job.auth.kind = fleetcast::auth_config::source::token_env;  // for validate(); the token
+  job.auth.token_env = "UNUSED";                               // comes from options.token
   job.cmd.type = 2;  // a property command
   job.cmd.data = R"([{"switch":true}])";
   job.batch.max_devices = 2;
@@ -41,7 +44,8 @@ int main() {
   fleetcast::device_stream devices(
       fleetcast::make_device_reader(fleetcast::device_format::csv, csv));
 
-  // Each device's result, exactly once, as it comes.
+  // Each device's result, exactly once, as it comes: called on the engine's
+  // strand, one at a time (whichever pool thread runs it).
   struct print_results : fleetcast::result_sink {
     void on_result(const fleetcast::device_result& r) override {
       std::cout << r.device.device_key << ": " << fleetcast::to_string(r.status()) << " ("
@@ -52,12 +56,13 @@ int main() {
   fleetcast::net::rollout_options options;
   options.extra_ca_pem = emulator.certificate_pem();  // trust the local emulator
   options.system_trust_store = false;
+  options.token = "Bearer example-token";  // or options.token_provider: asked when needed
 
-  // On your io_context, beside your own work; bind a cancellation slot to
+  // On your executor, beside your own work; bind a cancellation slot to
   // the handler to stop it (asio::bind_cancellation_slot), or co_await it
-  // with asio::use_awaitable.
-  boost::asio::io_context ioc;
-  fleetcast::net::rollout rollout(ioc.get_executor(), job, devices, sink, options);
+  // with asio::as_tuple(asio::use_awaitable).
+  boost::asio::thread_pool pool(2);
+  fleetcast::net::rollout rollout(pool.get_executor(), job, devices, sink, options);
   int status = 1;
   rollout.async_run([&status](boost::system::error_code ec,
                               fleetcast::net::rollout_outcome outcome) {
@@ -70,6 +75,6 @@ int main() {
               << " devices succeeded in " << s.requests << " requests\n";
     status = s.exit_code();
   });
-  ioc.run();
+  pool.join();  // the pool has work until the completion handler ran
   return status;
 }

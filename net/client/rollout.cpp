@@ -149,6 +149,7 @@ struct rollout::impl {
   asio::any_completion_executor handler_work;  // the handler's executor, its work kept until completion
   bool began = false, ended = false;
   bool engine_started = false;  // begin() started the dispatcher (on the strand)
+  unsigned early_cancels = 0;   // cancels that came before it (on the strand)
   token_source tokens;
   token_command_control token_child;
   dispatcher d;
@@ -159,8 +160,8 @@ struct rollout::impl {
   std::vector<link_base*> live;       // every connection, for waking and cutting
   std::vector<asio::steady_timer*> waiters;
   asio::steady_timer progress_timer{ex};
+  // A cancel came (from any thread); the dispatcher counts them on the strand.
   std::atomic<bool> cancel_requested{false};
-  std::atomic<int> cancels{0};  // a second cancel also cuts requests in flight
   unsigned lanes_running = 0;
   std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
   // The proxy the endpoint is reached through (absent: directly), and why.
@@ -418,10 +419,6 @@ struct rollout::impl {
     return options.token_provider || !options.token.empty();
   }
 
-  void check_cancel() {
-    if (cancel_requested.load(std::memory_order_relaxed) && !d.stopping()) d.cancel();
-  }
-
   // ------------------------------------------------------------ waits
 
   asio::awaitable<void> wait_until(link_base& c, std::int64_t when_us, bool wake_early) {
@@ -446,7 +443,6 @@ struct rollout::impl {
     } unlisted{live, &c};
     using kind = dispatch_action::kind;
     for (;;) {
-      check_cancel();
       const auto a = d.next(i, now_us());
       apply_effects();
       switch (a.what) {
@@ -523,7 +519,6 @@ struct rollout::impl {
 
   asio::awaitable<void> progress_loop() {
     while (lanes_running > 0) {
-      check_cancel();
       d.tick(now_us());
       if (!embedder_tokens() && tokens.refreshes())
         start_refresh();  // before it expires, or again after a failure
@@ -535,7 +530,7 @@ struct rollout::impl {
       }
       apply_effects();
       report();
-      progress_timer.expires_after(std::chrono::milliseconds(250));
+      progress_timer.expires_after(std::chrono::microseconds(dispatcher::tick_interval_us));
       co_await progress_timer.async_wait(no_throw);
     }
     // The records not sent (a cancel, an abort, the window's end), reported
@@ -590,6 +585,7 @@ struct rollout::impl {
                              .count();
     d.start(0, wall_us, std::move(first_token), host);
     engine_started = true;
+    for (; early_cancels > 0; --early_cancels) d.cancel();  // before it started: nothing is sent
     apply_effects();  // the first token, when a command gives it
     const unsigned n = std::max<std::uint32_t>(1, j.connections);
     lanes_running = n;
@@ -603,6 +599,7 @@ struct rollout::impl {
         ec = rollout_errc::no_token;  // the only start-up failure the machine has
       } else {
         o.summary = d.finish(now_us());
+        o.summary.reason = d.failure();  // why it failed (state failed); empty otherwise
         report();
       }
       complete(ec, std::move(o));
@@ -640,12 +637,16 @@ rollout::~rollout() = default;
 void rollout::cancel() {
   auto& s = *impl_;
   s.cancel_requested = true;
-  const bool hard = s.cancels.fetch_add(1) >= 1;  // the second: cut what is in flight
-  // At once, not at the next progress tick; nothing once the run is over.
-  asio::post(s.ex, [w = std::weak_ptr<impl>(impl_), hard] {
+  // On the strand, at once; nothing once the run is over. The dispatcher
+  // decides what a second cancel does.
+  asio::post(s.ex, [w = std::weak_ptr<impl>(impl_)] {
     auto self = w.lock();
-    if (!self || !self->began || self->ended) return;
-    self->d.cancel(hard);
+    if (!self || self->ended) return;
+    if (!self->engine_started) {
+      ++self->early_cancels;
+      return;
+    }
+    self->d.cancel();
     self->apply_effects();
   });
 }
@@ -702,11 +703,14 @@ void rollout::start(asio::any_completion_handler<completion_signature> h) {
       auto self = w.lock();
       if (!self) return;
       self->cancel_requested = true;
-      self->cancels.fetch_add(hard ? 2 : 1);
       asio::dispatch(self->ex, [w, hard] {
         auto me = w.lock();
         if (!me || me->ended) return;
-        me->d.cancel(hard);
+        if (!me->engine_started) {
+          me->early_cancels += hard ? 2 : 1;
+          return;
+        }
+        me->d.cancel(hard ? dispatcher::cancel_kind::cut : dispatcher::cancel_kind::stop);
         me->apply_effects();
       });
     });

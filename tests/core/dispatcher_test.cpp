@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <set>
+#include <sstream>
+#include <stdexcept>
 
 using namespace fleetcast;
 using namespace fleetcast::testing;
@@ -434,13 +436,21 @@ TEST_SUITE("dispatcher") {
       if (r.reason == outcome_reason::cancelled) CHECK(!r.uncertain);
   }
 
-  TEST_CASE("drain: a hard cancel cuts the requests in flight, their devices are uncertain") {
+  TEST_CASE(
+      "drain: a hard cancel (a cut, or a second cancel) cuts the requests in flight, their "
+      "devices are uncertain") {
     dispatch_sim s(
         sim_job(
             R"("batch":{"max_devices":10},"connections":2,"pipeline_depth":2,"rate":{"requests_per_second":0})"),
         sim_devices(1000));
     s.answer_us = 10'000'000;  // nothing is answered before the cut
-    s.at.emplace(1'000'000, [](dispatcher& d) { d.cancel(true); });
+    SUBCASE("a cut") {
+      s.at.emplace(1'000'000, [](dispatcher& d) { d.cancel(dispatcher::cancel_kind::cut); });
+    }
+    SUBCASE("a second cancel") {
+      s.at.emplace(900'000, [](dispatcher& d) { d.cancel(); });
+      s.at.emplace(1'000'000, [](dispatcher& d) { d.cancel(); });
+    }
     const auto summary = s.run();
     s.check_exactly_once(1000);
     CHECK(summary.state == job_state::cancelled);
@@ -556,4 +566,26 @@ TEST_SUITE("dispatcher") {
     CHECK(parse_retry_after("-1") == 0);
   }
 
+
+  TEST_CASE("each report must answer the action handed out: anything else is a driver's bug") {
+    const job j = sim_job(R"("connections":1,"rate":{"requests_per_second":0})");
+    std::istringstream in(sim_devices(10));
+    device_stream stream(make_device_reader(device_format::csv, in));
+    struct null_sink : result_sink {
+      void on_result(const device_result&) override {}
+    } sink;
+    dispatcher d(j, stream, sink, {}, 1, 1);
+    d.start(0, 0, "Bearer t1", "h");
+    using kind = dispatch_action::kind;
+    CHECK_THROWS_AS(d.on_written(0, true, 0), std::logic_error);  // nothing handed out
+    REQUIRE(d.next(0, 0).what == kind::connect);
+    CHECK_THROWS_AS(d.next(0, 0), std::logic_error);         // the connect not reported yet
+    CHECK_THROWS_AS(d.on_read(0, {}, 0), std::logic_error);  // not what was handed out
+    d.on_connected(0, "", 1);
+    REQUIRE(d.next(0, 1).what == kind::write);
+    CHECK_THROWS_AS(d.on_connected(0, "", 1), std::logic_error);
+    d.on_written(0, true, 2);
+    REQUIRE(d.next(0, 2).what == kind::read);
+    CHECK_THROWS_AS(d.on_written(0, true, 3), std::logic_error);
+  }
 }  // TEST_SUITE
