@@ -66,6 +66,30 @@ double thread_cpu_seconds() {
 
 }  // namespace
 
+// The process's peak resident set (ru_maxrss is in KiB on Linux).
+static double peak_rss_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024;
+}
+
+// The bench's job over `target`; nullopt (said why) when it does not parse.
+static std::optional<job> bench_job(const bench_flags& flags, const std::string& target) {
+  const std::string text = fmt::format(
+      R"({{"name":"bench","endpoint":"{}","auth":{{"token_env":"FLEETCAST_BENCH_TOKEN"}},
+          "command":{{"type":2,"data":"[{{\"switch\":true}}]","qos":1,"isCache":1,"cacheTime":3600,"isCover":1}},
+          "devices":{{"file":"synthetic.csv"}},"batch":{{"max_devices":{}}},
+          "rate":{{"requests_per_second":0}},"connections":{},"pipeline_depth":{}{}}})",
+      target, flags.batch, flags.connections, flags.pipeline,
+      flags.ca_file.empty() ? "" : fmt::format(R"(,"tls":{{"ca_file":"{}"}})", flags.ca_file));
+  auto parsed = parse_job(text, "bench.json");
+  if (!parsed.job) {
+    for (const auto& e : parsed.errors) say("fleetcast bench: {}\n", e.describe("bench"));
+    return std::nullopt;
+  }
+  return std::move(*parsed.job);
+}
+
 int bench(const bench_flags& flags) {
   const auto& [devices, batch_size, connections, pipeline, latency, emulator_threads, tls, json,
                target_flag, ca_file] = flags;
@@ -84,19 +108,9 @@ int bench(const bench_flags& flags) {
     options.extra_ca_pem = emulator->certificate_pem();
     options.system_trust_store = false;  // only the emulator's certificate
   }
-  const std::string text = fmt::format(
-      R"({{"name":"bench","endpoint":"{}","auth":{{"token_env":"FLEETCAST_BENCH_TOKEN"}},
-          "command":{{"type":2,"data":"[{{\"switch\":true}}]","qos":1,"isCache":1,"cacheTime":3600,"isCover":1}},
-          "devices":{{"file":"synthetic.csv"}},"batch":{{"max_devices":{}}},
-          "rate":{{"requests_per_second":0}},"connections":{},"pipeline_depth":{}{}}})",
-      target, batch_size, connections, pipeline,
-      ca_file.empty() ? "" : fmt::format(R"(,"tls":{{"ca_file":"{}"}})", ca_file));
-  auto parsed = parse_job(text, "bench.json");
-  if (!parsed.job) {
-    for (const auto& e : parsed.errors) say("fleetcast bench: {}\n", e.describe("bench"));
-    return 2;
-  }
-  if (emulator) parsed.job->proxy = "direct";  // in process: never through a proxy
+  auto parsed = bench_job(flags, target);
+  if (!parsed) return 2;
+  if (emulator) parsed->proxy = "direct";  // in process: never through a proxy
   if (!std::getenv("FLEETCAST_BENCH_TOKEN")) setenv("FLEETCAST_BENCH_TOKEN", "Bearer bench", 0);
 
   device_stream fleet(std::make_unique<synthetic_fleet>(devices));
@@ -106,7 +120,7 @@ int bench(const bench_flags& flags) {
   options.on_answer = [&](std::int64_t micros) {
     latencies.record(static_cast<std::uint64_t>(micros));
   };
-  net::rollout rollout(*parsed.job, fleet, sink, options);
+  net::rollout rollout(*parsed, fleet, sink, options);
   const double cpu_before = thread_cpu_seconds();
   const auto start = std::chrono::steady_clock::now();
   run_summary summary;
@@ -119,9 +133,7 @@ int bench(const bench_flags& flags) {
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const double cpu = thread_cpu_seconds() - cpu_before;
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  const double rss_mib = static_cast<double>(usage.ru_maxrss) / 1024;
+  const double rss_mib = peak_rss_mib();
   const double ms = 1e-3;
   const auto p = [&](double q) { return static_cast<double>(latencies.percentile(q)) * ms; };
   const auto succeeded = summary.count_of(device_status::succeeded);

@@ -8,6 +8,7 @@
 // limit (core/daemon/fair_rate_gate.hpp).
 #include "app/daemon.hpp"
 #include "app/daemon_service.hpp"
+#include "app/job_bringup.hpp"
 #include "app/say.hpp"
 
 #include <fleetcast/core/job/job_parser.hpp>
@@ -127,20 +128,16 @@ void daemon_service::start_waiting() {
   }
 }
 
-// Starts a waiting job; false when it is not started (no connection free:
-// it waits; or it is invalid: moved to failed/).
-bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
-  auto& dj = *dj_ptr;
-  const auto job_file = dj.dir / "job.json";
+// The job file in the job's folder, parsed (relative paths are relative to
+// incoming/, where the job was dropped). False: moved to failed/ with why.
+bool daemon_service::read_spec(daemon_job& dj) {
   std::string text, error;
-  if (!read_text_file(job_file.string(), text, error)) {
+  if (!read_text_file((dj.dir / "job.json").string(), text, error)) {
     dj.startup_error = error;
     fail_invalid(dj.name, dj.dir, error);
     return false;
   }
-  // Relative paths are relative to incoming/, where the job was dropped.
-  const auto as_dropped = (spool_ / "incoming" / (dj.name + ".json")).string();
-  auto parsed = parse_job(text, as_dropped);
+  auto parsed = parse_job(text, (spool_ / "incoming" / (dj.name + ".json")).string());
   if (!parsed.job) {
     std::string reason;
     for (const auto& e : parsed.errors) {
@@ -158,85 +155,31 @@ bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
   dj.spec = std::move(*parsed.job);
   dj.spec.output_dir = dj.dir.string();
   dj.endpoint_url = dj.spec.endpoint.url;
+  return true;
+}
 
-  const auto& limits = config_.limits_for(dj.endpoint_url);
-  auto& budget = budgets_[dj.endpoint_url];
-  budget.capacity = limits.connections;
-  if (budget.in_use >= budget.capacity) return false;  // waits for a connection
-  dj.connections =
-      std::min(std::max<std::uint32_t>(1, dj.spec.connections), budget.capacity - budget.in_use);
-  dj.spec.connections = dj.connections;
-
-  if (!open_devices(dj.spec, dj.devices, error)) {
-    dj.startup_error = error;
-    fail_invalid(dj.name, dj.dir, error);
-    return false;
-  }
-  if (shard_) dj.devices.stream->set_shard(*shard_);
-  output_request request;
-  request.resume = true;  // a job in running/ continues where it stopped
+// What the job's folder is opened with: a resume (a job in running/
+// continues where it stopped), and the failures a retry-failed request
+// names. False with `error`.
+bool daemon_service::output_request_of(daemon_job& dj, output_request& request,
+                                       std::string& reasons, std::string& error) {
+  request.resume = true;
   request.fsync = config_.fsync_for_jobs();
   const auto marker = dj.dir / retry_marker;
-  std::string reasons;
-  const bool retry = fs::exists(marker);
-  if (retry && !read_text_file(marker.string(), reasons, error)) {
-    dj.startup_error = error;
-    fail_invalid(dj.name, dj.dir, error);
+  if (!fs::exists(marker)) return true;
+  if (!read_text_file(marker.string(), reasons, error)) return false;
+  reasons = resume_request_of(resume_kind::retry_failed, reasons).reasons;
+  if (auto problem = request.plan.retry_failed(reasons)) {
+    error = *problem;
     return false;
   }
-  if (retry) {
-    if (auto problem = request.plan.retry_failed(
-            resume_request_of(resume_kind::retry_failed, reasons).reasons)) {
-      dj.startup_error = *problem;
-      fail_invalid(dj.name, dj.dir, *problem);
-      return false;
-    }
-  }
-  std::uint64_t newlines = 0;
-  if (!identify(dj.spec, false, request.identity, error, &newlines) ||
-      dj.output.open(dj.dir.string(), request, error) != open_outcome::ok) {
-    dj.startup_error = error;
-    fail_invalid(dj.name, dj.dir, error);
-    return false;
-  }
-  if (dj.output.needs_verify()) {  // the kept results name the records at their index
-    opened_devices check;
-    bool ok = open_devices(dj.spec, check, error);
-    if (ok && shard_) check.stream->set_shard(*shard_);
-    if (!ok || dj.output.verify(*check.stream, error) != open_outcome::ok) {
-      dj.startup_error = error;
-      fail_invalid(dj.name, dj.dir, error);
-      return false;
-    }
-  }
-  // The failures to send again are out of results.ndjson now: the request is done.
-  if (retry) {
-    std::error_code ec;
-    fs::remove(marker, ec);
-    if (config_.fsync != daemon_config::fsync_mode::none) sync_dir(dj.dir);
-  }
+  return true;
+}
 
-  if (dj.spec.acks.enabled() && !open_acks(dj, error)) {
-    dj.startup_error = error;
-    fail_invalid(dj.name, dj.dir, error);
-    return false;
-  }
-
-  // The account's shared rate: endpoint and token source.
-  const auto key = fmt::format("{}\n{}", dj.endpoint_url, auth_identity(dj.spec.auth));
-  auto& acct = accounts_[key];
-  if (!acct) acct = std::make_unique<account>(limits.requests_per_second, limits.burst);
-  dj.acct = acct.get();
-  {
-    std::lock_guard lock(acct->mutex);
-    dj.member = acct->gate.join();
-  }
-
-  net::rollout_options options;
-  dj.output.attach(options);
-  if (dj.acks) dj.acks->attach(options);
+// The engine's options of a job: progress and metrics hooks, the
+// endpoint's connections and trust store (shared), the account's rate.
+void daemon_service::engine_options(daemon_job& dj, net::rollout_options& options) {
   daemon_job* self = &dj;
-  dj.estimated_total = estimate_total(dj.spec, newlines, dj.devices, shard_);
   options.on_progress = [this, self](const net::rollout_progress& p) {
     std::lock_guard lock(jobs_mutex_);
     if (p.done > self->progress.done || p.held) self->last_result = steady::now();
@@ -252,7 +195,6 @@ bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
     std::lock_guard lock(metrics_mutex_);
     latency_.observe(static_cast<double>(micros) / 1e6);
   };
-  // The connections and the trust store of the endpoint, shared.
   const auto pool_key = fmt::format("{}\n{}\n{}\n{}", dj.endpoint_url, dj.spec.tls.verify,
                                     dj.spec.tls.ca_file.value_or(""), dj.spec.proxy.value_or(""));
   auto& pool = pools_[pool_key];
@@ -264,26 +206,25 @@ bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
     if (!tls) tls = net::tls_client::make(dj.spec.tls, ignored);
     options.tls = tls;
   }
+  // The account's shared rate: endpoint and token source.
+  const auto& limits = config_.limits_for(dj.endpoint_url);
+  const auto key = fmt::format("{}\n{}", dj.endpoint_url, auth_identity(dj.spec.auth));
+  auto& acct = accounts_[key];
+  if (!acct) acct = std::make_unique<account>(limits.requests_per_second, limits.burst);
+  dj.acct = acct.get();
+  {
+    std::lock_guard lock(acct->mutex);
+    dj.member = acct->gate.join();
+  }
   options.shared_gate = [this, self] {
     const auto now_us =
         std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - epoch_).count();
     std::lock_guard lock(self->acct->mutex);
     return epoch_ + std::chrono::microseconds(self->acct->gate.reserve(self->member, now_us));
   };
-  try {
-    dj.rollout = std::make_unique<net::rollout>(ioc_->get_executor(), dj.spec, *dj.devices.stream,
-                                                dj.acks ? dj.acks->sink() : dj.output.sink(),
-                                                std::move(options));
-  } catch (const std::exception& e) {
-    {
-      std::lock_guard lock(acct->mutex);
-      acct->gate.leave(dj.member);
-    }
-    dj.startup_error = e.what();
-    fail_invalid(dj.name, dj.dir, e.what());
-    return false;
-  }
-  budget.in_use += dj.connections;
+}
+
+void daemon_service::log_started(daemon_job& dj, const std::string& retry_reasons) {
   if (dj.spec.endpoint.tls && !dj.spec.tls.verify) {
     log_.write("warn", dj.name, "tls_not_verified",
                details().str("message",
@@ -297,9 +238,51 @@ bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
                  .num("connections", static_cast<std::uint64_t>(dj.connections))
                  .num("resumed_records", dj.output.earlier().records)
                  .str("resumed_from", dj.resumed_from)
-                 .str("retry_failed",
-                      retry ? resume_request_of(resume_kind::retry_failed, reasons).reasons : "")
+                 .str("retry_failed", retry_reasons)
                  .str("shard", shard_ ? to_string(*shard_) : ""));
+}
+
+// Starts a waiting job; false when it is not started (no connection free:
+// it waits; or it cannot run: moved to failed/ with why).
+bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
+  auto& dj = *dj_ptr;
+  const auto refuse = [&](const std::string& why) {
+    dj.startup_error = why;
+    fail_invalid(dj.name, dj.dir, why);
+    return false;
+  };
+  if (!read_spec(dj)) return false;
+  auto& budget = budgets_[dj.endpoint_url];
+  budget.capacity = config_.limits_for(dj.endpoint_url).connections;
+  if (budget.in_use >= budget.capacity) return false;  // waits for a connection
+  dj.connections =
+      std::min(std::max<std::uint32_t>(1, dj.spec.connections), budget.capacity - budget.in_use);
+  dj.spec.connections = dj.connections;
+  output_request request;
+  std::string retry_reasons, error;
+  if (!output_request_of(dj, request, retry_reasons, error)) return refuse(error);
+  net::rollout_options options;
+  job_parts parts{dj.output, dj.devices};
+  if (const auto r = bring_up(dj.spec, request, shard_, false, parts, options); !r)
+    return refuse(r.error);
+  // The failures to send again are out of results.ndjson now: the request is done.
+  if (std::error_code ec;
+      fs::remove(dj.dir / retry_marker, ec) && config_.fsync != daemon_config::fsync_mode::none)
+    sync_dir(dj.dir);
+  if (dj.spec.acks.enabled() && !open_acks(dj, options, error)) return refuse(error);
+  dj.estimated_total = estimate_total(dj.spec, parts.newlines, dj.devices, shard_);
+  engine_options(dj, options);
+  try {
+    dj.rollout = std::make_unique<net::rollout>(ioc_->get_executor(), dj.spec, *dj.devices.stream,
+                                                dj.acks ? dj.acks->sink() : dj.output.sink(),
+                                                std::move(options));
+  } catch (const std::exception& e) {  // an exhausted resource: the job fails, its rate given back
+    std::lock_guard lock(dj.acct->mutex);
+    dj.acct->gate.leave(dj.member);
+    return refuse(e.what());
+  }
+  budget.in_use += dj.connections;
+  log_started(dj, retry_reasons);
   // A cancel that came before the job started.
   if (fs::exists(spool_ / "cancel" / dj.name)) {
     dj.cancel_by_user = true;
@@ -380,6 +363,80 @@ std::vector<std::shared_ptr<daemon_job>> daemon_service::running_now() const {
 
 // ------------------------------------------------------------------ the loop
 
+// inotify on the folders a client drops files into (none: polling only).
+void daemon_service::watch_spool() {
+  inotify_fd_ = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  if (inotify_fd_ < 0) return;
+  const auto mask = IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE;
+  for (const char* folder : {"incoming", "cancel", "resume", "retry-failed"}) {
+    if (::inotify_add_watch(inotify_fd_, (spool_ / folder).c_str(), mask) < 0) {
+      ::close(inotify_fd_);
+      inotify_fd_ = -1;
+      return;
+    }
+  }
+}
+
+// admin_token_file, when set: read and trimmed; false (said) when it
+// cannot be read or is empty.
+bool daemon_service::read_admin_token() {
+  admin_hosts_ = config_.admin_hosts;
+  if (config_.admin_token_file.empty()) return true;
+  std::string error;
+  if (!read_text_file(config_.admin_token_file, admin_token_, error)) {
+    say("fleetcast daemon: admin_token_file: {}\n", error);
+    return false;
+  }
+  while (!admin_token_.empty() && std::isspace(static_cast<unsigned char>(admin_token_.back())))
+    admin_token_.pop_back();
+  if (admin_token_.empty()) {
+    say("fleetcast daemon: admin_token_file: {} is empty\n", config_.admin_token_file);
+    return false;
+  }
+  return true;
+}
+
+// The admin port, when admin_listen is set; its address written to the
+// spool. False (said) when it cannot listen.
+bool daemon_service::open_admin_port(std::unique_ptr<net::admin_server>& port) {
+  if (config_.admin_listen.empty()) return true;
+  try {
+    port = std::make_unique<net::admin_server>(
+        config_.admin_listen, [this](const net::admin_request& r) { return admin(r); });
+  } catch (const std::exception& e) {
+    say("fleetcast daemon: {}\n", e.what());
+    return false;
+  }
+  const auto host = config_.admin_listen.substr(0, config_.admin_listen.rfind(':'));
+  if (!is_loopback_listen(config_.admin_listen) && admin_token_.empty()) {
+    log_.write("warn", "", "admin_changes_loopback_only",
+               details()
+                   .str("listen", config_.admin_listen)
+                   .str("message",
+                        "reading is open on this address; cancel and resume are refused (403) "
+                        "from other hosts until admin_token_file is set"));
+  }
+  write_file(spool_ / "admin.address", fmt::format("{}:{}", host, port->port()) + "\n");
+  return true;
+}
+
+// The timer's next wait: the poll (100 ms while draining), or sooner when
+// systemd's watchdog is due (told here when it is).
+std::chrono::milliseconds daemon_service::timer_wait() {
+  auto next = std::chrono::milliseconds(draining_ ? 100 : config_.poll_interval_ms);
+  if (const auto every = notifier_.watchdog_every()) {
+    const auto now = steady::now();
+    if (now >= watchdog_due_) {
+      notifier_.send("WATCHDOG=1");
+      watchdog_due_ = now + *every;
+    }
+    next =
+        std::min(next, std::chrono::duration_cast<std::chrono::milliseconds>(watchdog_due_ - now) +
+                           std::chrono::milliseconds(1));
+  }
+  return next;
+}
+
 int daemon_service::run() {
   if (!load_config(config_, true)) return 2;
   if (!prepare_spool()) return 2;
@@ -389,53 +446,9 @@ int daemon_service::run() {
   ioc_ = std::make_unique<boost::asio::io_context>(1);
   auto& ioc = *ioc_;
   boost::asio::signal_set signals(ioc, SIGTERM, SIGINT, SIGHUP);
-  inotify_fd_ = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-  if (inotify_fd_ >= 0) {
-    const auto mask = IN_MOVED_TO | IN_CLOSE_WRITE | IN_CREATE;
-    if (::inotify_add_watch(inotify_fd_, (spool_ / "incoming").c_str(), mask) < 0 ||
-        ::inotify_add_watch(inotify_fd_, (spool_ / "cancel").c_str(), mask) < 0 ||
-        ::inotify_add_watch(inotify_fd_, (spool_ / "resume").c_str(), mask) < 0 ||
-        ::inotify_add_watch(inotify_fd_, (spool_ / "retry-failed").c_str(), mask) < 0) {
-      ::close(inotify_fd_);
-      inotify_fd_ = -1;
-    }
-  }
-
-  if (!config_.admin_token_file.empty()) {
-    std::string error;
-    if (!read_text_file(config_.admin_token_file, admin_token_, error)) {
-      say("fleetcast daemon: admin_token_file: {}\n", error);
-      return 2;
-    }
-    while (!admin_token_.empty() && std::isspace(static_cast<unsigned char>(admin_token_.back())))
-      admin_token_.pop_back();
-    if (admin_token_.empty()) {
-      say("fleetcast daemon: admin_token_file: {} is empty\n", config_.admin_token_file);
-      return 2;
-    }
-  }
-  admin_hosts_ = config_.admin_hosts;
+  watch_spool();
   std::unique_ptr<net::admin_server> admin_port;
-  if (!config_.admin_listen.empty()) {
-    try {
-      admin_port = std::make_unique<net::admin_server>(
-          config_.admin_listen, [this](const net::admin_request& r) { return admin(r); });
-    } catch (const std::exception& e) {
-      say("fleetcast daemon: {}\n", e.what());
-      return 2;
-    }
-    const auto host = config_.admin_listen.substr(0, config_.admin_listen.rfind(':'));
-    if (!is_loopback_listen(config_.admin_listen) && admin_token_.empty()) {
-      log_.write("warn", "", "admin_changes_loopback_only",
-                 details()
-                     .str("listen", config_.admin_listen)
-                     .str("message",
-                          "reading is open on this address; cancel and resume are refused (403) "
-                          "from other hosts until admin_token_file is set"));
-    }
-    const auto address = fmt::format("{}:{}", host, admin_port->port());
-    write_file(spool_ / "admin.address", address + "\n");
-  }
+  if (!read_admin_token() || !open_admin_port(admin_port)) return 2;
   log_.write("info", "", "daemon_started",
              details()
                  .str("spool", spool_.string())
@@ -476,18 +489,7 @@ int daemon_service::run() {
   // while a scan ran), the watchdog and the drain's pace.
   boost::asio::steady_timer timer(ioc);
   std::function<void()> on_timer = [&] {
-    auto next = std::chrono::milliseconds(draining_ ? 100 : config_.poll_interval_ms);
-    if (const auto every = notifier_.watchdog_every()) {
-      const auto now = steady::now();
-      if (now >= watchdog_due_) {
-        notifier_.send("WATCHDOG=1");
-        watchdog_due_ = now + *every;
-      }
-      next = std::min(next,
-                      std::chrono::duration_cast<std::chrono::milliseconds>(watchdog_due_ - now) +
-                          std::chrono::milliseconds(1));
-    }
-    timer.expires_after(next);
+    timer.expires_after(timer_wait());
     timer.async_wait([&](boost::system::error_code ec) {
       if (ec) return;
       tick();

@@ -7,6 +7,7 @@
 // outcomes as they are decided, the ack latency, the message counts, each
 // subscription's state.
 #include "app/daemon_service.hpp"
+#include "app/job_bringup.hpp"
 
 #include "net/acks/amqp_login.hpp"
 
@@ -16,12 +17,9 @@
 
 namespace fleetcast::app::daemon_detail {
 
-bool daemon_service::open_acks(daemon_job& dj, std::string& error) {
-  dj.acks = std::make_unique<delivery_stage>(ioc_->get_executor(), dj.spec, dj.output.sink());
-  if (!dj.acks->open(dj.dir.string(), error)) {
-    dj.acks.reset();
-    return false;
-  }
+bool daemon_service::open_acks(daemon_job& dj, net::rollout_options& options, std::string& error) {
+  dj.acks = open_delivery_stage(ioc_->get_executor(), dj.spec, dj.output, options, error);
+  if (!dj.acks) return false;
   if (const auto* sub = dj.acks->subscription()) {
     const auto& a = sub->amqp;
     auto label = fmt::format("{}:{}{}", a.host, a.port, a.source);  // host:port/source

@@ -176,10 +176,19 @@ class daemon_service {
   steady::time_point incoming_listed_at_{};
   void start_waiting();
   bool start(const std::shared_ptr<daemon_job>& dj);
+  void watch_spool();
+  bool read_admin_token();
+  bool open_admin_port(std::unique_ptr<net::admin_server>& port);
+  std::chrono::milliseconds timer_wait();
+  bool read_spec(daemon_job& dj);
+  bool output_request_of(daemon_job& dj, output_request& request, std::string& reasons,
+                         std::string& error);
+  void engine_options(daemon_job& dj, net::rollout_options& options);
+  void log_started(daemon_job& dj, const std::string& retry_reasons);
   void reap();
   void settle(daemon_job& dj);
   // Delivery acknowledgements (daemon_acks.cpp).
-  bool open_acks(daemon_job& dj, std::string& error);
+  bool open_acks(daemon_job& dj, net::rollout_options& options, std::string& error);
   void run_job(const std::shared_ptr<daemon_job>& dj);
   void end_job(daemon_job& dj, net::rollout_outcome o);
   void cancel_job(daemon_job& dj);

@@ -62,6 +62,48 @@ std::string command_line(const command& c) {
 
 }  // namespace
 
+// The plan's lines for the guard (canary, abort), gateways, ramp, window and rate.
+static void print_guard_and_pace(const job& j, const rollout_plan& plan) {
+  const auto& ro = j.rollout;
+  if (plan.canary_devices > 0) {
+    fmt::print(
+        "  canary       the first {} devices go alone; the rest {} after a verdict of at most "
+        "{:.1f}% failed\n",
+        plan.canary_devices, ro.canary_wait_s > 0 ? fmt::format("{} s", ro.canary_wait_s) : "right",
+        100 * ro.abort_failure_ratio);
+  }
+  if (ro.abort_failure_ratio < 1.0) {
+    fmt::print("  abort        above {:.1f}% failed, once {} devices are done\n",
+               100 * ro.abort_failure_ratio, ro.abort_min_devices);
+  }
+  if (ro.max_per_gateway > 0) {
+    fmt::print("  gateways     at most {} devices behind one gateway in flight\n",
+               ro.max_per_gateway);
+  }
+  if (ro.ramp.start_rps > 0) {
+    fmt::print("  ramp         from {} requests/s, x{} every {} successful devices, up to {}\n",
+               ro.ramp.start_rps, ro.ramp.factor, ro.ramp.every_devices,
+               j.rate.requests_per_second);
+  }
+  if (ro.not_before || ro.not_after) {
+    fmt::print("  window       {} to {}\n",
+               ro.not_before ? format_iso8601_utc(*ro.not_before) : "now",
+               ro.not_after ? format_iso8601_utc(*ro.not_after) : "open");
+  }
+  std::string rate;
+  if (j.rate.requests_per_second > 0)
+    rate += fmt::format("{} requests/s", j.rate.requests_per_second);
+  if (j.rate.devices_per_second > 0) {
+    rate += fmt::format("{}{} devices/s", rate.empty() ? "" : ", ", j.rate.devices_per_second);
+  }
+  if (rate.empty()) {
+    fmt::print("  rate         unlimited\n");
+  } else {
+    fmt::print("  rate         {}, burst {}: at least {:.1f} s\n", rate, j.rate.burst,
+               plan.min_seconds);
+  }
+}
+
 int dry_run(const std::string& job_file, std::optional<shard_spec> shard) {
   auto loaded = load_job(job_file);
   if (!loaded) return 2;
@@ -106,44 +148,7 @@ int dry_run(const std::string& job_file, std::optional<shard_spec> shard) {
       plan.last_batch);
   fmt::print("  bodies       {} of JSON in all, largest {}\n", bytes(plan.body_bytes),
              bytes(plan.largest_body));
-  const auto& ro = j.rollout;
-  if (plan.canary_devices > 0) {
-    fmt::print(
-        "  canary       the first {} devices go alone; the rest {} after a verdict of at most "
-        "{:.1f}% failed\n",
-        plan.canary_devices, ro.canary_wait_s > 0 ? fmt::format("{} s", ro.canary_wait_s) : "right",
-        100 * ro.abort_failure_ratio);
-  }
-  if (ro.abort_failure_ratio < 1.0) {
-    fmt::print("  abort        above {:.1f}% failed, once {} devices are done\n",
-               100 * ro.abort_failure_ratio, ro.abort_min_devices);
-  }
-  if (ro.max_per_gateway > 0) {
-    fmt::print("  gateways     at most {} devices behind one gateway in flight\n",
-               ro.max_per_gateway);
-  }
-  if (ro.ramp.start_rps > 0) {
-    fmt::print("  ramp         from {} requests/s, x{} every {} successful devices, up to {}\n",
-               ro.ramp.start_rps, ro.ramp.factor, ro.ramp.every_devices,
-               j.rate.requests_per_second);
-  }
-  if (ro.not_before || ro.not_after) {
-    fmt::print("  window       {} to {}\n",
-               ro.not_before ? format_iso8601_utc(*ro.not_before) : "now",
-               ro.not_after ? format_iso8601_utc(*ro.not_after) : "open");
-  }
-  std::string rate;
-  if (j.rate.requests_per_second > 0)
-    rate += fmt::format("{} requests/s", j.rate.requests_per_second);
-  if (j.rate.devices_per_second > 0) {
-    rate += fmt::format("{}{} devices/s", rate.empty() ? "" : ", ", j.rate.devices_per_second);
-  }
-  if (rate.empty()) {
-    fmt::print("  rate         unlimited\n");
-  } else {
-    fmt::print("  rate         {}, burst {}: at least {:.1f} s\n", rate, j.rate.burst,
-               plan.min_seconds);
-  }
+  print_guard_and_pace(j, plan);
   fmt::print("  connections  {}, pipeline depth {}; timeouts: connect {} ms, request {} ms\n",
              j.connections, j.pipeline_depth, j.timeouts.connect_ms, j.timeouts.request_ms);
   fmt::print("  retry        up to {} attempts, backoff {}..{} ms, unknown outcome: {}\n",

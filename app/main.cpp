@@ -135,178 +135,232 @@ CLI::App* subcommand(CLI::App& app, std::string name, std::string description,
   return sub;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  CLI::App app{
-      "Sends one control command to a fleet of devices through the platform's "
-      "batchControlDevice endpoint.",
-      "fleetcast"};
-  app.set_version_flag("--version", "fleetcast " FLEETCAST_VERSION);
-  app.require_subcommand(1, 1);
-  app.footer("Run 'fleetcast COMMAND --help' for a command's options.");
-
-  // run
-  auto* run = subcommand(app, "run", "Send the job's command to its devices.", run_footer);
+// Each subcommand: its options (add) and what it does once parsed (go).
+struct run_command {
+  CLI::App* run = nullptr;
+  CLI::Option* retry = nullptr;
+  CLI::Option* emulator_config = nullptr;
   std::string job_file, shard_text, shards_text, retry_reasons;
   bool dry = false;
   run_flags flags;
-  run->add_option("JOB", job_file, "the job file (JSON)")->required();
-  run->add_flag("--dry-run", dry,
-                "validate the job, read every device, print the batch plan and the counts; send "
-                "nothing");
-  run->add_flag("--resume", flags.resume,
-                "continue a stopped run from its output folder: sends the devices without a "
-                "final result and those skipped (cancelled, job_failed, aborted); refused when "
-                "the device list, endpoint or command changed");
-  auto* retry = run->add_flag("--retry-failed", retry_reasons,
-                              "with --resume's work, also send again the devices that failed for "
-                              "these reasons (--retry-failed=R,...; default "
-                              "transport_failed,missing_in_answer,batch_rejected; device_failed "
-                              "only when named)")
-                    ->option_text("[=R,...]");
-  run->add_flag("--emulate", flags.emulate,
-                "rehearse: send to an in-process emulator on a free loopback port instead of "
-                "the job's endpoint");
-  auto* emulator_config =
-      run->add_option("--emulator-config", flags.emulator_config,
-                      "that emulator's config (see fleetcast emulate --help); implies --emulate");
-  run->add_flag("-q,--quiet", flags.quiet, "no progress line and no closing line (errors still)");
-  run->add_flag("--json", flags.json,
-                "print the summary (summary.json's text, the whole rollout) on stdout at the end");
-  run->add_option("--shard", shard_text,
-                  "only the devices of shard I of N (0 <= I < N): N processes with the same job "
-                  "cover it exactly once");
-  run->add_option("--shards", shards_text,
-                  "shard JOB_COMPLETION_INDEX of N (the index a Kubernetes Indexed Job gives each "
-                  "pod)")
-      ->excludes(run->get_option("--shard"));
 
-  // check
-  auto* check_cmd = subcommand(
-      app, "check",
-      "Validate a job file, a daemon config or an emulator config, reading neither devices nor "
-      "tokens. Exit 0 valid, 2 not.");
+  void add(CLI::App& app) {
+    run = subcommand(app, "run", "Send the job's command to its devices.", run_footer);
+    run->add_option("JOB", job_file, "the job file (JSON)")->required();
+    run->add_flag("--dry-run", dry,
+                  "validate the job, read every device, print the batch plan and the counts; send "
+                  "nothing");
+    run->add_flag("--resume", flags.resume,
+                  "continue a stopped run from its output folder: sends the devices without a "
+                  "final result and those skipped (cancelled, job_failed, aborted); refused when "
+                  "the device list, endpoint or command changed");
+    retry = run->add_flag("--retry-failed", retry_reasons,
+                          "with --resume's work, also send again the devices that failed for "
+                          "these reasons (--retry-failed=R,...; default "
+                          "transport_failed,missing_in_answer,batch_rejected; device_failed "
+                          "only when named)")
+                ->option_text("[=R,...]");
+    run->add_flag("--emulate", flags.emulate,
+                  "rehearse: send to an in-process emulator on a free loopback port instead of "
+                  "the job's endpoint");
+    emulator_config =
+        run->add_option("--emulator-config", flags.emulator_config,
+                        "that emulator's config (see fleetcast emulate --help); implies --emulate");
+    run->add_flag("-q,--quiet", flags.quiet, "no progress line and no closing line (errors still)");
+    run->add_flag(
+        "--json", flags.json,
+        "print the summary (summary.json's text, the whole rollout) on stdout at the end");
+    run->add_option("--shard", shard_text,
+                    "only the devices of shard I of N (0 <= I < N): N processes with the same job "
+                    "cover it exactly once");
+    run->add_option(
+           "--shards", shards_text,
+           "shard JOB_COMPLETION_INDEX of N (the index a Kubernetes Indexed Job gives each "
+           "pod)")
+        ->excludes(run->get_option("--shard"));
+  }
+  int go(const std::string& where) {
+    if (!shard_text.empty()) {
+      std::string error;
+      flags.shard = fleetcast::parse_shard(shard_text, error);
+      if (!flags.shard) return usage_error(where, error);
+    }
+    if (!shards_text.empty()) {
+      std::string error;
+      flags.shard = fleetcast::shard_from_completion_index(
+          shards_text, std::getenv("JOB_COMPLETION_INDEX"), error);
+      if (!flags.shard) return usage_error(where, error);
+    }
+    if (retry->count() > 0) {
+      flags.resume = true;
+      // A bare flag (or "--retry-failed=") reads as "true": the defaults.
+      flags.retry_failed = retry_reasons == "true" ? std::string() : retry_reasons;
+    }
+    if (emulator_config->count() > 0) flags.emulate = true;
+    if (dry) return dry_run(job_file, flags.shard);
+    return run_job(job_file, flags);
+  }
+};
+
+struct check_command {
+  CLI::App* check_cmd = nullptr;
   std::string check_file, check_kind;
-  check_cmd->add_option("FILE", check_file, "the file (JSON)")->required();
-  check_cmd->add_option("--as", check_kind, "what the file is (default: told by its fields)")
-      ->check(CLI::IsMember({"job", "daemon", "emulator"}));
+  void add(CLI::App& app) {
+    check_cmd = subcommand(
+        app, "check",
+        "Validate a job file, a daemon config or an emulator config, reading neither devices nor "
+        "tokens. Exit 0 valid, 2 not.");
+    check_cmd->add_option("FILE", check_file, "the file (JSON)")->required();
+    check_cmd->add_option("--as", check_kind, "what the file is (default: told by its fields)")
+        ->check(CLI::IsMember({"job", "daemon", "emulator"}));
+  }
+  int go() { return check(check_file, check_kind); }
+};
 
-  // daemon
-  auto* daemon_cmd = subcommand(
-      app, "daemon",
-      "Run the jobs dropped into DIR/incoming/ (write a job elsewhere or under a dot name, then "
-      "rename it to NAME.json in incoming/).",
-      daemon_footer);
+struct daemon_command {
+  CLI::App* daemon_cmd = nullptr;
   daemon_flags dflags;
   std::string daemon_shard;
-  daemon_cmd
-      ->add_option("--spool", dflags.spool,
-                   "the spool (incoming/ running/ done/ failed/ cancel/ resume/ retry-failed/ are "
-                   "created when missing); one daemon per spool")
-      ->required();
-  daemon_cmd->add_option("--config", dflags.config,
-                         "the daemon's config (config/daemon.example.json); SIGHUP reloads it");
-  daemon_cmd->add_option("--shard", daemon_shard,
-                         "every job runs only the devices of shard I of N");
+  void add(CLI::App& app) {
+    daemon_cmd = subcommand(
+        app, "daemon",
+        "Run the jobs dropped into DIR/incoming/ (write a job elsewhere or under a dot name, then "
+        "rename it to NAME.json in incoming/).",
+        daemon_footer);
+    daemon_cmd
+        ->add_option(
+            "--spool", dflags.spool,
+            "the spool (incoming/ running/ done/ failed/ cancel/ resume/ retry-failed/ are "
+            "created when missing); one daemon per spool")
+        ->required();
+    daemon_cmd->add_option("--config", dflags.config,
+                           "the daemon's config (config/daemon.example.json); SIGHUP reloads it");
+    daemon_cmd->add_option("--shard", daemon_shard,
+                           "every job runs only the devices of shard I of N");
+  }
+  int go(const std::string& where) {
+    if (!daemon_shard.empty()) {
+      std::string error;
+      dflags.shard = fleetcast::parse_shard(daemon_shard, error);
+      if (!dflags.shard) return usage_error(where, error);
+    }
+    return daemon(dflags);
+  }
+};
 
-  // emulate
-  auto* emulate_cmd = subcommand(
-      app, "emulate",
-      "Serve POST /v2/binding/enduserapi/batchControlDevice like the platform does, checking "
-      "every rule and code of its reference page, with configurable per-device failures, "
-      "latency, rate limiting and faults. GET /stats returns the counters. Stops on SIGINT or "
-      "SIGTERM and prints the final counters. Each flag overrides the config file.",
-      emulate_footer);
+struct emulate_command {
+  CLI::App* emulate_cmd = nullptr;
   emulate_flags eflags;
-  emulate_cmd->add_option("--listen", eflags.listen,
-                          "HOST:PORT to serve on (default 127.0.0.1:8443; port 0 = any)");
-  emulate_cmd->add_option("--config", eflags.config_file,
-                          "JSON config (see config/emulator.example.json)");
-  emulate_cmd->add_flag("--plain", eflags.plain, "plain HTTP instead of HTTPS");
-  emulate_cmd->add_option("--threads", eflags.threads, "server threads (default: the cores)")
-      ->check(whole(0, 256));
-  emulate_cmd->add_option("--seed", eflags.seed, "seed of every random choice (default 1)")
-      ->check(whole(0));
-  emulate_cmd
-      ->add_option("--max-devices", eflags.max_devices,
-                   "list-size limit, code 5312 above it (default 100)")
-      ->check(whole(1, 1'000'000));
-  emulate_cmd->add_option("--record", eflags.record,
-                          "write one NDJSON line per executed device command");
-  emulate_cmd->add_option("--cert-out", eflags.cert_out,
-                          "where the generated self-signed certificate goes (default "
-                          "fleetcast-emulator-cert.pem); give it to clients as their CA file");
+  void add(CLI::App& app) {
+    emulate_cmd = subcommand(
+        app, "emulate",
+        "Serve POST /v2/binding/enduserapi/batchControlDevice like the platform does, checking "
+        "every rule and code of its reference page, with configurable per-device failures, "
+        "latency, rate limiting and faults. GET /stats returns the counters. Stops on SIGINT or "
+        "SIGTERM and prints the final counters. Each flag overrides the config file.",
+        emulate_footer);
+    emulate_cmd->add_option("--listen", eflags.listen,
+                            "HOST:PORT to serve on (default 127.0.0.1:8443; port 0 = any)");
+    emulate_cmd->add_option("--config", eflags.config_file,
+                            "JSON config (see config/emulator.example.json)");
+    emulate_cmd->add_flag("--plain", eflags.plain, "plain HTTP instead of HTTPS");
+    emulate_cmd->add_option("--threads", eflags.threads, "server threads (default: the cores)")
+        ->check(whole(0, 256));
+    emulate_cmd->add_option("--seed", eflags.seed, "seed of every random choice (default 1)")
+        ->check(whole(0));
+    emulate_cmd
+        ->add_option("--max-devices", eflags.max_devices,
+                     "list-size limit, code 5312 above it (default 100)")
+        ->check(whole(1, 1'000'000));
+    emulate_cmd->add_option("--record", eflags.record,
+                            "write one NDJSON line per executed device command");
+    emulate_cmd->add_option("--cert-out", eflags.cert_out,
+                            "where the generated self-signed certificate goes (default "
+                            "fleetcast-emulator-cert.pem); give it to clients as their CA file");
+  }
+  int go() { return emulate(eflags); }
+};
 
-  // generate-devices
-  auto* generate_cmd = subcommand(
-      app, "generate-devices",
-      "Write N devices as a CSV device list (header productKey,deviceKey,gatewayProductKey,"
-      "gatewayDeviceKey) with deterministic, distinct keys.");
+struct generate_command {
+  CLI::App* generate_cmd = nullptr;
   generate_flags gflags;
-  generate_cmd->add_option("N", gflags.count, "how many devices")->required()->check(whole(0));
-  generate_cmd->add_option("FILE", gflags.file, "where to write them (- = standard output)")
-      ->required();
-  generate_cmd
-      ->add_option("--products", gflags.products, "spread devices over K products (default 3)")
-      ->check(whole(1));
-  generate_cmd->add_option("--gateway-every", gflags.gateway_every,
-                           "every Mth device is a sub-device behind a gateway (0 = none, default "
-                           "10)->check(whole(0)); 50 sub-devices share a gateway");
-  generate_cmd
-      ->add_option("--seed", gflags.seed, "a different seed gives different keys (default 1)")
-      ->check(whole(0));
+  void add(CLI::App& app) {
+    generate_cmd = subcommand(
+        app, "generate-devices",
+        "Write N devices as a CSV device list (header productKey,deviceKey,gatewayProductKey,"
+        "gatewayDeviceKey) with deterministic, distinct keys.");
+    generate_cmd->add_option("N", gflags.count, "how many devices")->required()->check(whole(0));
+    generate_cmd->add_option("FILE", gflags.file, "where to write them (- = standard output)")
+        ->required();
+    generate_cmd
+        ->add_option("--products", gflags.products, "spread devices over K products (default 3)")
+        ->check(whole(1));
+    generate_cmd->add_option("--gateway-every", gflags.gateway_every,
+                             "every Mth device is a sub-device behind a gateway (0 = none, default "
+                             "10)->check(whole(0)); 50 sub-devices share a gateway");
+    generate_cmd
+        ->add_option("--seed", gflags.seed, "a different seed gives different keys (default 1)")
+        ->check(whole(0));
+  }
+  int go() { return generate_devices(gflags); }
+};
 
-  // bench
-  auto* bench_cmd = subcommand(
-      app, "bench",
-      "Roll a command out to a synthetic fleet with the real engine and report devices/s, "
-      "requests/s, request latency p50/p90/p99/p99.9, the engine's CPU seconds per million "
-      "devices, and peak RSS.");
+struct bench_command {
+  CLI::App* bench_cmd = nullptr;
   bench_flags bflags;
   bool bench_plain = false;
-  bench_cmd->add_option("--devices", bflags.devices, "fleet size (default 1000000)")
-      ->check(whole(1));
-  bench_cmd->add_option("--batch", bflags.batch, "devices per request (default 100)")
-      ->check(whole(1, 100000));
-  bench_cmd->add_option("--connections", bflags.connections, "keep-alive connections (default 8)")
-      ->check(whole(1, 1024));
-  bench_cmd->add_option("--pipeline", bflags.pipeline, "HTTP/1.1 pipeline depth (default 1)")
-      ->check(whole(1, 64));
-  bench_cmd->add_flag("--plain", bench_plain,
-                      "plain HTTP instead of TLS (in-process emulator only)");
-  bench_cmd
-      ->add_option("--latency-ms", bflags.latency_ms,
-                   "the emulator's added latency per request (default 0)")
-      ->check(whole(0));
-  bench_cmd
-      ->add_option("--emulator-threads", bflags.emulator_threads,
-                   "the in-process emulator's threads (default 1)")
-      ->check(whole(1));
-  bench_cmd->add_option("--target", bflags.target,
-                        "another server instead of the in-process emulator");
-  bench_cmd->add_option("--ca-file", bflags.ca_file, "the CA to trust for --target");
-  bench_cmd->add_flag("--json", bflags.json, "one JSON object on stdout instead of text");
-
-  app.add_subcommand("help", "this text")->allow_extras();
-
-  if (argc < 2) {
-    say("{}", app.help());
-    return 2;
+  void add(CLI::App& app) {
+    bench_cmd = subcommand(
+        app, "bench",
+        "Roll a command out to a synthetic fleet with the real engine and report devices/s, "
+        "requests/s, request latency p50/p90/p99/p99.9, the engine's CPU seconds per million "
+        "devices, and peak RSS.");
+    bench_cmd->add_option("--devices", bflags.devices, "fleet size (default 1000000)")
+        ->check(whole(1));
+    bench_cmd->add_option("--batch", bflags.batch, "devices per request (default 100)")
+        ->check(whole(1, 100000));
+    bench_cmd->add_option("--connections", bflags.connections, "keep-alive connections (default 8)")
+        ->check(whole(1, 1024));
+    bench_cmd->add_option("--pipeline", bflags.pipeline, "HTTP/1.1 pipeline depth (default 1)")
+        ->check(whole(1, 64));
+    bench_cmd->add_flag("--plain", bench_plain,
+                        "plain HTTP instead of TLS (in-process emulator only)");
+    bench_cmd
+        ->add_option("--latency-ms", bflags.latency_ms,
+                     "the emulator's added latency per request (default 0)")
+        ->check(whole(0));
+    bench_cmd
+        ->add_option("--emulator-threads", bflags.emulator_threads,
+                     "the in-process emulator's threads (default 1)")
+        ->check(whole(1));
+    bench_cmd->add_option("--target", bflags.target,
+                          "another server instead of the in-process emulator");
+    bench_cmd->add_option("--ca-file", bflags.ca_file, "the CA to trust for --target");
+    bench_cmd->add_flag("--json", bflags.json, "one JSON object on stdout instead of text");
   }
-  // An unknown command, said as such (CLI11 would say a subcommand is required).
-  const std::string_view first = argv[1];
-  if (!first.starts_with("-")) {
-    std::vector<std::string> names;
-    for (const auto* s : app.get_subcommands({})) names.push_back(s->get_name());
-    if (std::find(names.begin(), names.end(), first) == names.end()) {
-      const auto guess = closest(first, names);
-      return usage_error("fleetcast", guess.empty() ? fmt::format("unknown command \"{}\"", first)
-                                                    : fmt::format("unknown command \"{}\" (did "
-                                                                  "you mean {}?)",
-                                                                  first, guess));
-    }
+  int go() {
+    bflags.tls = !bench_plain;
+    return bench(bflags);
   }
+};
+
+// An unknown command, said as such (CLI11 would say a subcommand is
+// required); 0 when `first` is an option or a known command.
+int unknown_command(CLI::App& app, std::string_view first) {
+  if (first.starts_with("-")) return 0;
+  std::vector<std::string> names;
+  for (const auto* s : app.get_subcommands({})) names.push_back(s->get_name());
+  if (std::find(names.begin(), names.end(), first) != names.end()) return 0;
+  const auto guess = closest(first, names);
+  return usage_error("fleetcast", guess.empty() ? fmt::format("unknown command \"{}\"", first)
+                                                : fmt::format("unknown command \"{}\" (did "
+                                                              "you mean {}?)",
+                                                              first, guess));
+}
+
+// Parses the command line: -1 when a subcommand is to run, else the exit
+// status (help, version, a usage error said).
+int parse(CLI::App& app, int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp&) {
@@ -328,6 +382,39 @@ int main(int argc, char** argv) {
       if (const int rc = leftover_error(*subs.front(), where)) return rc;
     return usage_error(where, e.what());
   }
+  return -1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "Sends one control command to a fleet of devices through the platform's "
+      "batchControlDevice endpoint.",
+      "fleetcast"};
+  app.set_version_flag("--version", "fleetcast " FLEETCAST_VERSION);
+  app.require_subcommand(1, 1);
+  app.footer("Run 'fleetcast COMMAND --help' for a command's options.");
+  run_command run;
+  check_command check_c;
+  daemon_command daemon_c;
+  emulate_command emulate_c;
+  generate_command generate_c;
+  bench_command bench_c;
+  run.add(app);
+  check_c.add(app);
+  daemon_c.add(app);
+  emulate_c.add(app);
+  generate_c.add(app);
+  bench_c.add(app);
+  app.add_subcommand("help", "this text")->allow_extras();
+
+  if (argc < 2) {
+    say("{}", app.help());
+    return 2;
+  }
+  if (const int rc = unknown_command(app, argv[1])) return rc;
+  if (const int rc = parse(app, argc, argv); rc >= 0) return rc;
   CLI::App* const sub = app.get_subcommands().front();
   const auto where = fmt::format("fleetcast {}", sub->get_name());
   if (sub->get_name() == "help") {
@@ -335,39 +422,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (const int rc = leftover_error(*sub, where)) return rc;
-
-  if (sub == run) {
-    if (!shard_text.empty()) {
-      std::string error;
-      flags.shard = fleetcast::parse_shard(shard_text, error);
-      if (!flags.shard) return usage_error(where, error);
-    }
-    if (!shards_text.empty()) {
-      std::string error;
-      flags.shard = fleetcast::shard_from_completion_index(
-          shards_text, std::getenv("JOB_COMPLETION_INDEX"), error);
-      if (!flags.shard) return usage_error(where, error);
-    }
-    if (retry->count() > 0) {
-      flags.resume = true;
-      // A bare flag (or "--retry-failed=") reads as "true": the defaults.
-      flags.retry_failed = retry_reasons == "true" ? std::string() : retry_reasons;
-    }
-    if (emulator_config->count() > 0) flags.emulate = true;
-    if (dry) return dry_run(job_file, flags.shard);
-    return run_job(job_file, flags);
-  }
-  if (sub == check_cmd) return check(check_file, check_kind);
-  if (sub == daemon_cmd) {
-    if (!daemon_shard.empty()) {
-      std::string error;
-      dflags.shard = fleetcast::parse_shard(daemon_shard, error);
-      if (!dflags.shard) return usage_error(where, error);
-    }
-    return daemon(dflags);
-  }
-  if (sub == emulate_cmd) return emulate(eflags);
-  if (sub == generate_cmd) return generate_devices(gflags);
-  bflags.tls = !bench_plain;
-  return bench(bflags);
+  if (sub == run.run) return run.go(where);
+  if (sub == check_c.check_cmd) return check_c.go();
+  if (sub == daemon_c.daemon_cmd) return daemon_c.go(where);
+  if (sub == emulate_c.emulate_cmd) return emulate_c.go();
+  if (sub == generate_c.generate_cmd) return generate_c.go();
+  return bench_c.go();
 }

@@ -9,6 +9,7 @@
 #include <fleetcast/net/client/rollout.hpp>
 #include <fleetcast/net/server/emulator.hpp>
 #include "app/delivery_stage.hpp"
+#include "app/job_bringup.hpp"
 #include "app/job_files.hpp"
 #include "app/job_output.hpp"
 #include "core/output/progress_view.hpp"
@@ -45,167 +46,86 @@ std::size_t terminal_width() {
   return 80;
 }
 
-}  // namespace
-
-int run_job(const std::string& job_file, const run_flags& flags) {
-  // The whole run as the operator waits for it: from here to every output
-  // written (the closing line's time and devices/s).
-  const auto process_start = std::chrono::steady_clock::now();
-  auto loaded = load_job(job_file, true);
-  if (!loaded) return 2;
-  job j = std::move(*loaded);
+// --emulate: the emulator in this process, the job pointed at it (its
+// acknowledgements from the emulator's subscription). False: said why.
+bool start_rehearsal(job& j, const std::string& job_file, const run_flags& flags,
+                     std::optional<net::emulator>& emulator, net::rollout_options& options) {
   std::string error;
-
-  // The run's event loop: the rollout and the stop signals (the first
-  // SIGINT or SIGTERM cancels, the second cuts the requests in flight too).
-  boost::asio::io_context ioc(1);
-  boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
-  int stopped_by = 0;
-  std::optional<net::emulator> emulator;
-  net::rollout_options options;
-  if (flags.emulate) {
-    emulator_config ec;
-    if (!flags.emulator_config.empty()) {
-      std::string etext;
-      if (!read_text_file(flags.emulator_config, etext, error)) {
-        say("fleetcast: {}\n", error);
-        return 2;
-      }
-      auto ep = parse_emulator_config(etext, flags.emulator_config);
-      if (!ep.config) {
-        for (const auto& e : ep.errors) say("fleetcast: {}: {}\n", flags.emulator_config, e);
-        return 2;
-      }
-      ec = std::move(*ep.config);
-    } else {
-      ec.threads = 1;  // leave the other core to the engine
-    }
-    ec.listen = "127.0.0.1:0";
-    // The job's acknowledgements come from the emulator's subscription:
-    // its file, or its AMQP listener taking the job's own credentials.
-    if (j.acks.kind == acks_config::source::ndjson) ec.acks.ndjson = j.acks.ndjson;
-    if (j.acks.kind == acks_config::source::amqp) {
-      if (!net::read_amqp_credentials(j.acks.amqp, ec.acks.access_key, ec.acks.access_secret,
-                                      error)) {
-        say("fleetcast: {}: {}\n", job_file, error);
-        return 2;
-      }
-      ec.acks.amqp_listen = "127.0.0.1:0";
-      ec.acks.access_secret_file.clear();
-      if (!j.acks.amqp.queue.empty()) ec.acks.queue = j.acks.amqp.queue;
-    }
-    try {
-      emulator.emplace(ec);
-    } catch (const std::exception& e) {
-      say("fleetcast: --emulate: {}\n", e.what());
-      return 2;
-    }
-    parse_endpoint(emulator->url(), j.endpoint);
-    if (emulator->amqp_port()) {
-      j.acks.amqp.host = emulator->host();
-      j.acks.amqp.port = emulator->amqp_port();
-    }
-    j.proxy = "direct";  // the emulator is in this process: never through a proxy
-    options.extra_ca_pem = emulator->certificate_pem();
-    options.system_trust_store = false;  // only the emulator's certificate
-    say("fleetcast: rehearsing against the emulator at {} (list limit {})\n", emulator->url(),
-        ec.max_devices);
-  }
-  if (j.endpoint.tls && !j.tls.verify) {
-    say("fleetcast: WARNING: tls.verify is false: the server's certificate is NOT checked; "
-        "anyone on the path can read the token and the commands\n");
-  }
-
-  // Nothing is written before the job is known to be sendable: a device
-  // list that cannot be read or holds no record is refused here.
-  // Every problem of this kind in one round: the device list and the token.
-  if (const auto problems = sendable_problems(j, flags.shard); !problems.empty()) {
-    for (const auto& p : problems) say("fleetcast: {}: {}\n", job_file, p);
-    say("fleetcast: {}: nothing was sent\n", job_file);
-    return 2;
-  }
-  output_request request;
-  request.resume = flags.resume;
-  if (flags.retry_failed) {
-    if (auto problem = request.plan.retry_failed(*flags.retry_failed)) {
-      say("fleetcast run: {}\n", *problem);
-      return 2;
-    }
-  }
-  std::uint64_t newlines = 0;
-  if (!identify(j, flags.emulate, request.identity, error, &newlines)) {
-    say("fleetcast: {}: {}\n", job_file, error);
-    return 2;
-  }
-  if (flags.shard) {  // each shard's outputs apart, so shards can share a folder
-    j.output_dir =
-        fmt::format("{}/shard-{}-of-{}", j.output_dir, flags.shard->index, flags.shard->count);
-  }
-
-  // The output folder: locked for this process, results so far (resume),
-  // the journal of sends, the rollout's identity.
-  job_output output;
-  if (const auto o = output.open(j.output_dir, request, error); o != open_outcome::ok) {
-    say("fleetcast: {}\n", error);
-    return o == open_outcome::refused ? 2 : 1;
-  }
-  if (output.needs_verify()) {
-    opened_devices check;
-    if (!open_devices(j, check, error)) {
-      say("fleetcast: {}: {}\n", job_file, error);
-      return 2;
-    }
-    if (flags.shard) check.stream->set_shard(*flags.shard);
-    if (const auto o = output.verify(*check.stream, error); o != open_outcome::ok) {
+  emulator_config ec;
+  if (!flags.emulator_config.empty()) {
+    std::string etext;
+    if (!read_text_file(flags.emulator_config, etext, error)) {
       say("fleetcast: {}\n", error);
-      return o == open_outcome::refused ? 2 : 1;
+      return false;
     }
-  }
-
-  opened_devices devices;
-  if (!open_devices(j, devices, error)) {
-    say("fleetcast: {}: {}\n", job_file, error);
-    return 2;
-  }
-  if (flags.shard) devices.stream->set_shard(*flags.shard);
-
-  const run_summary& before = output.earlier();
-  if (flags.resume) {
-    say("fleetcast: resuming: {} records keep their result\n", before.records);
-  }
-  output.attach(options);
-  // Delivery acknowledgements: every accepted device's ticket goes by the
-  // stage on its way to the folder; the stage waits for their REQACKs.
-  std::optional<delivery_stage> acks;
-  if (j.acks.enabled()) {
-    acks.emplace(ioc.get_executor(), j, output.sink());
-    if (!acks->open(j.output_dir, error, options.extra_ca_pem, options.system_trust_store)) {
-      say("fleetcast: {}: {}; nothing was sent\n", job_file, error);
-      acks->abandon();
-      output.abandon();
-      return 2;
+    auto ep = parse_emulator_config(etext, flags.emulator_config);
+    if (!ep.config) {
+      for (const auto& e : ep.errors) say("fleetcast: {}: {}\n", flags.emulator_config, e);
+      return false;
     }
-    acks->attach(options);
-    acks->on_notice([](const std::string& text) { say("\nfleetcast: {}\n", text); });
-    if (acks->expected_now() > 0)
-      say("fleetcast: resuming: {} devices wait for their acknowledgement\n", acks->expected_now());
+    ec = std::move(*ep.config);
+  } else {
+    ec.threads = 1;  // leave the other core to the engine
   }
-  result_sink& sink = acks ? acks->sink() : output.sink();
-  // The progress line: on a terminal one line redrawn in place, fitted to
-  // its width; elsewhere (a log, TERM=dumb) a plain line every 5 s.
+  ec.listen = "127.0.0.1:0";
+  // The job's acknowledgements come from the emulator's subscription:
+  // its file, or its AMQP listener taking the job's own credentials.
+  if (j.acks.kind == acks_config::source::ndjson) ec.acks.ndjson = j.acks.ndjson;
+  if (j.acks.kind == acks_config::source::amqp) {
+    if (!net::read_amqp_credentials(j.acks.amqp, ec.acks.access_key, ec.acks.access_secret,
+                                    error)) {
+      say("fleetcast: {}: {}\n", job_file, error);
+      return false;
+    }
+    ec.acks.amqp_listen = "127.0.0.1:0";
+    ec.acks.access_secret_file.clear();
+    if (!j.acks.amqp.queue.empty()) ec.acks.queue = j.acks.amqp.queue;
+  }
+  try {
+    emulator.emplace(ec);
+  } catch (const std::exception& e) {
+    say("fleetcast: --emulate: {}\n", e.what());
+    return false;
+  }
+  parse_endpoint(emulator->url(), j.endpoint);
+  if (emulator->amqp_port()) {
+    j.acks.amqp.host = emulator->host();
+    j.acks.amqp.port = emulator->amqp_port();
+  }
+  j.proxy = "direct";  // the emulator is in this process: never through a proxy
+  options.extra_ca_pem = emulator->certificate_pem();
+  options.system_trust_store = false;  // only the emulator's certificate
+  say("fleetcast: rehearsing against the emulator at {} (list limit {})\n", emulator->url(),
+      ec.max_devices);
+  return true;
+}
+
+// Whether the progress line is redrawn in place (a terminal) or printed
+// every 5 s (a log, TERM=dumb).
+bool progress_on_terminal(const run_flags& flags) {
   const char* term = std::getenv("TERM");
-  const bool terminal =
-      isatty(STDERR_FILENO) && !(term && std::string_view(term) == "dumb") && !flags.quiet;
-  const std::uint64_t estimated_total = estimate_total(j, newlines, devices, flags.shard);
+  return isatty(STDERR_FILENO) && !(term && std::string_view(term) == "dumb") && !flags.quiet;
+}
+
+// The progress line: on a terminal one line redrawn in place, fitted to
+// its width; elsewhere a plain line every 5 s. `last` keeps the latest.
+struct progress_line {
+  progress_line(const run_flags& f, bool t, std::uint64_t resumed, std::uint64_t estimated)
+      : flags(f), terminal(t), resumed_records(resumed), estimated_total(estimated) {}
+  const run_flags& flags;
+  bool terminal;
+  std::uint64_t resumed_records;
+  std::uint64_t estimated_total;
   progress_view view;
   net::rollout_progress last;
   double last_line_s = -10;
-  options.on_progress = [&](const net::rollout_progress& p) {
+
+  void operator()(const net::rollout_progress& p) {
     last = p;
     view.sample(p.elapsed_s, p.succeeded + p.failed);
     if (flags.quiet) return;
     progress_counts c;
-    c.done = before.records + p.done;
+    c.done = resumed_records + p.done;
     c.total_exact = p.input_complete;
     c.total = p.input_complete ? p.records : std::max(estimated_total, p.records);
     c.failed = p.failed;
@@ -219,37 +139,41 @@ int run_job(const std::string& job_file, const run_flags& flags) {
       say("fleetcast: {}\n", view.line(c, 0));
       last_line_s = p.elapsed_s;
     }
-  };
-
-  std::optional<net::rollout> made;
-  try {
-    made.emplace(ioc.get_executor(), j, *devices.stream, sink, options);
-  } catch (const std::exception& e) {  // out of memory, a bug: a proxy mistake is an outcome
-    say("fleetcast: {}; nothing was sent\n", e.what());
-    output.abandon();
-    return 2;
   }
-  net::rollout& rollout = *made;
-  if (acks)
-    acks->on_outcome([&rollout](const delivery_event& e) { rollout.on_delivery(e.outcome); });
-  if (const auto route = rollout.route(); !route.empty() && !flags.quiet)
-    say("fleetcast: reaching {} {}\n", j.endpoint.url, route);
+};
+
+// What the run's loop ended with.
+struct loop_end {
+  net::rollout_outcome outcome;
+  std::string acks_refused;  // the acks' source could not be relied on: nothing sent
+  int stopped_by = 0;        // SIGINT or SIGTERM
+};
+
+// The run's event loop: with acks, their source first (nothing is sent
+// before it can be relied on), the rollout, then the wait for the
+// acknowledgements, shown as it goes. The first SIGINT or SIGTERM cancels,
+// the second cuts the requests in flight too.
+loop_end run_loop(boost::asio::io_context& ioc, net::rollout& rollout, delivery_stage* acks,
+                  const run_flags& flags, bool terminal) {
+  loop_end end;
+  boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
   int seen = 0;
   std::function<void()> on_signal = [&] {
     signals.async_wait([&](boost::system::error_code ec, int sig) {
       if (ec) return;
-      if (!stopped_by) stopped_by = sig;
+      if (!end.stopped_by) end.stopped_by = sig;
       rollout.cancel();
       if (acks) acks->stop();  // what still waits is left to --resume
       if (++seen < 2) on_signal();
     });
   };
   on_signal();
-  net::rollout_outcome outcome;
-  // After the last answer, the wait for acknowledgements, shown as it goes.
   boost::asio::steady_timer wait_line(ioc);
+  // Set when the wait ends: a line whose timer expired in the same turn
+  // (its handler queued, past cancelling) must not arm it again.
+  bool wait_over = false;
   std::function<void()> show_wait = [&] {
-    if (flags.quiet) return;
+    if (flags.quiet || wait_over) return;
     const auto text = fmt::format(
         "waiting for {} acknowledgements ({} delivered, {} failed so far; "
         "at most {:.0f} s more)",
@@ -264,12 +188,10 @@ int run_job(const std::string& job_file, const run_flags& flags) {
       if (!ec) show_wait();
     });
   };
-  // With acks, nothing is sent before their source can be relied on.
-  std::string acks_refused;
   const auto run_rollout = [&] {
     rollout.async_run([&](boost::system::error_code, net::rollout_outcome o) {
-      outcome = std::move(o);
-      if (!acks || !outcome.started()) {
+      end.outcome = std::move(o);
+      if (!acks || !end.outcome.started()) {
         if (acks) acks->stop();
         signals.cancel();  // the loop ends with the run
         return;
@@ -277,74 +199,57 @@ int run_job(const std::string& job_file, const run_flags& flags) {
       if (terminal) say("\n");
       show_wait();
       acks->async_wait([&] {
+        wait_over = true;
         wait_line.cancel();
         signals.cancel();
       });
     });
   };
-  if (acks) {
+  if (!acks) {
+    run_rollout();
+  } else {
     acks->start([&](const std::string& problem) {
-      if (problem.empty() && !stopped_by) return run_rollout();
-      acks_refused = problem.empty() ? "stopped before sending" : problem;
+      if (problem.empty() && !end.stopped_by) return run_rollout();
+      end.acks_refused = problem.empty() ? "stopped before sending" : problem;
       acks->stop();
       signals.cancel();
     });
-  } else {
-    run_rollout();
   }
   ioc.run();
-  if (!acks_refused.empty()) {
-    say("fleetcast: {}: {}; nothing was sent\n", job_file, acks_refused);
-    acks->abandon();
-    output.abandon();
-    return stopped_by ? 4 : 2;
-  }
-  if (!outcome.started()) {
-    if (terminal) say("\n");
-    say("fleetcast: {}; nothing was sent\n", outcome.startup_error);
-    output.abandon();
-    return 2;
-  }
-  run_summary summary = std::move(outcome.summary);
-  if (terminal) say("\n");
-  const auto last_answer = std::chrono::steady_clock::now();
-  if (acks) {
-    if (const auto problem = acks->conclude(summary); !problem.empty())
-      say("fleetcast: the delivery outcomes cannot be written: {}\n", problem);
-    const auto& d = *summary.deliveries;
-    say("fleetcast: deliveries: {} delivered, {} failed, {} without an acknowledgement "
-        "within {} s{}; messages: {} early, {} duplicate, {} contradictory, {} for another "
-        "device, {} unmatched ({} for want of room), {} late, {} not REQACK, {} unreadable, "
-        "{} lines refused\n",
-        d.delivered, d.delivery_failed, d.no_ack, j.acks.timeout_s,
-        d.waiting ? fmt::format(", {} still waiting (--resume waits on)", d.waiting) : "",
-        d.messages.early, d.messages.duplicates, d.messages.contradictory, d.messages.mismatched,
-        d.messages.unmatched, d.messages.overflow, d.messages.late, d.messages.other_messages,
-        d.messages.malformed, d.messages.refused_lines);
-  }
-  if (const auto problem = output.finish(summary); !problem.empty())
-    say("fleetcast: the outputs cannot be written: {}\n", problem);
-  const auto outputs_written = std::chrono::steady_clock::now();
-  const auto seconds = [](auto d) { return std::chrono::duration<double>(d).count(); };
-  const double whole_s = seconds(outputs_written - process_start);
-  const double after_s = seconds(outputs_written - last_answer);
+  return end;
+}
 
-  if (!rollout.failure().empty()) say("fleetcast: the job failed: {}\n", rollout.failure());
+// The deliveries' closing line.
+void say_deliveries(const job& j, const delivery_summary& d) {
+  say("fleetcast: deliveries: {} delivered, {} failed, {} without an acknowledgement "
+      "within {} s{}; messages: {} early, {} duplicate, {} contradictory, {} for another "
+      "device, {} unmatched ({} for want of room), {} late, {} not REQACK, {} unreadable, "
+      "{} lines refused\n",
+      d.delivered, d.delivery_failed, d.no_ack, j.acks.timeout_s,
+      d.waiting ? fmt::format(", {} still waiting (--resume waits on)", d.waiting) : "",
+      d.messages.early, d.messages.duplicates, d.messages.contradictory, d.messages.mismatched,
+      d.messages.unmatched, d.messages.overflow, d.messages.late, d.messages.other_messages,
+      d.messages.malformed, d.messages.refused_lines);
+}
+
+// The closing lines: the failure, how to continue, the counts and speed.
+// Devices/s: those this run sent, over the whole of this process's run
+// (reading the list, sending, writing every output), which is what the
+// operator waited for.
+void say_end(const job& j, const std::string& job_file, const run_flags& flags,
+             const run_summary& summary, const std::string& failure, int stopped_by,
+             std::uint64_t sent_now, double whole_s, double after_s) {
+  if (!failure.empty()) say("fleetcast: the job failed: {}\n", failure);
+  const std::string shard = flags.shard ? " --shard " + to_string(*flags.shard) : std::string();
   if (summary.exit_code() == 1 || summary.exit_code() == 3) {
     if (summary.state != job_state::completed || summary.count_of(device_status::failed) > 0)
       say("fleetcast: continue with: fleetcast run {} --resume{}{}\n", job_file,
-          summary.count_of(device_status::failed) > 0 ? " [--retry-failed]" : "",
-          flags.shard ? " --shard " + to_string(*flags.shard) : std::string());
+          summary.count_of(device_status::failed) > 0 ? " [--retry-failed]" : "", shard);
   }
   if (stopped_by) {
     say("fleetcast: stopped by {}; continue with: fleetcast run {} --resume{}\n",
-        stopped_by == SIGINT ? "SIGINT" : "SIGTERM", job_file,
-        flags.shard ? " --shard " + to_string(*flags.shard) : std::string());
+        stopped_by == SIGINT ? "SIGINT" : "SIGTERM", job_file, shard);
   }
-  // Devices/s: those this run sent, over the whole of this process's run
-  // (reading the list, sending, writing every output), which is what the
-  // operator waited for.
-  const auto sent_now = last.succeeded + last.failed;
   const auto text = fmt::format(
       "fleetcast: {} \"{}\": {} devices: {} succeeded, {} failed, {} skipped; {} requests, {} "
       "retries; {} sent in {:.1f} s, {} devices/s over the whole run ({:.1f} s of it writing the "
@@ -360,7 +265,135 @@ int run_job(const std::string& job_file, const run_flags& flags) {
   } else if (!flags.quiet) {
     fmt::print("{}", text);
   }
+}
+
+// What the folder is opened with: resume, the failures to send again.
+bool output_request_of(const run_flags& flags, output_request& request) {
+  request.resume = flags.resume;
+  if (!flags.retry_failed) return true;
+  if (auto problem = request.plan.retry_failed(*flags.retry_failed)) {
+    say("fleetcast run: {}\n", *problem);
+    return false;
+  }
+  return true;
+}
+
+// The bring-up's refusal, worded as the command words it; the exit status.
+int refused(const bringup_result& r, const std::string& job_file) {
+  if (r.step == bringup_step::folder) {
+    say("fleetcast: {}\n", r.error);
+    return r.outcome == open_outcome::refused ? 2 : 1;
+  }
+  say("fleetcast: {}: {}\n", job_file, r.error);
+  return 2;
+}
+
+// What the closing steps need to know of the run.
+struct run_context {
+  const job& j;
+  const std::string& job_file;
+  const run_flags& flags;
+  bool terminal;
+  std::chrono::steady_clock::time_point process_start;
+};
+
+// After the loop: a refusal or a start-up failure leaves the folder as it
+// was; else the delivery outcomes and the outputs written, the closing
+// lines said. The exit status.
+int finish_run(const run_context& c, loop_end& end, const std::string& failure,
+               delivery_stage* acks, job_output& output, const net::rollout_progress& last) {
+  if (!end.acks_refused.empty()) {
+    say("fleetcast: {}: {}; nothing was sent\n", c.job_file, end.acks_refused);
+    acks->abandon();
+    output.abandon();
+    return end.stopped_by ? 4 : 2;
+  }
+  if (!end.outcome.started()) {
+    if (c.terminal) say("\n");
+    say("fleetcast: {}; nothing was sent\n", end.outcome.startup_error);
+    output.abandon();
+    return 2;
+  }
+  run_summary summary = std::move(end.outcome.summary);
+  if (c.terminal) say("\n");
+  const auto last_answer = std::chrono::steady_clock::now();
+  if (acks) {
+    if (const auto problem = acks->conclude(summary); !problem.empty())
+      say("fleetcast: the delivery outcomes cannot be written: {}\n", problem);
+    say_deliveries(c.j, *summary.deliveries);
+  }
+  if (const auto problem = output.finish(summary); !problem.empty())
+    say("fleetcast: the outputs cannot be written: {}\n", problem);
+  const auto written = std::chrono::steady_clock::now();
+  const auto seconds = [](auto d) { return std::chrono::duration<double>(d).count(); };
+  say_end(c.j, c.job_file, c.flags, summary, failure, end.stopped_by, last.succeeded + last.failed,
+          seconds(written - c.process_start), seconds(written - last_answer));
   return summary.exit_code();
+}
+
+}  // namespace
+
+int run_job(const std::string& job_file, const run_flags& flags) {
+  // The whole run as the operator waits for it: from here to every output
+  // written (the closing line's time and devices/s).
+  const auto process_start = std::chrono::steady_clock::now();
+  auto loaded = load_job(job_file, true);
+  if (!loaded) return 2;
+  job j = std::move(*loaded);
+  boost::asio::io_context ioc(1);
+  std::optional<net::emulator> emulator;
+  net::rollout_options options;
+  if (flags.emulate && !start_rehearsal(j, job_file, flags, emulator, options)) return 2;
+  if (j.endpoint.tls && !j.tls.verify) {
+    say("fleetcast: WARNING: tls.verify is false: the server's certificate is NOT checked; "
+        "anyone on the path can read the token and the commands\n");
+  }
+  // Nothing is written before the job is known to be sendable (every
+  // problem of this kind in one round: the device list and the token).
+  if (const auto problems = sendable_problems(j, flags.shard); !problems.empty()) {
+    for (const auto& p : problems) say("fleetcast: {}: {}\n", job_file, p);
+    say("fleetcast: {}: nothing was sent\n", job_file);
+    return 2;
+  }
+  output_request request;
+  if (!output_request_of(flags, request)) return 2;
+  if (flags.shard) {  // each shard's outputs apart, so shards can share a folder
+    j.output_dir =
+        fmt::format("{}/shard-{}-of-{}", j.output_dir, flags.shard->index, flags.shard->count);
+  }
+  job_output output;
+  opened_devices devices;
+  job_parts parts{output, devices};
+  if (const auto r = bring_up(j, request, flags.shard, flags.emulate, parts, options); !r)
+    return refused(r, job_file);
+  if (flags.resume)
+    say("fleetcast: resuming: {} records keep their result\n", output.earlier().records);
+  std::unique_ptr<delivery_stage> acks;
+  if (j.acks.enabled()) {
+    std::string error;
+    if (!(acks = open_delivery_stage(ioc.get_executor(), j, output, options, error))) {
+      say("fleetcast: {}: {}; nothing was sent\n", job_file, error);
+      output.abandon();
+      return 2;
+    }
+    acks->on_notice([](const std::string& text) { say("\nfleetcast: {}\n", text); });
+    if (acks->expected_now() > 0)
+      say("fleetcast: resuming: {} devices wait for their acknowledgement\n", acks->expected_now());
+  }
+  const bool terminal = progress_on_terminal(flags);
+  auto progress =
+      std::make_shared<progress_line>(flags, terminal, output.earlier().records,
+                                      estimate_total(j, parts.newlines, devices, flags.shard));
+  options.on_progress = [progress](const net::rollout_progress& p) { (*progress)(p); };
+  net::rollout rollout(ioc.get_executor(), j, *devices.stream, acks ? acks->sink() : output.sink(),
+                       options);
+  if (acks)
+    acks->on_outcome([&rollout](const delivery_event& e) { rollout.on_delivery(e.outcome); });
+  if (const auto route = rollout.route(); !route.empty() && !flags.quiet)
+    say("fleetcast: reaching {} {}\n", j.endpoint.url, route);
+  auto end = run_loop(ioc, rollout, acks.get(), flags, terminal);
+  return finish_run({j, job_file, flags, terminal, process_start}, end, rollout.failure(),
+                    acks.get(), output, progress->last);
 }
 
 }  // namespace fleetcast::app

@@ -29,8 +29,8 @@ int main() {
   }
   job.endpoint.url = emulator.url();
   job.auth.kind = fleetcast::auth_config::source::token_env;  // for validate(); the token
-  job.auth.token_env = "UNUSED";                               // comes from options.token
-  job.cmd.type = 2;  // a property command
+  job.auth.token_env = "UNUSED";                              // comes from options.token
+  job.cmd.type = 2;                                           // a property command
   job.cmd.data = R"([{"switch":true}])";
   job.batch.max_devices = 2;
   // The job file's rules, with its messages and the reference page's codes.
@@ -64,17 +64,17 @@ int main() {
   boost::asio::thread_pool pool(2);
   fleetcast::net::rollout rollout(pool.get_executor(), job, devices, sink, options);
   int status = 1;
-  rollout.async_run([&status](boost::system::error_code ec,
-                              fleetcast::net::rollout_outcome outcome) {
-    if (ec) {  // nothing was sent: what could not be used, and its kind
-      std::cerr << "not started: " << outcome.startup_error << " (" << ec.message() << ")\n";
-      return;
-    }
-    const auto& s = outcome.summary;
-    std::cout << s.count_of(fleetcast::device_status::succeeded) << " of " << s.records
-              << " devices succeeded in " << s.requests << " requests\n";
-    status = s.exit_code();
-  });
+  rollout.async_run(
+      [&status](boost::system::error_code ec, fleetcast::net::rollout_outcome outcome) {
+        if (ec) {  // nothing was sent: what could not be used, and its kind
+          std::cerr << "not started: " << outcome.startup_error << " (" << ec.message() << ")\n";
+          return;
+        }
+        const auto& s = outcome.summary;
+        std::cout << s.count_of(fleetcast::device_status::succeeded) << " of " << s.records
+                  << " devices succeeded in " << s.requests << " requests\n";
+        status = s.exit_code();
+      });
   pool.join();  // the pool has work until the completion handler ran
   return status;
 }

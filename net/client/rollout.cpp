@@ -141,12 +141,13 @@ struct rollout::impl {
   const job& j;
   rollout_options options;
   std::optional<asio::io_context> own;  // run(): an io_context of its own
-  asio::any_io_executor base;  // the caller's (or own's): the completion's by default
+  asio::any_io_executor base;           // the caller's (or own's): the completion's by default
   // Every handler of the run on one strand: the engine is safe on a
   // multi-threaded executor without a strand of the caller's.
   asio::any_io_executor ex;
   boost::asio::any_completion_handler<rollout::completion_signature> handler;
-  asio::any_completion_executor handler_work;  // the handler's executor, its work kept until completion
+  asio::any_completion_executor
+      handler_work;  // the handler's executor, its work kept until completion
   bool began = false, ended = false;
   bool engine_started = false;  // begin() started the dispatcher (on the strand)
   unsigned early_cancels = 0;   // cancels that came before it (on the strand)
@@ -415,9 +416,7 @@ struct rollout::impl {
     co_return read_refresh_answer(r.http_status, r.body);
   }
 
-  bool embedder_tokens() const noexcept {
-    return options.token_provider || !options.token.empty();
-  }
+  bool embedder_tokens() const noexcept { return options.token_provider || !options.token.empty(); }
 
   // ------------------------------------------------------------ waits
 
@@ -615,13 +614,13 @@ struct rollout::impl {
     auto h = std::move(handler);
     // Posted first: a handler that destroys the rollout runs after the
     // engine's own handler returned; then on the handler's executor.
-    asio::post(ex, [h = std::move(h), work = std::move(handler_work), ec,
-                    o = std::move(o)]() mutable {
-      auto on = std::move(work);
-      asio::dispatch(on, [h = std::move(h), ec, o = std::move(o)]() mutable {
-        std::move(h)(ec, std::move(o));
-      });
-    });
+    asio::post(ex,
+               [h = std::move(h), work = std::move(handler_work), ec, o = std::move(o)]() mutable {
+                 auto on = std::move(work);
+                 asio::dispatch(on, [h = std::move(h), ec, o = std::move(o)]() mutable {
+                   std::move(h)(ec, std::move(o));
+                 });
+               });
   }
 };
 
@@ -698,8 +697,7 @@ void rollout::start(asio::any_completion_handler<completion_signature> h) {
   if (auto slot = s.handler.get_cancellation_slot(); slot.is_connected()) {
     // Emitted on the caller's thread: the cancel itself runs on the strand.
     slot.assign([w = std::weak_ptr<impl>(impl_)](asio::cancellation_type type) {
-      const bool hard =
-          (type & asio::cancellation_type::terminal) != asio::cancellation_type::none;
+      const bool hard = (type & asio::cancellation_type::terminal) != asio::cancellation_type::none;
       auto self = w.lock();
       if (!self) return;
       self->cancel_requested = true;

@@ -566,7 +566,6 @@ TEST_SUITE("dispatcher") {
     CHECK(parse_retry_after("-1") == 0);
   }
 
-
   TEST_CASE("each report must answer the action handed out: anything else is a driver's bug") {
     const job j = sim_job(R"("connections":1,"rate":{"requests_per_second":0})");
     std::istringstream in(sim_devices(10));

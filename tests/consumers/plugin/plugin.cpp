@@ -21,7 +21,8 @@ extern "C" __attribute__((visibility("default"))) int fleetcast_plugin_rollout(i
   std::string csv = "productKey,deviceKey\n";
   for (int i = 0; i < n; ++i) csv += "p1,plugin-" + std::to_string(i) + "\n";
   std::istringstream in(csv);
-  fleetcast::device_stream devices(fleetcast::make_device_reader(fleetcast::device_format::csv, in));
+  fleetcast::device_stream devices(
+      fleetcast::make_device_reader(fleetcast::device_format::csv, in));
   struct count : fleetcast::result_sink {
     int succeeded = 0;
     void on_result(const fleetcast::device_result& r) override {
