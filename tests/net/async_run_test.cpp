@@ -57,11 +57,32 @@ struct counting_sink : result_sink {
   }
 };
 
+// A run's completion, kept: its error code and outcome.
+struct completion {
+  boost::system::error_code code;
+  std::optional<net::rollout_outcome> out;
+  auto handler() {
+    return [this](boost::system::error_code ec, net::rollout_outcome o) {
+      code = ec;
+      out = std::move(o);
+    };
+  }
+};
+
 std::string devices_csv(std::size_t n, std::string_view prefix) {
   std::string s = "productKey,deviceKey\n";
   for (std::size_t i = 0; i < n; ++i) s += fmt::format("p1,{}{}\n", prefix, i);
   return s;
 }
+
+// `n` devices in memory, their stream and a sink for their results.
+struct fleet {
+  std::istringstream in;
+  device_stream stream;
+  counting_sink sink;
+  fleet(std::size_t n, std::string_view prefix)
+      : in(devices_csv(n, prefix)), stream(make_device_reader(device_format::csv, in)), sink(n) {}
+};
 
 // A job in code: the minimal one over the emulator, with `members`.
 job job_for(const net::emulator& emu, std::string_view members) {
@@ -170,9 +191,8 @@ TEST_CASE("a terminal cancellation cuts the requests in flight, a start-up error
     emulator_config slow;
     const job j = job_for(
         r.emu, R"("batch":{"max_devices":10},"connections":2,"rate":{"requests_per_second":20})");
-    std::istringstream in(devices_csv(2000, "t"));
-    device_stream d(make_device_reader(device_format::csv, in));
-    counting_sink s(2000);
+    fleet f(2000, "t");
+    auto& [in, d, s] = f;
     net::rollout ro(ioc.get_executor(), j, d, s, r.options());
     asio::cancellation_signal sig;
     std::optional<net::rollout_outcome> out;
@@ -189,17 +209,13 @@ TEST_CASE("a terminal cancellation cuts the requests in flight, a start-up error
   SUBCASE("a proxy setting that cannot be used: an outcome, not an exception") {
     job j = job_for(r.emu, R"("batch":{"max_devices":10})");
     j.proxy = "http://[::1";  // set in code past validate()
-    std::istringstream in(devices_csv(10, "p"));
-    device_stream d(make_device_reader(device_format::csv, in));
-    counting_sink s(10);
+    fleet f(10, "p");
+    auto& [in, d, s] = f;
     std::optional<net::rollout> ro;
     CHECK_NOTHROW(ro.emplace(ioc.get_executor(), j, d, s, r.options()));
-    std::optional<net::rollout_outcome> out;
-    boost::system::error_code code;
-    ro->async_run([&](boost::system::error_code ec, net::rollout_outcome x) {
-      code = ec;
-      out = std::move(x);
-    });
+    completion run;
+    ro->async_run(run.handler());
+    auto& [code, out] = run;
     ioc.run();
     REQUIRE(out);
     CHECK(!out->started());
@@ -216,17 +232,13 @@ TEST_CASE("a terminal cancellation cuts the requests in flight, a start-up error
   SUBCASE("start-up error") {
     job j = job_for(r.emu, R"("batch":{"max_devices":10})");
     j.tls.ca_file = "/nonexistent/ca.pem";
-    std::istringstream in(devices_csv(10, "s"));
-    device_stream d(make_device_reader(device_format::csv, in));
-    counting_sink s(10);
+    fleet f(10, "s");
+    auto& [in, d, s] = f;
     auto o = r.options();
     net::rollout ro(ioc.get_executor(), j, d, s, o);
-    std::optional<net::rollout_outcome> out;
-    boost::system::error_code code;
-    ro.async_run([&](boost::system::error_code ec, net::rollout_outcome x) {
-      code = ec;
-      out = std::move(x);
-    });
+    completion run;
+    ro.async_run(run.handler());
+    auto& [code, out] = run;
     ioc.run();
     REQUIRE(out);
     CHECK(!out->started());
@@ -241,9 +253,8 @@ TEST_CASE("a connection that fails (an exception in its work) fails the job, eve
   const job j = job_for(
       r.emu,
       R"("batch":{"max_devices":10},"connections":3,"pipeline_depth":2,"rate":{"requests_per_second":0})");
-  std::istringstream in(devices_csv(3000, "f"));
-  device_stream d(make_device_reader(device_format::csv, in));
-  counting_sink s(3000);
+  fleet f(3000, "f");
+  auto& [in, d, s] = f;
   auto o = r.options();
   int batches = 0;
   o.before_send = [&batches](const batch&) -> std::string {
@@ -363,9 +374,8 @@ TEST_CASE(
   const job j = job_for(r.emu, R"("batch":{"max_devices":20},"rate":{"requests_per_second":0})");
   SUBCASE("a handler bound to another io_context: its run() waits for the completion") {
     asio::io_context engine(1), other(1);
-    std::istringstream in(devices_csv(300, "h"));
-    device_stream d(make_device_reader(device_format::csv, in));
-    counting_sink s(300);
+    fleet f(300, "h");
+    auto& [in, d, s] = f;
     net::rollout ro(engine.get_executor(), j, d, s, r.options());
     std::optional<net::rollout_outcome> out;
     std::thread::id called_on;
@@ -385,9 +395,8 @@ TEST_CASE(
   }
   SUBCASE("the default token: asio::deferred") {
     asio::io_context ioc(1);
-    std::istringstream in(devices_csv(100, "d"));
-    device_stream d(make_device_reader(device_format::csv, in));
-    counting_sink s(100);
+    fleet f(100, "d");
+    auto& [in, d, s] = f;
     net::rollout ro(ioc.get_executor(), j, d, s, r.options());
     auto op = ro.async_run();  // nothing starts yet
     ioc.poll();
@@ -404,9 +413,8 @@ TEST_CASE(
   }
   SUBCASE("in a coroutine") {
     asio::io_context ioc(1);
-    std::istringstream in(devices_csv(100, "c"));
-    device_stream d(make_device_reader(device_format::csv, in));
-    counting_sink s(100);
+    fleet f(100, "c");
+    auto& [in, d, s] = f;
     net::rollout ro(ioc.get_executor(), j, d, s, r.options());
     std::optional<net::rollout_outcome> out;
     asio::co_spawn(
@@ -522,9 +530,8 @@ TEST_CASE(
       R"("batch":{"max_devices":10},"connections":1,"pipeline_depth":1,"rate":{"requests_per_second":0})");
   asio::io_context ioc(1);
   SUBCASE("in memory, rotated every 4 answers: never refused") {
-    std::istringstream in(devices_csv(300, "m"));
-    device_stream d(make_device_reader(device_format::csv, in));
-    counting_sink s(300);
+    fleet f(300, "m");
+    auto& [in, d, s] = f;
     auto o = options();
     o.token = "Bearer memory-1";
     net::rollout* self = nullptr;
@@ -537,41 +544,37 @@ TEST_CASE(
     net::rollout ro(ioc.get_executor(), j, d, s, o);
     self = &ro;
     CHECK(!ro.rotate_token("Bearer two\nlines").empty());
-    std::optional<net::rollout_outcome> out;
-    ro.async_run([&](boost::system::error_code ec, net::rollout_outcome x) {
-      CHECK(!ec);
-      out = std::move(x);
-    });
+    completion run;
+    ro.async_run(run.handler());
+    auto& [code, out] = run;
     ioc.run();
     REQUIRE(out);
+    CHECK(!code);
     CHECK(out->summary.state == job_state::completed);
     CHECK(refused == 0);
     s.check_exactly_once();
     CHECK(s.count(outcome_reason::accepted) == 300);
   }
   SUBCASE("in memory, never rotated: refused, no other, the job fails") {
-    std::istringstream in(devices_csv(300, "n"));
-    device_stream d(make_device_reader(device_format::csv, in));
-    counting_sink s(300);
+    fleet f(300, "n");
+    auto& [in, d, s] = f;
     auto o = options();
     o.token = "Bearer memory-only";
     net::rollout ro(ioc.get_executor(), j, d, s, o);
-    std::optional<net::rollout_outcome> out;
-    ro.async_run([&](boost::system::error_code ec, net::rollout_outcome x) {
-      CHECK(!ec);
-      out = std::move(x);
-    });
+    completion run;
+    ro.async_run(run.handler());
+    auto& [code, out] = run;
     ioc.run();
     REQUIRE(out);
+    CHECK(!code);
     CHECK(out->summary.state == job_state::failed);
     CHECK(ro.failure().find("no fresh token") != std::string::npos);
     s.check_exactly_once();
     CHECK(s.count(outcome_reason::accepted) == 50);
   }
   SUBCASE("a provider that answers from another thread, a fresh token each time") {
-    std::istringstream in(devices_csv(300, "p"));
-    device_stream d(make_device_reader(device_format::csv, in));
-    counting_sink s(300);
+    fleet f(300, "p");
+    auto& [in, d, s] = f;
     asio::thread_pool vault(1);
     std::atomic<int> asked{0};
     auto o = options();
@@ -582,34 +585,29 @@ TEST_CASE(
       });
     };
     net::rollout ro(ioc.get_executor(), j, d, s, o);
-    std::optional<net::rollout_outcome> out;
-    ro.async_run([&](boost::system::error_code ec, net::rollout_outcome x) {
-      CHECK(!ec);
-      out = std::move(x);
-    });
+    completion run;
+    ro.async_run(run.handler());
+    auto& [code, out] = run;
     ioc.run();
     vault.join();
     REQUIRE(out);
+    CHECK(!code);
     CHECK(out->summary.state == job_state::completed);
     s.check_exactly_once();
     CHECK(s.count(outcome_reason::accepted) == 300);
     CHECK(asked >= 6);  // 30 requests, 5 a token
   }
   SUBCASE("a provider that says no: a start-up error, nothing sent") {
-    std::istringstream in(devices_csv(30, "q"));
-    device_stream d(make_device_reader(device_format::csv, in));
-    counting_sink s(30);
+    fleet f(30, "q");
+    auto& [in, d, s] = f;
     auto o = options();
     o.token_provider = [](net::rollout_options::token_reply reply) {
       reply({}, "the vault is sealed");
     };
     net::rollout ro(ioc.get_executor(), j, d, s, o);
-    std::optional<net::rollout_outcome> out;
-    boost::system::error_code code;
-    ro.async_run([&](boost::system::error_code ec, net::rollout_outcome x) {
-      code = ec;
-      out = std::move(x);
-    });
+    completion run;
+    ro.async_run(run.handler());
+    auto& [code, out] = run;
     ioc.run();
     REQUIRE(out);
     CHECK(code == net::rollout_errc::no_token);
