@@ -11,8 +11,8 @@
 //   for (;;) {
 //     auto a = d.next(lane, now());
 //     switch (a.what) {
-//       case connect: d.on_connected(lane, co_await connect(), now()); break;
-//       case write:   d.on_written(lane, co_await write(a.head, a.body), now()); break;
+//       case connect: d.on_connected(lane, co_await connect(), now()); break;   // connect_result
+//       case write:   d.on_written(lane, co_await write(a.head, a.body), now()); break;  // write_result
 //       case read:    d.on_read(lane, co_await read(), now()); break;
 //       case wait:    co_await sleep_until(a.until_us, a.wake_early); break;
 //       case close:   close the connection; break;
@@ -44,6 +44,8 @@
 #include "core/protocol/attempt_classifier.hpp"
 #include "core/protocol/request_encoder.hpp"
 #include "core/protocol/response_decoder.hpp"
+
+#include <boost/system/error_code.hpp>
 
 #include <cstdint>
 #include <deque>
@@ -107,6 +109,26 @@ struct read_result {
   std::string_view detail;       // no answer: why, when known
 };
 
+// What came of a connect, as the driver reports it.
+struct connect_result {
+  enum class kind : std::uint8_t {
+    connected,
+    failed,         // resolving, connecting, the tunnel or the TLS handshake failed
+    proxy_refused,  // the proxy answered CONNECT with a refusal
+    stopped,        // cut by a stop while it was being made
+  };
+  kind what = kind::connected;
+  boost::system::error_code code;  // the resolver's, socket's or TLS's error, when there was one
+  std::string_view detail;         // what failed, naming the endpoint and the proxy
+  bool ok() const noexcept { return what == kind::connected; }
+};
+
+// What came of a write: the socket's or TLS's error, or none.
+struct write_result {
+  boost::system::error_code code;
+  bool ok() const noexcept { return !code; }
+};
+
 struct dispatch_action {
   enum class kind : std::uint8_t { connect, write, read, wait, close, done };
   dispatch_action() = default;
@@ -148,10 +170,9 @@ class dispatcher {
 
   // A lane's next action. Call again after reporting the action's result.
   dispatch_action next(unsigned lane, std::int64_t now_us);
-  // The action's results: `why_not` empty when connected, else why not
-  // (naming the endpoint, a refusing proxy).
-  void on_connected(unsigned lane, std::string_view why_not, std::int64_t now_us);
-  void on_written(unsigned lane, bool ok, std::int64_t now_us);
+  // The action's results.
+  void on_connected(unsigned lane, const connect_result& r, std::int64_t now_us);
+  void on_written(unsigned lane, const write_result& r, std::int64_t now_us);
   void on_read(unsigned lane, const read_result& r, std::int64_t now_us);
   // The lane's driver failed (an exception): the job fails with `why`, its
   // requests in flight are recorded (job_failed, uncertain), the lane ends.

@@ -113,12 +113,14 @@ dispatch_action dispatcher::next(unsigned lane, std::int64_t now_us) {
   return {kind::wait, std::max(wake, now_us), true};
 }
 
-void dispatcher::on_connected(unsigned lane, std::string_view why_not, std::int64_t now_us) {
+void dispatcher::on_connected(unsigned lane, const connect_result& r, std::int64_t now_us) {
   auto& l = *lanes_.at(lane);
   l.answer(lane_state::report::connected);
+  const std::string_view why_not =
+      r.ok() ? std::string_view() : (r.detail.empty() ? "the connection failed" : r.detail);
   if (!started_) {
     ++startup_attempts_;
-    if (why_not.empty()) {
+    if (r.ok()) {
       started_ = true;
       l.state = lane_state::link::open;
       unreachable_since_us_.reset();
@@ -136,7 +138,7 @@ void dispatcher::on_connected(unsigned lane, std::string_view why_not, std::int6
                                              startup_attempts_ + 1, 0.5 + 0.5 * unit()));
     return;
   }
-  if (!why_not.empty()) {
+  if (!r.ok()) {
     // Not a try: nothing was sent. The batch waits for a connection; the job
     // fails only when none can be made for unreachable_s.
     if (l.staged) unstage(l);
@@ -153,11 +155,11 @@ void dispatcher::on_connected(unsigned lane, std::string_view why_not, std::int6
   unreachable_since_us_.reset();
 }
 
-void dispatcher::on_written(unsigned lane, bool ok, std::int64_t now_us) {
+void dispatcher::on_written(unsigned lane, const write_result& r, std::int64_t now_us) {
   auto& l = *lanes_.at(lane);
   l.answer(lane_state::report::written);
   auto p = std::move(l.staged);
-  if (!ok) {
+  if (!r.ok()) {
     --in_flight_;
     settle(std::move(p), {attempt_result::stage::not_written}, nullptr, 0, {}, now_us);
     close_lane(l, true, now_us);  // written before, now unanswerable

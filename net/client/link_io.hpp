@@ -50,28 +50,42 @@ struct link_io {
   std::shared_ptr<tls_client> tls;  // set before the first TLS connect
   std::optional<tcp::resolver::results_type> endpoints;
 
+  // What a connect came to: its kind and error, and a text naming the
+  // endpoint and the proxy (connect_result's view of it).
+  struct connect_outcome {
+    connect_result::kind what = connect_result::kind::connected;
+    boost::system::error_code code;
+    std::string text;
+    bool ok() const noexcept { return what == connect_result::kind::connected; }
+    connect_result result() const noexcept { return {what, code, text}; }
+  };
+
   // Connects (through the proxy's tunnel, when there is one) and shakes
-  // hands; "" when connected, else why not, naming the endpoint and proxy.
+  // hands.
   template <typename Stream>
-  asio::awaitable<std::string> connect(link<Stream>& c) {
+  asio::awaitable<connect_outcome> connect(link<Stream>& c) {
     c.close();
     const auto& ep = j.endpoint;
-    const auto why = [&](std::string_view what) {
+    const auto why = [&](std::string_view what, boost::system::error_code code = {},
+                         connect_result::kind kind = connect_result::kind::failed) {
       c.close();
       endpoints.reset();  // resolve again next time
-      return proxy ? fmt::format("cannot connect to {} through the proxy {}: {}", ep.url,
-                                 proxy->display(), what)
-                   : fmt::format("cannot connect to {}: {}", ep.url, what);
+      return connect_outcome{
+          kind, code,
+          proxy ? fmt::format("cannot connect to {} through the proxy {}: {}", ep.url,
+                              proxy->display(), what)
+                : fmt::format("cannot connect to {}: {}", ep.url, what)};
     };
     const auto limit = std::chrono::milliseconds(j.timeouts.connect_ms);
     if (!endpoints) {
       tcp::resolver resolver(ex);
       auto [ec, results] = co_await resolver.async_resolve(
           proxy ? proxy->host : ep.host, std::to_string(proxy ? proxy->port : ep.port), no_throw);
-      if (ec) co_return why(ec.message());
+      if (ec) co_return why(ec.message(), ec);
       endpoints = results;
     }
-    if (c.cut_requested) co_return why("stopped");  // cut while resolving
+    if (c.cut_requested)  // cut while resolving
+      co_return why("stopped", {}, connect_result::kind::stopped);
     if constexpr (is_tls<Stream>) {
       c.stream.emplace(ex, tls->get().ctx);
       SSL* ssl = c.stream->native_handle();
@@ -85,7 +99,7 @@ struct link_io {
     low.expires_after(limit);
     auto [ec, connected] = co_await low.async_connect(*endpoints, no_throw);
     if (!ec) low.socket().set_option(tcp::no_delay(true), ec);
-    if (ec) co_return why(ec == beast::error::timeout ? "connect timed out" : ec.message());
+    if (ec) co_return why(ec == beast::error::timeout ? "connect timed out" : ec.message(), ec);
     if (proxy) {
       // The tunnel: CONNECT, the proxy's answer; then TLS to the endpoint
       // through it, with the endpoint's own host check.
@@ -99,32 +113,35 @@ struct link_io {
             co_await http::async_read_header(low, c.buffer, answer, no_throw);
       if (ec) {
         co_return why(fmt::format("no answer to CONNECT: {}",
-                                  ec == beast::error::timeout ? "timed out" : ec.message()));
+                                  ec == beast::error::timeout ? "timed out" : ec.message()),
+                      ec);
       }
       const auto target = fmt::format("{}:{}", ep.host, ep.port);
       if (auto refused =
               tunnel_refusal(*proxy, target, answer.get().result_int(), answer.get().reason());
           !refused.empty()) {
         c.close();
-        co_return refused;
+        co_return connect_outcome{connect_result::kind::proxy_refused, {}, std::move(refused)};
       }
       if (c.buffer.size() != 0) co_return why("the proxy sent bytes after its answer to CONNECT");
     }
     if constexpr (is_tls<Stream>) {
       low.expires_after(limit);
       std::tie(ec) = co_await c.stream->async_handshake(ssl::stream_base::client, no_throw);
-      if (ec) co_return why(ec == beast::error::timeout ? "TLS handshake timed out" : ec.message());
+      if (ec)
+        co_return why(ec == beast::error::timeout ? "TLS handshake timed out" : ec.message(), ec);
     }
-    co_return std::string();
+    co_return connect_outcome{};
   }
 
   template <typename Stream>
-  asio::awaitable<bool> write(link<Stream>& c, std::string_view head, std::string_view body) {
+  asio::awaitable<boost::system::error_code> write(link<Stream>& c, std::string_view head,
+                                                   std::string_view body) {
     // buffers_cat, not std::array<const_buffer, 2> (see emulator.cpp).
     const auto buffers = beast::buffers_cat(asio::buffer(head), asio::buffer(body));
     c.lowest().expires_after(std::chrono::milliseconds(j.timeouts.request_ms));
     auto [ec, n] = co_await asio::async_write(*c.stream, buffers, no_throw);
-    co_return !ec;
+    co_return ec;
   }
 
   // Reads one answer into `c` and describes it in `r` (views into `c`).

@@ -392,8 +392,8 @@ struct rollout::impl {
       link_base*& at;
       ~unlist() { at = nullptr; }
     } unlisted{refresh_link};
-    if (auto why = co_await io.connect(c); !why.empty() || refresh_cut) {
-      error = refresh_cut ? "stopped" : why;
+    if (auto connected = co_await io.connect(c); !connected.ok() || refresh_cut) {
+      error = refresh_cut ? "stopped" : connected.text;
       co_return refresh_answer{};
     }
     const auto head = fmt::format(
@@ -401,7 +401,7 @@ struct rollout::impl {
         "0\r\nConnection: close\r\n\r\n",
         target, host);
     read_result r;
-    if (co_await io.write(c, head, {}) && !refresh_cut) co_await io.read(c, r);
+    if (!co_await io.write(c, head, {}) && !refresh_cut) co_await io.read(c, r);
     if (r.answered) server_now = parse_http_date(r.date);
     c.close();
     if (refresh_cut) {
@@ -446,22 +446,22 @@ struct rollout::impl {
       apply_effects();
       switch (a.what) {
         case kind::connect: {
-          std::string why;
+          link_io::connect_outcome connected;
           if (c.from_pool) {
             c.from_pool = false;  // open already: the handshake was another rollout's
           } else {
             c.connecting = true;
-            why = co_await io.connect(c);
+            connected = co_await io.connect(c);
             c.connecting = false;
-            if (why.empty() && d.stopping()) why = "stopped while connecting";
-            if (why.empty() && options.pool) ++options.pool->get().opened;
+            if (connected.ok() && d.stopping())
+              connected = {connect_result::kind::stopped, {}, "stopped while connecting"};
+            if (connected.ok() && options.pool) ++options.pool->get().opened;
           }
-          d.on_connected(i, why, now_us());
+          d.on_connected(i, connected.result(), now_us());
           break;
         }
         case kind::write: {
-          const bool ok = co_await io.write(c, a.head, a.body);
-          d.on_written(i, ok, now_us());
+          d.on_written(i, write_result{co_await io.write(c, a.head, a.body)}, now_us());
           break;
         }
         case kind::read: {

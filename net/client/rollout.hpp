@@ -160,7 +160,8 @@ struct rollout_options {
   //   from any thread: the token, or an empty token and why not (the job
   //   fails with that reason; before anything was sent, a start-up error
   //   rollout_errc::no_token). A reply that comes after a stop is ignored.
-  //   A provider that gives the refused token again fails the job.
+  //   A provider that gives the refused token again fails the job. With
+  //   both set, the provider is asked and `token` is not used.
   using token_reply = std::function<void(std::string token, std::string why_not)>;
   std::function<void(token_reply reply)> token_provider;
   // A rate limit shared with other rollouts (a daemon's account-wide limit):

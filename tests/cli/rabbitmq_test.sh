@@ -43,6 +43,10 @@ epmd=$(free_port)
 # The broker's and rabbitmqctl's cookie, epmd, and the plugins rabbitmqctl knows.
 export HOME=$tmp/home ERL_EPMD_PORT=$epmd RABBITMQ_ENABLED_PLUGINS_FILE=$tmp/enabled_plugins
 mkdir -p "$HOME"
+# The node is named @localhost: Erlang's resolver is told that name itself,
+# so a machine without an /etc/hosts entry for it (a bare chroot) still runs.
+printf '{host, {127,0,0,1}, ["localhost"]}.\n{lookup, [file, native]}.\n' >"$tmp/inetrc"
+export ERL_INETRC=$tmp/inetrc
 node=fleetcast-test@localhost
 ctl() { "$rmq/rabbitmqctl" -n "$node" "$@"; }
 cleanup() {

@@ -180,7 +180,7 @@ void dispatch_sim::act(unsigned i) {
       requests_.push_back(std::move(r));
       l.answers.push_back({now_ + ans.delay_us, std::move(ans)});
       peak_window = std::max(peak_window, l.answers.size());
-      d_->on_written(i, true, now_);
+      d_->on_written(i, {}, now_);
       apply_effects();
       l.st = lane::state::ready;
       break;
@@ -223,7 +223,14 @@ void dispatch_sim::complete(unsigned i) {
       l.nth = 0;
       l.cut = false;
     }
-    d_->on_connected(i, l.connect_result ? "" : "cannot connect to the sim: refused", now_);
+    if (l.connect_result)
+      d_->on_connected(i, {}, now_);
+    else
+      d_->on_connected(i,
+                       {fleetcast::connect_result::kind::failed,
+                        make_error_code(boost::system::errc::connection_refused),
+                        "cannot connect to the sim: refused"},
+                       now_);
   } else if (l.doing == dispatch_action::kind::read) {
     read_result r;
     if (l.reading && !l.reading->answer.reset && !l.cut) {

@@ -576,15 +576,15 @@ TEST_SUITE("dispatcher") {
     dispatcher d(j, stream, sink, {}, 1, 1);
     d.start(0, 0, "Bearer t1", "h");
     using kind = dispatch_action::kind;
-    CHECK_THROWS_AS(d.on_written(0, true, 0), std::logic_error);  // nothing handed out
+    CHECK_THROWS_AS(d.on_written(0, {}, 0), std::logic_error);  // nothing handed out
     REQUIRE(d.next(0, 0).what == kind::connect);
     CHECK_THROWS_AS(d.next(0, 0), std::logic_error);         // the connect not reported yet
     CHECK_THROWS_AS(d.on_read(0, {}, 0), std::logic_error);  // not what was handed out
-    d.on_connected(0, "", 1);
+    d.on_connected(0, {}, 1);
     REQUIRE(d.next(0, 1).what == kind::write);
-    CHECK_THROWS_AS(d.on_connected(0, "", 1), std::logic_error);
-    d.on_written(0, true, 2);
+    CHECK_THROWS_AS(d.on_connected(0, {}, 1), std::logic_error);
+    d.on_written(0, {}, 2);
     REQUIRE(d.next(0, 2).what == kind::read);
-    CHECK_THROWS_AS(d.on_written(0, true, 3), std::logic_error);
+    CHECK_THROWS_AS(d.on_written(0, {}, 3), std::logic_error);
   }
 }  // TEST_SUITE
