@@ -4,14 +4,17 @@ fleetcast: it copies the REQACK lines an emulator writes (SRC, a file that
 grows) into the file or FIFO a job reads (DST), and does to DST what log
 rotation and careless writers do.
 
-usage: ack_relay.py SRC DST [--rotate-after N] [--truncate-after N WAIT_FILE]
+usage: ack_relay.py SRC DST [--rotate-after N] [--truncate-after N WAIT_FILE SAID_FILE]
                             [--fifo-partial WAIT_FILE TEXT] [--stop-file F]
 
 --rotate-after N: after N lines, DST is renamed to DST.1 and a new DST is
   written from its start (logrotate's create mode).
---truncate-after N WAIT_FILE: after N lines, once WAIT_FILE (the job's
-  deliveries.ndjson) holds N lines (the reader has them), DST is cut to
-  zero bytes and written on from its start (copytruncate).
+--truncate-after N WAIT_FILE SAID_FILE: after N lines, once WAIT_FILE (the
+  job's deliveries.ndjson) holds N lines (the reader has them), DST is cut
+  to zero bytes (copytruncate), and written on from its start once SAID_FILE
+  (the job's standard error) says the reader saw the cut: lines written
+  past the old size before the reader looks cannot be told from the old
+  ones by any reader of a file cut in place (tail -F neither).
 --fifo-partial WAIT_FILE TEXT: DST is a FIFO; a first writer opens it,
   writes the start of a line without its end and closes it; once WAIT_FILE
   holds TEXT (the reader said it dropped the half line), the lines go
@@ -42,7 +45,7 @@ def main():
         if args[i] == "--rotate-after":
             rotate = int(args[i + 1]); i += 2
         elif args[i] == "--truncate-after":
-            truncate, wait_file = int(args[i + 1]), args[i + 2]; i += 3
+            truncate, wait_file, said_file = int(args[i + 1]), args[i + 2], args[i + 3]; i += 4
         elif args[i] == "--fifo-partial":
             fifo_partial, wait_file, wait_text = True, args[i + 1], args[i + 2]; i += 3
         elif args[i] == "--stop-file":
@@ -90,6 +93,16 @@ def main():
                         sys.exit(f"ack_relay: {wait_file} never held {truncate} lines")
                     os.truncate(dst, 0)
                     print("truncated", flush=True)
+                    deadline = time.time() + 60
+                    while time.time() < deadline:
+                        try:
+                            if "was truncated" in open(said_file, errors="replace").read():
+                                break
+                        except FileNotFoundError:
+                            pass
+                        time.sleep(0.02)
+                    else:
+                        sys.exit(f"ack_relay: {said_file} never said the file was truncated")
     out.close()
 
 

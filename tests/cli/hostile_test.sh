@@ -261,7 +261,8 @@ for how in rotate truncate; do
     relay "$tmp/acks-$how.ndjson" --rotate-after 700
     said=replaced
   else
-    relay "$tmp/acks-$how.ndjson" --truncate-after 700 "$tmp/out/$how/deliveries.ndjson"
+    relay "$tmp/acks-$how.ndjson" --truncate-after 700 "$tmp/out/$how/deliveries.ndjson" \
+      "$tmp/$how.err"
     said=truncated
   fi
   RPS=5 acks_job "$how" "{\"ndjson\": \"acks-$how.ndjson\", \"timeout_s\": 20}"
