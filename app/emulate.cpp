@@ -69,14 +69,16 @@ int emulate(const emulate_flags& set) {
         "fleetcast emulate: self-signed certificate for localhost, 127.0.0.1 and ::1 in {}\n",
         config.self_signed_out);
   }
-  say("fleetcast emulate: serving {}{} (threads {}, seed {}, max devices {})\n", server->url(),
-      batch_control_path, server->threads(), config.seed, config.max_devices);
+  // The subscription's line before the serving line: a reader that waits for
+  // "serving" (the tests, a script) finds both.
   if (server->amqp_port()) {
     say("fleetcast emulate: subscription amqps://{}:{}/quec-open (queue {}: source "
         "/amq/queue/{} or /queues/{}; access key {})\n",
         server->host(), server->amqp_port(), config.acks.queue, config.acks.queue,
         config.acks.queue, config.acks.access_key);
   }
+  say("fleetcast emulate: serving {}{} (threads {}, seed {}, max devices {})\n", server->url(),
+      batch_control_path, server->threads(), config.seed, config.max_devices);
   int sig = 0;
   stop_signals.async_wait([&sig](boost::system::error_code, int s) { sig = s; });
   ioc.run();
