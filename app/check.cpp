@@ -3,7 +3,7 @@
 
 #include <fleetcast/core/emulator/emulator_config.hpp>
 #include <fleetcast/core/job/job_parser.hpp>
-#include "app/job_files.hpp"
+#include "app/library_parts.hpp"
 #include "core/daemon/daemon_config.hpp"
 
 #include <fmt/format.h>

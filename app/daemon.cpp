@@ -8,7 +8,7 @@
 // limit (core/daemon/fair_rate_gate.hpp).
 #include "app/daemon.hpp"
 #include "app/daemon_service.hpp"
-#include "app/job_bringup.hpp"
+#include "app/library_parts.hpp"
 #include "app/say.hpp"
 
 #include <fleetcast/core/job/job_parser.hpp>

@@ -7,7 +7,7 @@
 // outcomes as they are decided, the ack latency, the message counts, each
 // subscription's state.
 #include "app/daemon_service.hpp"
-#include "app/job_bringup.hpp"
+#include "app/library_parts.hpp"
 
 #include "net/acks/amqp_login.hpp"
 

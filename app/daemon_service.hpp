@@ -12,11 +12,8 @@
 #include <fleetcast/core/input/shard.hpp>
 #include <fleetcast/net/client/rollout.hpp>
 #include "app/daemon_log.hpp"
-#include "app/delivery_stage.hpp"
-#include "app/job_files.hpp"
-#include "app/job_output.hpp"
+#include "app/library_parts.hpp"
 #include "app/sd_notify.hpp"
-#include "app/subscription_hub.hpp"
 #include "core/daemon/daemon_config.hpp"
 #include "core/daemon/fair_rate_gate.hpp"
 #include "core/daemon/spool_rules.hpp"

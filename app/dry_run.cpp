@@ -2,7 +2,8 @@
 #include "app/dry_run.hpp"
 #include "app/say.hpp"
 
-#include "app/job_files.hpp"
+#include "app/job_load.hpp"
+#include "app/library_parts.hpp"
 #include "core/output/rollout_plan.hpp"
 
 #include <fmt/format.h>

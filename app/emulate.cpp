@@ -3,7 +3,7 @@
 #include "app/say.hpp"
 
 #include <fleetcast/net/server/emulator.hpp>
-#include "app/job_files.hpp"
+#include "app/library_parts.hpp"
 #include "core/emulator/emulator_session.hpp"
 
 #include <fmt/format.h>

@@ -8,13 +8,11 @@
 #include <fleetcast/core/output/device_result.hpp>
 #include <fleetcast/net/client/rollout.hpp>
 #include <fleetcast/net/server/emulator.hpp>
-#include "app/delivery_stage.hpp"
-#include "app/job_bringup.hpp"
-#include "app/job_files.hpp"
-#include "app/job_output.hpp"
+#include <fleetcast/net/session/session.hpp>
+#include "app/job_load.hpp"
+#include "app/library_parts.hpp"
 #include "core/output/progress_view.hpp"
 #include "net/acks/amqp_ack_receiver.hpp"
-#include "net/client/token_source.hpp"
 
 #include <fmt/format.h>
 #include <boost/asio/io_context.hpp>
@@ -110,12 +108,11 @@ bool progress_on_terminal(const run_flags& flags) {
 // The progress line: on a terminal one line redrawn in place, fitted to
 // its width; elsewhere a plain line every 5 s. `last` keeps the latest.
 struct progress_line {
-  progress_line(const run_flags& f, bool t, std::uint64_t resumed, std::uint64_t estimated)
-      : flags(f), terminal(t), resumed_records(resumed), estimated_total(estimated) {}
+  progress_line(const run_flags& f, bool t) : flags(f), terminal(t) {}
   const run_flags& flags;
   bool terminal;
-  std::uint64_t resumed_records;
-  std::uint64_t estimated_total;
+  std::uint64_t resumed_records = 0;
+  std::uint64_t estimated_total = 0;
   progress_view view;
   net::rollout_progress last;
   double last_line_s = -10;
@@ -144,17 +141,16 @@ struct progress_line {
 
 // What the run's loop ended with.
 struct loop_end {
-  net::rollout_outcome outcome;
-  std::string acks_refused;  // the acks' source could not be relied on: nothing sent
-  int stopped_by = 0;        // SIGINT or SIGTERM
+  boost::system::error_code ec;  // nothing was sent: why (outcome.error)
+  net::session_outcome outcome;
+  int stopped_by = 0;  // SIGINT or SIGTERM
 };
 
-// The run's event loop: with acks, their source first (nothing is sent
-// before it can be relied on), the rollout, then the wait for the
-// acknowledgements, shown as it goes. The first SIGINT or SIGTERM cancels,
-// the second cuts the requests in flight too.
-loop_end run_loop(boost::asio::io_context& ioc, net::rollout& rollout, delivery_stage* acks,
-                  const run_flags& flags, bool terminal) {
+// The run's event loop: the session (with acks, their source first, the
+// rollout, then the wait for the acknowledgements, shown as it goes). The
+// first SIGINT or SIGTERM cancels, the second cuts the requests in flight too.
+loop_end run_loop(boost::asio::io_context& ioc, net::session& session, const run_flags& flags,
+                  bool terminal, std::function<void()>& on_acks_wait) {
   loop_end end;
   boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
   int seen = 0;
@@ -162,8 +158,7 @@ loop_end run_loop(boost::asio::io_context& ioc, net::rollout& rollout, delivery_
     signals.async_wait([&](boost::system::error_code ec, int sig) {
       if (ec) return;
       if (!end.stopped_by) end.stopped_by = sig;
-      rollout.cancel();
-      if (acks) acks->stop();  // what still waits is left to --resume
+      session.cancel();  // what still waits for its acknowledgement is left to --resume
       if (++seen < 2) on_signal();
     });
   };
@@ -177,8 +172,8 @@ loop_end run_loop(boost::asio::io_context& ioc, net::rollout& rollout, delivery_
     const auto text = fmt::format(
         "waiting for {} acknowledgements ({} delivered, {} failed so far; "
         "at most {:.0f} s more)",
-        acks->waiting(), acks->counts().delivered, acks->counts().delivery_failed,
-        acks->seconds_left());
+        session.acks_waiting(), session.deliveries().delivered,
+        session.deliveries().delivery_failed, session.acks_seconds_left());
     if (terminal)
       say("\r{}\033[K", text);
     else
@@ -188,33 +183,17 @@ loop_end run_loop(boost::asio::io_context& ioc, net::rollout& rollout, delivery_
       if (!ec) show_wait();
     });
   };
-  const auto run_rollout = [&] {
-    rollout.async_run([&](boost::system::error_code, net::rollout_outcome o) {
-      end.outcome = std::move(o);
-      if (!acks || !end.outcome.started()) {
-        if (acks) acks->stop();
-        signals.cancel();  // the loop ends with the run
-        return;
-      }
-      if (terminal) say("\n");
-      show_wait();
-      acks->async_wait([&] {
-        wait_over = true;
-        wait_line.cancel();
-        signals.cancel();
-      });
-    });
+  on_acks_wait = [&] {
+    if (terminal) say("\n");
+    show_wait();
   };
-  if (!acks) {
-    run_rollout();
-  } else {
-    acks->start([&](const std::string& problem) {
-      if (problem.empty() && !end.stopped_by) return run_rollout();
-      end.acks_refused = problem.empty() ? "stopped before sending" : problem;
-      acks->stop();
-      signals.cancel();
-    });
-  }
+  session.async_run([&](boost::system::error_code ec, net::session_outcome o) {
+    end.ec = ec;
+    end.outcome = std::move(o);
+    wait_over = true;
+    wait_line.cancel();
+    signals.cancel();  // the loop ends with the run
+  });
   ioc.run();
   return end;
 }
@@ -267,24 +246,27 @@ void say_end(const job& j, const std::string& job_file, const run_flags& flags,
   }
 }
 
-// What the folder is opened with: resume, the failures to send again.
-bool output_request_of(const run_flags& flags, output_request& request) {
-  request.resume = flags.resume;
-  if (!flags.retry_failed) return true;
-  if (auto problem = request.plan.retry_failed(*flags.retry_failed)) {
-    say("fleetcast run: {}\n", *problem);
-    return false;
+// The session's refusal before anything was sent, worded as the command
+// words it; the exit status (1 for a folder that cannot be written, 4 for a
+// stop, else 2).
+int refused(boost::system::error_code ec, const std::string& error, const std::string& job_file,
+            bool terminal) {
+  using net::session_errc;
+  if (ec == session_errc::folder_refused || ec == session_errc::folder_failed ||
+      ec == session_errc::invalid_request) {
+    say("fleetcast{}: {}\n", ec == session_errc::invalid_request ? " run" : "", error);
+    return ec == session_errc::folder_failed ? 1 : 2;
   }
-  return true;
-}
-
-// The bring-up's refusal, worded as the command words it; the exit status.
-int refused(const bringup_result& r, const std::string& job_file) {
-  if (r.step == bringup_step::folder) {
-    say("fleetcast: {}\n", r.error);
-    return r.outcome == open_outcome::refused ? 2 : 1;
+  if (ec == session_errc::devices) {
+    say("fleetcast: {}: {}\n", job_file, error);
+    return 2;
   }
-  say("fleetcast: {}: {}\n", job_file, r.error);
+  if (ec == session_errc::acks_source || ec == session_errc::stopped) {
+    say("fleetcast: {}: {}; nothing was sent\n", job_file, error);
+    return ec == session_errc::stopped ? 4 : 2;
+  }
+  if (terminal) say("\n");
+  say("fleetcast: {}; nothing was sent\n", error);  // the engine's start-up
   return 2;
 }
 
@@ -297,38 +279,23 @@ struct run_context {
   std::chrono::steady_clock::time_point process_start;
 };
 
-// After the loop: a refusal or a start-up failure leaves the folder as it
-// was; else the delivery outcomes and the outputs written, the closing
-// lines said. The exit status.
-int finish_run(const run_context& c, loop_end& end, const std::string& failure,
-               delivery_stage* acks, job_output& output, const net::rollout_progress& last) {
-  if (!end.acks_refused.empty()) {
-    say("fleetcast: {}: {}; nothing was sent\n", c.job_file, end.acks_refused);
-    acks->abandon();
-    output.abandon();
-    return end.stopped_by ? 4 : 2;
-  }
-  if (!end.outcome.started()) {
-    if (c.terminal) say("\n");
-    say("fleetcast: {}; nothing was sent\n", end.outcome.startup_error);
-    output.abandon();
-    return 2;
-  }
-  run_summary summary = std::move(end.outcome.summary);
+// After the loop: a refusal leaves the folder as it was; else the
+// outputs were written: the closing lines said. The exit status.
+int finish_run(const run_context& c, loop_end& end, const net::rollout_progress& last) {
+  if (end.ec) return refused(end.ec, end.outcome.error, c.job_file, c.terminal);
+  auto& o = end.outcome;
   if (c.terminal) say("\n");
-  const auto last_answer = std::chrono::steady_clock::now();
-  if (acks) {
-    if (const auto problem = acks->conclude(summary); !problem.empty())
-      say("fleetcast: the delivery outcomes cannot be written: {}\n", problem);
-    say_deliveries(c.j, *summary.deliveries);
+  if (o.summary.deliveries) {
+    if (!o.deliveries_problem.empty())
+      say("fleetcast: the delivery outcomes cannot be written: {}\n", o.deliveries_problem);
+    say_deliveries(c.j, *o.summary.deliveries);
   }
-  if (const auto problem = output.finish(summary); !problem.empty())
-    say("fleetcast: the outputs cannot be written: {}\n", problem);
-  const auto written = std::chrono::steady_clock::now();
-  const auto seconds = [](auto d) { return std::chrono::duration<double>(d).count(); };
-  say_end(c.j, c.job_file, c.flags, summary, failure, end.stopped_by, last.succeeded + last.failed,
-          seconds(written - c.process_start), seconds(written - last_answer));
-  return summary.exit_code();
+  if (!o.outputs_problem.empty())
+    say("fleetcast: the outputs cannot be written: {}\n", o.outputs_problem);
+  const auto whole = std::chrono::steady_clock::now() - c.process_start;
+  say_end(c.j, c.job_file, c.flags, o.summary, o.failure, end.stopped_by,
+          last.succeeded + last.failed, std::chrono::duration<double>(whole).count(), o.writing_s);
+  return o.summary.exit_code();
 }
 
 }  // namespace
@@ -342,8 +309,12 @@ int run_job(const std::string& job_file, const run_flags& flags) {
   job j = std::move(*loaded);
   boost::asio::io_context ioc(1);
   std::optional<net::emulator> emulator;
-  net::rollout_options options;
-  if (flags.emulate && !start_rehearsal(j, job_file, flags, emulator, options)) return 2;
+  net::session_options options;
+  options.resume = flags.resume;
+  options.retry_failed = flags.retry_failed;
+  options.shard = flags.shard;
+  options.emulated = flags.emulate;
+  if (flags.emulate && !start_rehearsal(j, job_file, flags, emulator, options.rollout)) return 2;
   if (j.endpoint.tls && !j.tls.verify) {
     say("fleetcast: WARNING: tls.verify is false: the server's certificate is NOT checked; "
         "anyone on the path can read the token and the commands\n");
@@ -355,45 +326,30 @@ int run_job(const std::string& job_file, const run_flags& flags) {
     say("fleetcast: {}: nothing was sent\n", job_file);
     return 2;
   }
-  output_request request;
-  if (!output_request_of(flags, request)) return 2;
   if (flags.shard) {  // each shard's outputs apart, so shards can share a folder
     j.output_dir =
         fmt::format("{}/shard-{}-of-{}", j.output_dir, flags.shard->index, flags.shard->count);
   }
-  job_output output;
-  opened_devices devices;
-  job_parts parts{output, devices};
-  if (const auto r = bring_up(j, request, flags.shard, flags.emulate, parts, options); !r)
-    return refused(r, job_file);
-  if (flags.resume)
-    say("fleetcast: resuming: {} records keep their result\n", output.earlier().records);
-  std::unique_ptr<delivery_stage> acks;
-  if (j.acks.enabled()) {
-    std::string error;
-    if (!(acks = open_delivery_stage(ioc.get_executor(), j, output, options, error))) {
-      say("fleetcast: {}: {}; nothing was sent\n", job_file, error);
-      output.abandon();
-      return 2;
-    }
-    acks->on_notice([](const std::string& text) { say("\nfleetcast: {}\n", text); });
-    if (acks->expected_now() > 0)
-      say("fleetcast: resuming: {} devices wait for their acknowledgement\n", acks->expected_now());
-  }
+  std::function<void()> on_acks_wait;
+  options.on_acks_wait = [&on_acks_wait] { on_acks_wait(); };
+  options.on_notice = [](const std::string& text) { say("\nfleetcast: {}\n", text); };
   const bool terminal = progress_on_terminal(flags);
-  auto progress =
-      std::make_shared<progress_line>(flags, terminal, output.earlier().records,
-                                      estimate_total(j, parts.newlines, devices, flags.shard));
-  options.on_progress = [progress](const net::rollout_progress& p) { (*progress)(p); };
-  net::rollout rollout(ioc.get_executor(), j, *devices.stream, acks ? acks->sink() : output.sink(),
-                       options);
-  if (acks)
-    acks->on_outcome([&rollout](const delivery_event& e) { rollout.on_delivery(e.outcome); });
-  if (const auto route = rollout.route(); !route.empty() && !flags.quiet)
+  auto progress = std::make_shared<progress_line>(flags, terminal);
+  options.rollout.on_progress = [progress](const net::rollout_progress& p) { (*progress)(p); };
+  net::session session(ioc.get_executor(), j, std::move(options));
+  std::string error;
+  if (const auto ec = session.open(error)) return refused(ec, error, job_file, false);
+  if (flags.resume)
+    say("fleetcast: resuming: {} records keep their result\n", session.earlier().records);
+  if (session.acks_expected() > 0)
+    say("fleetcast: resuming: {} devices wait for their acknowledgement\n",
+        session.acks_expected());
+  progress->resumed_records = session.earlier().records;
+  progress->estimated_total = session.estimated_total();
+  if (const auto route = session.route(); !route.empty() && !flags.quiet)
     say("fleetcast: reaching {} {}\n", j.endpoint.url, route);
-  auto end = run_loop(ioc, rollout, acks.get(), flags, terminal);
-  return finish_run({j, job_file, flags, terminal, process_start}, end, rollout.failure(),
-                    acks.get(), output, progress->last);
+  auto end = run_loop(ioc, session, flags, terminal, on_acks_wait);
+  return finish_run({j, job_file, flags, terminal, process_start}, end, progress->last);
 }
 
 }  // namespace fleetcast::app

@@ -9,9 +9,9 @@
 #include <fleetcast/core/input/shard.hpp>
 #include <fleetcast/core/job/job.hpp>
 #include <fleetcast/net/client/rollout.hpp>
-#include "app/delivery_stage.hpp"
-#include "app/job_files.hpp"
-#include "app/job_output.hpp"
+#include "net/session/delivery_stage.hpp"
+#include "net/session/job_files.hpp"
+#include "net/session/job_output.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 
@@ -20,7 +20,7 @@
 #include <optional>
 #include <string>
 
-namespace fleetcast::app {
+namespace fleetcast::net {
 
 // Which step refused the bring-up (the callers word their messages by it).
 enum class bringup_step : std::uint8_t {
@@ -62,4 +62,4 @@ std::unique_ptr<delivery_stage> open_delivery_stage(boost::asio::any_io_executor
                                                     net::rollout_options& options,
                                                     std::string& error);
 
-}  // namespace fleetcast::app
+}  // namespace fleetcast::net

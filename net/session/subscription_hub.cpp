@@ -1,12 +1,12 @@
 // One subscription shared by the daemon's jobs (see subscription_hub.hpp).
-#include "app/subscription_hub.hpp"
+#include "net/session/subscription_hub.hpp"
 
 #include <boost/asio/post.hpp>
 
 #include <chrono>
 #include <utility>
 
-namespace fleetcast::app {
+namespace fleetcast::net {
 
 namespace asio = boost::asio;
 
@@ -136,4 +136,4 @@ std::uint64_t subscription_hub::connections() const noexcept {
   return connections_earlier_ + (receiver_ ? receiver_->connections() : 0);
 }
 
-}  // namespace fleetcast::app
+}  // namespace fleetcast::net

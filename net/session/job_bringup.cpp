@@ -1,7 +1,7 @@
 // The bring-up of a job's run (see job_bringup.hpp).
-#include "app/job_bringup.hpp"
+#include "net/session/job_bringup.hpp"
 
-namespace fleetcast::app {
+namespace fleetcast::net {
 
 bringup_result bring_up(const job& j, output_request& request,
                         const std::optional<shard_spec>& shard, bool emulated, job_parts& parts,
@@ -44,4 +44,4 @@ std::unique_ptr<delivery_stage> open_delivery_stage(boost::asio::any_io_executor
   return stage;
 }
 
-}  // namespace fleetcast::app
+}  // namespace fleetcast::net

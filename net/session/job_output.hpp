@@ -24,7 +24,7 @@
 #include <string>
 #include <vector>
 
-namespace fleetcast::app {
+namespace fleetcast::net {
 
 struct output_request {
   bool resume = false;
@@ -85,4 +85,4 @@ class job_output {
   std::unique_ptr<impl> impl_;
 };
 
-}  // namespace fleetcast::app
+}  // namespace fleetcast::net

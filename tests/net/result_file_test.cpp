@@ -2,7 +2,7 @@
 // results.ndjson afterwards (core's merged_result_of), through buffer drains
 // and failures copied at the end; a result_file that never finishes leaves
 // no file behind.
-#include "app/result_file.hpp"
+#include "net/session/result_file.hpp"
 #include "core/output/result_log.hpp"
 
 #include <doctest/doctest.h>
@@ -44,7 +44,7 @@ TEST_CASE("result.json as the run goes equals result.json rebuilt from results.n
   }
   std::string lines;
   {
-    app::result_file file(s.dir);
+    net::result_file file(s.dir);
     for (int i = 0; i < 40'000; ++i) {
       device_result r;
       r.index = static_cast<std::uint64_t>(i);
@@ -72,7 +72,7 @@ TEST_CASE("result.json as the run goes equals result.json rebuilt from results.n
 TEST_CASE("a result_file that does not finish (a refused resume, a crash) leaves nothing") {
   scratch s;
   {
-    app::result_file file(s.dir);
+    net::result_file file(s.dir);
     device_result r;
     r.device = {"p1", "d1", "", ""};
     r.ticket = "1";
@@ -84,7 +84,7 @@ TEST_CASE("a result_file that does not finish (a refused resume, a crash) leaves
 
 TEST_CASE("a folder that cannot be written: the error names result.json, nothing is thrown") {
   scratch s;
-  app::result_file file(s.dir / "missing" / "deeper");
+  net::result_file file(s.dir / "missing" / "deeper");
   device_result r;
   r.device = {"p1", "d1", "", ""};
   file.add(r);

@@ -15,7 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace fleetcast::app {
+namespace fleetcast::net {
 
 struct delivery_record {
   delivery_outcome outcome = delivery_outcome::no_ack;
@@ -73,4 +73,4 @@ std::string load_tickets(const std::string& results_path, const delivery_journal
 std::string merge_deliveries(const std::string& results_path, const delivery_journal& journal,
                              delivery_summary& out);
 
-}  // namespace fleetcast::app
+}  // namespace fleetcast::net

@@ -1,5 +1,5 @@
 // result.json as the run goes (see result_file.hpp).
-#include "app/result_file.hpp"
+#include "net/session/result_file.hpp"
 
 #include <fmt/format.h>
 
@@ -9,7 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
-namespace fleetcast::app {
+namespace fleetcast::net {
 
 namespace fs = std::filesystem;
 
@@ -117,4 +117,4 @@ std::string result_file::finish() {
   return error_;
 }
 
-}  // namespace fleetcast::app
+}  // namespace fleetcast::net

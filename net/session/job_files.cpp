@@ -1,8 +1,7 @@
 // Job and device-list files (see job_files.hpp).
-#include "app/job_files.hpp"
-#include "app/say.hpp"
+#include "net/session/job_files.hpp"
 
-#include "app/job_output.hpp"
+#include "net/session/job_output.hpp"
 #include "net/client/token_source.hpp"
 
 #include <fmt/format.h>
@@ -17,7 +16,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-namespace fleetcast::app {
+namespace fleetcast::net {
 
 bool read_text_file(const std::string& path, std::string& text, std::string& error) {
   std::ifstream in(path, std::ios::binary);
@@ -44,34 +43,6 @@ bool read_text_file(const std::string& path, std::string& text, std::string& err
     return false;
   }
   return true;
-}
-
-std::optional<job> load_job(const std::string& job_file, bool check_sendable) {
-  std::string text, error;
-  if (!read_text_file(job_file, text, error)) {
-    say("fleetcast: {}\n", error);
-    return std::nullopt;
-  }
-  auto parsed = parse_job(text, job_file);
-  if (!parsed.job) {
-    for (const auto& e : parsed.errors) say("fleetcast: {}\n", e.describe(job_file));
-    std::size_t problems = parsed.errors.size();
-    if (check_sendable && parsed.partial) {
-      // The same round: the device list and the token, where their fields are right.
-      bool devices_ok = true, auth_ok = true;
-      for (const auto& e : parsed.errors) {
-        devices_ok = devices_ok && !e.field.starts_with("devices");
-        auth_ok = auth_ok && !e.field.starts_with("auth");
-      }
-      for (const auto& p : sendable_problems(*parsed.partial, std::nullopt, devices_ok, auth_ok)) {
-        say("fleetcast: {}: {}\n", job_file, p);
-        ++problems;
-      }
-    }
-    say("fleetcast: the job is invalid ({} problem{}); nothing was sent\n", problems,
-        problems == 1 ? "" : "s");
-  }
-  return std::move(parsed.job);
 }
 
 std::uint64_t estimate_total(const job& j, std::uint64_t newlines, const opened_devices& devices,
@@ -225,4 +196,4 @@ bool identify(const job& j, bool emulated, rollout_manifest& out, std::string& e
   return true;
 }
 
-}  // namespace fleetcast::app
+}  // namespace fleetcast::net

@@ -22,7 +22,7 @@
 #include <string>
 #include <string_view>
 
-namespace fleetcast::app {
+namespace fleetcast::net {
 
 // The time the trackers and the router are given: a steady clock's ms.
 std::uint64_t steady_ms();
@@ -83,4 +83,4 @@ class subscription_hub {
       0;  // made by the receivers before this one  // the router's counts the hook has been told
 };
 
-}  // namespace fleetcast::app
+}  // namespace fleetcast::net

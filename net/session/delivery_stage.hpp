@@ -23,7 +23,7 @@ struct amqp_receiver_config;
 struct rollout_options;
 }  // namespace fleetcast::net
 
-namespace fleetcast::app {
+namespace fleetcast::net {
 
 class subscription_hub;
 
@@ -90,4 +90,4 @@ class delivery_stage {
   std::unique_ptr<impl> impl_;
 };
 
-}  // namespace fleetcast::app
+}  // namespace fleetcast::net

@@ -1,6 +1,6 @@
 // The delivery outcomes' journal and their merge into results.ndjson (see
 // delivery_journal.hpp).
-#include "app/delivery_journal.hpp"
+#include "net/session/delivery_journal.hpp"
 
 #include "core/input/line_reader.hpp"
 #include "core/output/result_log.hpp"
@@ -18,7 +18,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-namespace fleetcast::app {
+namespace fleetcast::net {
 
 namespace {
 
@@ -261,4 +261,4 @@ std::string merge_deliveries(const std::string& results_path, const delivery_jou
   return problem;
 }
 
-}  // namespace fleetcast::app
+}  // namespace fleetcast::net

@@ -1,7 +1,7 @@
 // A job's output folder (see job_output.hpp).
-#include "app/job_output.hpp"
+#include "net/session/job_output.hpp"
 
-#include "app/result_file.hpp"
+#include "net/session/result_file.hpp"
 
 #include "core/input/device_hash.hpp"
 #include "core/output/result_log.hpp"
@@ -23,7 +23,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-namespace fleetcast::app {
+namespace fleetcast::net {
 namespace {
 
 namespace fs = std::filesystem;
@@ -561,4 +561,4 @@ std::string job_output::finish(run_summary& summary) {
   return problem;
 }
 
-}  // namespace fleetcast::app
+}  // namespace fleetcast::net

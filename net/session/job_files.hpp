@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-namespace fleetcast::app {
+namespace fleetcast::net {
 
 // Job and config files are at most this large (inline device lists
 // included; a larger fleet belongs in a device list file).
@@ -24,12 +24,6 @@ inline constexpr std::size_t max_job_file_bytes = 16u << 20;
 // The job file's text; false with `error` set when it cannot be read or is
 // larger than max_job_file_bytes.
 bool read_text_file(const std::string& path, std::string& text, std::string& error);
-
-// Reads and parses a job file; on failure prints every problem (file, line,
-// field, code) to stderr and returns nullopt. With `check_sendable`, a job
-// file with mistakes also has its device list and token checked (where
-// their fields are right), so that one round shows everything.
-std::optional<job> load_job(const std::string& job_file, bool check_sendable = false);
 
 // What stops a valid job from being sent, every problem at once: the device
 // list cannot be read or holds no record (probe_devices), the token cannot be
@@ -74,4 +68,4 @@ std::string text_sha256(std::string_view text);
 bool identify(const job& j, bool emulated, rollout_manifest& out, std::string& error,
               std::uint64_t* newlines = nullptr);
 
-}  // namespace fleetcast::app
+}  // namespace fleetcast::net

@@ -1,8 +1,8 @@
 // A run's delivery acknowledgements (see delivery_stage.hpp).
-#include "app/delivery_stage.hpp"
+#include "net/session/delivery_stage.hpp"
 
-#include "app/delivery_journal.hpp"
-#include "app/subscription_hub.hpp"
+#include "net/session/delivery_journal.hpp"
+#include "net/session/subscription_hub.hpp"
 #include "core/input/device_hash.hpp"
 #include "net/acks/amqp_ack_receiver.hpp"
 #include "net/acks/ndjson_ack_reader.hpp"
@@ -16,7 +16,7 @@
 #include <optional>
 #include <utility>
 
-namespace fleetcast::app {
+namespace fleetcast::net {
 
 namespace asio = boost::asio;
 
@@ -359,4 +359,4 @@ std::string delivery_stage::conclude(run_summary& summary) {
   return problem;
 }
 
-}  // namespace fleetcast::app
+}  // namespace fleetcast::net

@@ -15,7 +15,7 @@
 #include <filesystem>
 #include <string>
 
-namespace fleetcast::app {
+namespace fleetcast::net {
 
 class result_file {
  public:
@@ -48,4 +48,4 @@ class result_file {
   bool done_ = false;
 };
 
-}  // namespace fleetcast::app
+}  // namespace fleetcast::net
