@@ -10,7 +10,7 @@ usage: ack_relay.py SRC DST [--rotate-after N] [--truncate-after N WAIT_FILE SAI
 --rotate-after N: after N lines, DST is renamed to DST.1 and a new DST is
   written from its start (logrotate's create mode).
 --truncate-after N WAIT_FILE SAID_FILE: after N lines, once WAIT_FILE (the
-  job's deliveries.ndjson) holds N lines (the reader has them), DST is cut
+  job's deliveries.ndjson) holds N outcomes (the reader has them), DST is cut
   to zero bytes (copytruncate), and written on from its start once SAID_FILE
   (the job's standard error) says the reader saw the cut: lines written
   past the old size before the reader looks cannot be told from the old
@@ -27,10 +27,14 @@ import sys
 import time
 
 
-def lines_of(path):
+def outcomes_in(path):
+    """The outcome lines of a deliveries.ndjson ({"index":N,...}): an early
+    acknowledgement is journalled twice (as {"index":null,"message":...}
+    when it comes, then its outcome once applied), so a plain line count
+    runs ahead of the lines the reader has read."""
     try:
         with open(path, "rb") as f:
-            return sum(1 for _ in f)
+            return sum(1 for line in f if line[:9] == b'{"index":' and line[9:10].isdigit())
     except FileNotFoundError:
         return 0
 
@@ -87,10 +91,10 @@ def main():
                     print("rotated", flush=True)
                 if truncate is not None and copied == truncate:
                     deadline = time.time() + 60
-                    while lines_of(wait_file) < truncate and time.time() < deadline:
+                    while outcomes_in(wait_file) < truncate and time.time() < deadline:
                         time.sleep(0.02)
-                    if lines_of(wait_file) < truncate:
-                        sys.exit(f"ack_relay: {wait_file} never held {truncate} lines")
+                    if outcomes_in(wait_file) < truncate:
+                        sys.exit(f"ack_relay: {wait_file} never held {truncate} outcomes")
                     os.truncate(dst, 0)
                     print("truncated", flush=True)
                     deadline = time.time() + 60
