@@ -31,7 +31,8 @@
 // thread. The completion handler is called on its associated executor
 // (the given one when it has none), whose work is kept until then.
 // Lifetime: the job and the session must outlive the completion. A session
-// runs once.
+// runs once. The folder stays locked from open() until the session is
+// destroyed (a resume in the same process makes a session after that).
 #pragma once
 
 #include <fleetcast/core/acks/delivery_tracker.hpp>

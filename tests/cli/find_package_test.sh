@@ -2,7 +2,7 @@
 # The library as a user gets it: install this build into a scratch prefix,
 # then build out of tree with find_package(fleetcast), each at the
 # compiler's default standard (C++20 comes with the targets), and run:
-#   examples/embed            fleetcast::net, a rollout on the caller's io_context;
+#   examples/embed            fleetcast::net, a session killed and resumed on a thread pool;
 #   tests/consumers/plugin    fleetcast linked into a shared module a host dlopen()s
 #                             (the archives are position-independent);
 #   tests/consumers/core_only fleetcast::core alone, with OpenSSL hidden from
@@ -50,7 +50,7 @@ consumer() {
 consumer embed "$src/examples/embed"
 "$tmp/embed/embed_example" >"$tmp/out.txt"
 cat "$tmp/out.txt"
-grep -q '^3 of 3 devices succeeded in 2 requests$' "$tmp/out.txt"
+grep -q '^resumed: 300 of 300 devices succeeded over 2 runs$' "$tmp/out.txt"
 passed=$((passed + 1))
 
 consumer plugin "$src/tests/consumers/plugin"

@@ -7,6 +7,8 @@
 #include <fleetcast/net/client/rollout.hpp>
 #include <fleetcast/net/server/emulator.hpp>
 
+#include "tests/net/loopback.hpp"
+
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
@@ -98,12 +100,7 @@ job job_for(const net::emulator& emu, std::string_view members) {
 struct rig {
   net::emulator emu;
   rig()
-      : emu([] {
-          emulator_config c;
-          c.listen = "127.0.0.1:0";
-          c.threads = 1;
-          return c;
-        }()) {
+      : emu(test::loopback_emulator()) {
     ::setenv("FLEETCAST_TEST_TOKEN", "Bearer async-test", 1);
   }
   net::rollout_options options() const {
