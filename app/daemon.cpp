@@ -161,18 +161,17 @@ bool daemon_service::read_spec(daemon_job& dj) {
 // What the job's folder is opened with: a resume (a job in running/
 // continues where it stopped), and the failures a retry-failed request
 // names. False with `error`.
-bool daemon_service::output_request_of(daemon_job& dj, output_request& request,
-                                       std::string& reasons, std::string& error) {
-  request.resume = true;
-  request.fsync = config_.fsync_for_jobs();
+bool daemon_service::session_options_of(daemon_job& dj, net::session_options& options,
+                                        std::string& reasons, std::string& error) {
+  options.resume = true;
+  options.record_early_cancel = true;  // a job cancelled before it sent is on record, resumable
+  options.fsync = config_.fsync_for_jobs();
+  options.shard = shard_;
   const auto marker = dj.dir / retry_marker;
   if (!fs::exists(marker)) return true;
   if (!read_text_file(marker.string(), reasons, error)) return false;
   reasons = resume_request_of(resume_kind::retry_failed, reasons).reasons;
-  if (auto problem = request.plan.retry_failed(reasons)) {
-    error = *problem;
-    return false;
-  }
+  options.retry_failed = reasons;
   return true;
 }
 
@@ -234,9 +233,9 @@ void daemon_service::log_started(daemon_job& dj, const std::string& retry_reason
   log_.write("info", dj.name, "job_started",
              details()
                  .str("endpoint", dj.endpoint_url)
-                 .str("devices", dj.devices.name)
+                 .str("devices", dj.session->devices_name())
                  .num("connections", static_cast<std::uint64_t>(dj.connections))
-                 .num("resumed_records", dj.output.earlier().records)
+                 .num("resumed_records", dj.session->earlier().records)
                  .str("resumed_from", dj.resumed_from)
                  .str("retry_failed", retry_reasons)
                  .str("shard", shard_ ? to_string(*shard_) : ""));
@@ -258,29 +257,22 @@ bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
   dj.connections =
       std::min(std::max<std::uint32_t>(1, dj.spec.connections), budget.capacity - budget.in_use);
   dj.spec.connections = dj.connections;
-  output_request request;
+  net::session_options options;
   std::string retry_reasons, error;
-  if (!output_request_of(dj, request, retry_reasons, error)) return refuse(error);
-  net::rollout_options options;
-  job_parts parts{dj.output, dj.devices};
-  if (const auto r = bring_up(dj.spec, request, shard_, false, parts, options); !r)
-    return refuse(r.error);
+  if (!session_options_of(dj, options, retry_reasons, error)) return refuse(error);
+  engine_options(dj, options.rollout);
+  acks_options(dj, options);
+  dj.session = std::make_unique<net::session>(ioc_->get_executor(), dj.spec, std::move(options));
+  if (const auto ec = dj.session->open(error)) {  // the job fails, its rate given back
+    std::lock_guard lock(dj.acct->mutex);
+    dj.acct->gate.leave(dj.member);
+    return refuse(error);
+  }
   // The failures to send again are out of results.ndjson now: the request is done.
   if (std::error_code ec;
       fs::remove(dj.dir / retry_marker, ec) && config_.fsync != daemon_config::fsync_mode::none)
     sync_dir(dj.dir);
-  if (dj.spec.acks.enabled() && !open_acks(dj, options, error)) return refuse(error);
-  dj.estimated_total = estimate_total(dj.spec, parts.newlines, dj.devices, shard_);
-  engine_options(dj, options);
-  try {
-    dj.rollout = std::make_unique<net::rollout>(ioc_->get_executor(), dj.spec, *dj.devices.stream,
-                                                dj.acks ? dj.acks->sink() : dj.output.sink(),
-                                                std::move(options));
-  } catch (const std::exception& e) {  // an exhausted resource: the job fails, its rate given back
-    std::lock_guard lock(dj.acct->mutex);
-    dj.acct->gate.leave(dj.member);
-    return refuse(e.what());
-  }
+  dj.estimated_total = dj.session->estimated_total();
   budget.in_use += dj.connections;
   log_started(dj, retry_reasons);
   // A cancel that came before the job started.
@@ -294,7 +286,8 @@ bool daemon_service::start(const std::shared_ptr<daemon_job>& dj_ptr) {
   {
     std::lock_guard lock(jobs_mutex_);
     dj.phase = job_phase::running;
-    dj.acks_now.enabled = dj.acks != nullptr;
+    dj.acks_now.enabled = dj.session->acks_enabled();
+    dj.earlier_records = dj.session->earlier().records;
     dj.started = steady::now();
     dj.last_result = dj.started;
   }
@@ -533,7 +526,7 @@ void daemon_service::cut_at_deadline() {
   cut_ = true;
   std::uint64_t in_flight = 0;
   for (const auto& j : running_now()) {
-    if (!j->rollout) continue;
+    if (!j->session) continue;
     ++in_flight;
     cancel_job(*j);  // the second cancel: cut
   }

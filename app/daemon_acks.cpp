@@ -1,9 +1,8 @@
-// The daemon's delivery acknowledgements (see daemon_service.hpp): a job
-// with `acks` runs as `fleetcast run` runs it (its stage between the
-// engine and its folder, nothing sent before the subscription's link is
-// attached, the wait after the last answer, the outcomes written at the
-// end), except that jobs naming the same subscription with the same
-// credentials share one connection to it (subscription_hub). Metrics: the
+// The daemon's jobs run as `fleetcast run` runs one, through a session
+// (see daemon_service.hpp); for a job with `acks`: nothing sent before the
+// subscription's link is attached, the wait after the last answer, the
+// outcomes written at the end; jobs naming the same subscription with the
+// same credentials share one connection to it (subscription_hub). Metrics: the
 // outcomes as they are decided, the ack latency, the message counts, each
 // subscription's state.
 #include "app/daemon_service.hpp"
@@ -17,92 +16,81 @@
 
 namespace fleetcast::app::daemon_detail {
 
-bool daemon_service::open_acks(daemon_job& dj, net::rollout_options& options, std::string& error) {
-  dj.acks = open_delivery_stage(ioc_->get_executor(), dj.spec, dj.output, options, error);
-  if (!dj.acks) return false;
-  if (const auto* sub = dj.acks->subscription()) {
-    const auto& a = sub->amqp;
-    auto label = fmt::format("{}:{}{}", a.host, a.port, a.source);  // host:port/source
-    const auto key = fmt::format("{}\n{}\n{}\n{}\n{}\n{}", label, a.hostname, a.idle_timeout_ms,
-                                 dj.spec.tls.verify, dj.spec.tls.ca_file.value_or(""),
-                                 net::credential_digest(sub->access_key, sub->access_secret));
-    auto& hub = hubs_[key];
-    if (!hub) {
-      // The same subscription with other credentials or settings: its own
-      // connection, told apart by a number (never by a credential).
-      std::size_t same = 0;
-      for (const auto& [k, h] : hubs_)
-        if (h && h->label().starts_with(label)) ++same;
-      if (same > 0) label += fmt::format("#{}", same + 1);
-      hub = std::make_unique<subscription_hub>(ioc_->get_executor(), *sub, std::move(label));
-    }
-    dj.acks->share(*hub);
+// The subscription a job names, shared: one connection per subscription
+// and credentials (the same subscription with other credentials or
+// settings: its own, told apart by a number, never by a credential).
+subscription_hub* daemon_service::shared_subscription(const job& spec,
+                                                      const net::amqp_receiver_config& sub) {
+  const auto& a = sub.amqp;
+  auto label = fmt::format("{}:{}{}", a.host, a.port, a.source);  // host:port/source
+  const auto key = fmt::format("{}\n{}\n{}\n{}\n{}\n{}", label, a.hostname, a.idle_timeout_ms,
+                               spec.tls.verify, spec.tls.ca_file.value_or(""),
+                               net::credential_digest(sub.access_key, sub.access_secret));
+  auto& hub = hubs_[key];
+  if (!hub) {
+    std::size_t same = 0;
+    for (const auto& [k, h] : hubs_)
+      if (h && h->label().starts_with(label)) ++same;
+    if (same > 0) label += fmt::format("#{}", same + 1);
+    hub = std::make_unique<subscription_hub>(ioc_->get_executor(), sub, std::move(label));
   }
+  return hub.get();
+}
+
+// A job's acks: its subscription shared, its source's events logged, the
+// outcomes counted, the wait after the last answer shown.
+void daemon_service::acks_options(daemon_job& dj, net::session_options& options) {
   daemon_job* self = &dj;
-  dj.acks->on_notice([this, self](const std::string& text) {
+  options.share_subscription = [this, self](const net::amqp_receiver_config& sub) {
+    return shared_subscription(self->spec, sub);
+  };
+  options.on_notice = [this, self](const std::string& text) {
     log_.write("warn", self->name, "acks_source", details().str("message", text));
-  });
-  dj.acks->on_outcome([this, self](const delivery_event& e) {
-    if (self->rollout) self->rollout->on_delivery(e.outcome);  // the guard judges delivery too
+  };
+  options.on_delivery = [this](const delivery_event& e) {
     std::lock_guard lock(metrics_mutex_);
     ++deliveries_[static_cast<std::size_t>(e.outcome)];
     if (e.outcome != delivery_outcome::no_ack)
       ack_latency_.observe(static_cast<double>(e.latency_ms) / 1000.0);
-  });
-  return true;
+  };
+  options.on_acks_wait = [this, self] {
+    {
+      std::lock_guard lock(jobs_mutex_);
+      self->acks_now.waiting_phase = true;
+      self->last_result = steady::now();
+    }
+    log_.write("info", self->name, "job_waiting_for_acks",
+               details()
+                   .num("waiting", self->session->acks_waiting())
+                   .num("at_most_s", std::ceil(self->session->acks_seconds_left())));
+  };
 }
 
-// Sends once the job's acks can be relied on, then waits for them.
+// The session: the acks' source first (nothing sent before it can be relied
+// on), the rollout, the wait for acks, the outputs.
 void daemon_service::run_job(const std::shared_ptr<daemon_job>& dj_ptr) {
   daemon_job* self = dj_ptr.get();
-  const auto send = [this, self] {
-    self->rollout->async_run([this, self](boost::system::error_code, net::rollout_outcome o) {
-      if (!self->acks || !o.started()) {
-        if (self->acks) self->acks->stop();
-        return end_job(*self, std::move(o));
-      }
-      {
-        std::lock_guard lock(jobs_mutex_);
-        self->acks_now.waiting_phase = true;
-        self->last_result = steady::now();
-      }
-      log_.write("info", self->name, "job_waiting_for_acks",
-                 details()
-                     .num("waiting", self->acks->waiting())
-                     .num("at_most_s", std::ceil(self->acks->seconds_left())));
-      auto kept = std::make_shared<net::rollout_outcome>(std::move(o));
-      self->acks->async_wait([this, self, kept] { end_job(*self, std::move(*kept)); });
-    });
-  };
-  if (!self->acks) return send();
-  self->acks->start([this, self, send](const std::string& problem) {
-    // A job cancelled meanwhile still runs: its rollout ends at once, cancelled.
-    if (problem.empty() || self->cancel_by_user || self->cancel_by_drain) return send();
-    self->acks->abandon();
-    net::rollout_outcome o;
-    o.startup_error = problem + " (nothing was sent)";
-    end_job(*self, std::move(o));
+  self->session->async_run([this, self](boost::system::error_code ec, net::session_outcome o) {
+    end_job(*self, ec, std::move(o));
   });
 }
 
-// The rollout and the wait for acks are over: the outputs, then the job
-// is ready for settle().
-void daemon_service::end_job(daemon_job& dj, net::rollout_outcome o) {
-  std::string problem;
-  if (o.started()) {
-    try {
-      if (dj.acks) problem = dj.acks->conclude(o.summary);
-      if (auto p = dj.output.finish(o.summary); problem.empty()) problem = p;
-    } catch (const std::exception& e) {
-      problem = e.what();
-    }
-  }
+// The session is over (its outputs written): the job is ready for settle().
+// A cancel or a drain before anything was sent ends it cancelled, every
+// device on record (record_early_cancel).
+void daemon_service::end_job(daemon_job& dj, boost::system::error_code ec, net::session_outcome o) {
+  const auto& problem = !o.deliveries_problem.empty() ? o.deliveries_problem : o.outputs_problem;
   if (!problem.empty())
     log_.write("error", dj.name, "result_json", details().str("error", problem));
   {
     std::lock_guard lock(jobs_mutex_);
-    if (!o.started()) dj.startup_error = o.startup_error;
-    dj.summary = std::move(o.summary);
+    if (ec) {
+      dj.startup_error =
+          ec == net::session_errc::acks_source ? o.error + " (nothing was sent)" : o.error;
+    } else {
+      dj.summary = std::move(o.summary);
+    }
+    dj.failure = std::move(o.failure);
     dj.phase = job_phase::finished;
   }
   dj.done = true;
@@ -110,8 +98,8 @@ void daemon_service::end_job(daemon_job& dj, net::rollout_outcome o) {
 }
 
 void daemon_service::cancel_job(daemon_job& dj) {
-  if (dj.rollout) dj.rollout->cancel();
-  if (dj.acks) dj.acks->stop();  // what still waits is left to a resume
+  // The sending stops; what still waits for its acknowledgement is left to a resume.
+  if (dj.session) dj.session->cancel();
 }
 
 // On the loop's thread: what the admin port shows of the acks.
@@ -119,10 +107,10 @@ void daemon_service::sample_acks() {
   {
     std::lock_guard lock(jobs_mutex_);
     for (const auto& j : jobs_) {
-      if (!j->acks || j->phase != job_phase::running) continue;
-      j->acks_now.waiting = j->acks->waiting();
-      j->acks_now.counts = j->acks->counts();
-      j->acks_now.source = j->acks->source_state();
+      if (!j->session || !j->acks_now.enabled || j->phase != job_phase::running) continue;
+      j->acks_now.waiting = j->session->acks_waiting();
+      j->acks_now.counts = j->session->deliveries();
+      j->acks_now.source = j->session->acks_source_state();
     }
   }
   std::vector<subscription_figures> now;

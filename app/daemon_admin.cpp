@@ -68,7 +68,7 @@ std::string daemon_service::jobs_json() {
     if (j->phase != job_phase::waiting) {
       // Done of total (the earlier runs' results included), the rate over
       // the last seconds, the ETA (null until there is a rate).
-      const auto f = j->now(j->output.earlier().records);
+      const auto f = j->now(j->earlier_records);
       fmt::format_to(
           std::back_inserter(out),
           ",\"progress\":{{\"done\":{},\"total\":{},\"total_exact\":{},\"percent\":{:.1f},"
@@ -202,7 +202,7 @@ void daemon_service::append_job_metrics(std::string& out) {
   std::vector<row> rows;
   for (const auto& j : jobs_)
     if (j->phase == job_phase::running)
-      rows.push_back({j.get(), j->now(j->output.earlier().records)});
+      rows.push_back({j.get(), j->now(j->earlier_records)});
   if (rows.empty()) return;
   pm::append_header(out, "fleetcast_job_devices", "gauge",
                     "A running job's devices with a result in this run, by status.");

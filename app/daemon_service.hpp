@@ -11,6 +11,7 @@
 
 #include <fleetcast/core/input/shard.hpp>
 #include <fleetcast/net/client/rollout.hpp>
+#include <fleetcast/net/session/session.hpp>
 #include "app/daemon_log.hpp"
 #include "app/library_parts.hpp"
 #include "app/sd_notify.hpp"
@@ -76,12 +77,10 @@ struct daemon_job {
   std::string name;
   fs::path dir;  // running/<name>/
   job spec;
-  opened_devices devices;
-  job_output output;
-  // A job with acks: between the engine and the output (before the rollout,
-  // which holds its sink, so that the rollout goes first).
-  std::unique_ptr<delivery_stage> acks;
-  std::unique_ptr<net::rollout> rollout;  // on the daemon's io_context
+  // Its crash-safe run on the daemon's io_context (after spec, which it
+  // refers to): set by start() on the loop's thread, used there only.
+  std::unique_ptr<net::session> session;
+  std::string failure;  // why the job failed (the session's outcome)
   std::string endpoint_url;
   // Set by the supervisor, read by the admin port too.
   std::atomic<std::uint32_t> connections{0};
@@ -104,6 +103,7 @@ struct daemon_job {
     std::string source;  // the subscription's state
   } acks_now;
   steady::time_point started = steady::now();
+  std::uint64_t earlier_records = 0;  // kept from earlier runs (set as it starts)
   std::string resumed_from;           // done or failed, when an operator asked for a resume
   std::uint64_t estimated_total = 0;  // the list's records, estimated (0: unknown)
   progress_view view;                 // the current rate (under jobs_mutex)
@@ -178,16 +178,17 @@ class daemon_service {
   bool open_admin_port(std::unique_ptr<net::admin_server>& port);
   std::chrono::milliseconds timer_wait();
   bool read_spec(daemon_job& dj);
-  bool output_request_of(daemon_job& dj, output_request& request, std::string& reasons,
-                         std::string& error);
+  bool session_options_of(daemon_job& dj, net::session_options& options, std::string& reasons,
+                          std::string& error);
   void engine_options(daemon_job& dj, net::rollout_options& options);
   void log_started(daemon_job& dj, const std::string& retry_reasons);
   void reap();
   void settle(daemon_job& dj);
   // Delivery acknowledgements (daemon_acks.cpp).
-  bool open_acks(daemon_job& dj, net::rollout_options& options, std::string& error);
+  void acks_options(daemon_job& dj, net::session_options& options);
+  subscription_hub* shared_subscription(const job& spec, const net::amqp_receiver_config& sub);
   void run_job(const std::shared_ptr<daemon_job>& dj);
-  void end_job(daemon_job& dj, net::rollout_outcome o);
+  void end_job(daemon_job& dj, boost::system::error_code ec, net::session_outcome o);
   void cancel_job(daemon_job& dj);
   void sample_acks();
   void append_ack_metrics(std::string& out);

@@ -225,9 +225,8 @@ void daemon_service::settle(daemon_job& dj) {
     dj.acct->gate.leave(dj.member);
   }
   const auto& s = dj.summary;
-  const std::string failure = dj.rollout ? dj.rollout->failure() : std::string();
-  const auto to =
-      destination_of({s.state, dj.startup_error, dj.cancel_by_drain, dj.cancel_by_user, failure});
+  const auto to = destination_of(
+      {s.state, dj.startup_error, dj.cancel_by_drain, dj.cancel_by_user, dj.failure});
   const std::string& state = to.state;
   const std::string where(to_string(to.folder));
   const std::string& reason = to.reason;
@@ -297,7 +296,7 @@ void daemon_service::log_progress() {
   for (const auto& j : jobs_) {
     if (j->phase != job_phase::running || now - j->progress_logged < every) continue;
     j->progress_logged = now;
-    const auto f = j->now(j->output.earlier().records);
+    const auto f = j->now(j->earlier_records);
     log_.write("info", j->name, "job_progress",
                details()
                    .num("done", f.done)

@@ -3,7 +3,7 @@
 // config/daemon.example.json for a documented example.
 #pragma once
 
-#include "core/output/fsync_policy.hpp"
+#include <fleetcast/core/output/fsync_policy.hpp>
 
 #include <cstdint>
 #include <map>

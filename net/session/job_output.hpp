@@ -15,7 +15,7 @@
 #include <fleetcast/core/input/device_stream.hpp>
 #include <fleetcast/core/output/run_summary.hpp>
 #include <fleetcast/net/client/rollout.hpp>
-#include "core/output/fsync_policy.hpp"
+#include <fleetcast/core/output/fsync_policy.hpp>
 #include "core/output/resume_plan.hpp"
 #include "core/output/rollout_manifest.hpp"
 

@@ -6,6 +6,7 @@
 #include "net/session/job_bringup.hpp"
 #include "net/session/job_files.hpp"
 #include "net/session/job_output.hpp"
+#include "net/session/subscription_hub.hpp"
 
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -77,7 +78,8 @@ struct session::impl {
   std::unique_ptr<delivery_stage> stage;
   std::optional<rollout> engine;
   bool opened = false, began = false, ended = false;
-  unsigned cancels = 0;  // cancel() calls seen on the strand
+  unsigned cancels = 0;      // cancel() calls seen on the strand
+  unsigned engine_told = 0;  // of those, passed on to the engine
   asio::any_completion_handler<completion_signature> handler;
   asio::any_completion_executor handler_work;
 
@@ -85,6 +87,7 @@ struct session::impl {
     if (opened) return {};
     output_request request;
     request.resume = options.resume;
+    request.fsync = options.fsync;
     if (options.retry_failed) {
       if (auto problem = request.plan.retry_failed(*options.retry_failed)) {
         error = *problem;
@@ -104,8 +107,19 @@ struct session::impl {
         return session_errc::acks_source;
       }
       if (options.on_notice) stage->on_notice(options.on_notice);
+      if (const auto* sub = stage->subscription(); sub && options.share_subscription) {
+        if (auto* hub = options.share_subscription(*sub)) stage->share(*hub);
+      }
     }
-    engine.emplace(ex, j, *devices.stream, stage ? stage->sink() : output.sink(), options.rollout);
+    try {
+      engine.emplace(ex, j, *devices.stream, stage ? stage->sink() : output.sink(),
+                     options.rollout);
+    } catch (const std::exception& e) {  // an exhausted resource
+      error = e.what();
+      if (stage) stage->abandon();
+      output.abandon();
+      return rollout_errc::start_failed;
+    }
     if (stage) {
       stage->on_outcome([this](const delivery_event& e) {
         if (options.on_delivery) options.on_delivery(e);
@@ -130,17 +144,20 @@ struct session::impl {
       std::string error;
       if (const auto ec = open(error)) return refuse(ec, std::move(error));
     }
-    if (cancels > 0) return refuse(session_errc::stopped, "stopped before anything was sent");
+    const bool early_stop = cancels > 0 && !options.record_early_cancel;
+    if (early_stop) return refuse(session_errc::stopped, "stopped before anything was sent");
     if (!stage) return run_engine();
     stage->start([this](const std::string& problem) {
       if (problem.empty() && cancels == 0) return run_engine();
       stage->stop();
+      if (cancels > 0 && options.record_early_cancel) return run_engine();  // ends at once
       if (cancels > 0) return refuse(session_errc::stopped, "stopped before anything was sent");
       refuse(session_errc::acks_source, problem);
     });
   }
 
   void run_engine() {
+    for (; engine_told < cancels; ++engine_told) engine->cancel();  // those before it existed
     engine->async_run(
         asio::bind_executor(ex, [this](boost::system::error_code ec, rollout_outcome o) {
           if (!o.started()) {
@@ -167,7 +184,10 @@ struct session::impl {
   void cancel_on_strand() {
     if (ended) return;
     ++cancels;
-    if (engine) engine->cancel();  // one not started yet keeps it for its start
+    if (engine) {  // one not started yet keeps it for its start
+      engine->cancel();
+      ++engine_told;
+    }
     if (stage) stage->stop();  // the acks' link wait, or their wait after the run
   }
 
@@ -197,6 +217,15 @@ boost::system::error_code session::open(std::string& error) {
 
 const run_summary& session::earlier() const noexcept {
   return impl_->output.earlier();
+}
+const std::string& session::devices_name() const noexcept {
+  return impl_->devices.name;
+}
+bool session::acks_enabled() const noexcept {
+  return impl_->stage != nullptr;
+}
+std::string session::acks_source_state() const {
+  return impl_->stage ? impl_->stage->source_state() : std::string();
 }
 std::uint64_t session::acks_expected() const noexcept {
   return impl_->stage ? impl_->stage->expected_now() : 0;

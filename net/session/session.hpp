@@ -38,6 +38,7 @@
 #include <fleetcast/core/acks/delivery_tracker.hpp>
 #include <fleetcast/core/input/shard.hpp>
 #include <fleetcast/core/job/job.hpp>
+#include <fleetcast/core/output/fsync_policy.hpp>
 #include <fleetcast/core/output/run_summary.hpp>
 #include <fleetcast/net/client/rollout.hpp>
 
@@ -56,6 +57,9 @@
 
 namespace fleetcast::net {
 
+struct amqp_receiver_config;
+class subscription_hub;
+
 struct session_options {
   // Continue the rollout recorded in the folder: kept results stay, the
   // rest is sent (the folder must hold the same rollout: list, endpoint,
@@ -70,9 +74,19 @@ struct session_options {
   std::optional<shard_spec> shard;
   // The rollout record names "emulator" as the endpoint (a rehearsal).
   bool emulated = false;
+  // When results.ndjson and the send journal reach the disk (fdatasync):
+  // what is written survives a crash of the process in every case; this
+  // is about power loss. Default: left to the kernel.
+  fsync_policy fsync;
   // The engine's options: trust, tokens, progress, a shared pool or gate.
   // Its already_done, maybe_sent and before_send are the session's own.
   rollout_options rollout;
+  // A cancel before anything was sent (during the wait for the acks'
+  // subscription, or before async_run): false, the session completes with
+  // session_errc::stopped and the folder as it was; true, the engine still
+  // runs and ends at once, every device recorded skipped (cancelled), so the
+  // rollout is on record and resumable (the daemon's jobs).
+  bool record_early_cancel = false;
   // What the operator should hear about the acknowledgements' source (a
   // file truncated or replaced, a line refused, the early table full).
   std::function<void(const std::string& text)> on_notice;
@@ -80,6 +94,10 @@ struct session_options {
   std::function<void(const delivery_event&)> on_delivery;
   // With acks: once, when the last answer came and the wait begins.
   std::function<void()> on_acks_wait;
+  // With an AMQP subscription: a connection shared with other sessions
+  // (the daemon's, one per subscription and credentials), or null for one
+  // of the session's own. Called in open() with the subscription as read.
+  std::function<subscription_hub*(const amqp_receiver_config&)> share_subscription;
 };
 
 // Why a session sent nothing (the completion's error_code, category
@@ -131,6 +149,8 @@ class session {
   // wait for an acknowledgement since an earlier run; the list's records,
   // estimated (0: not known); how the endpoint is reached ("" direct).
   const run_summary& earlier() const noexcept;
+  const std::string& devices_name() const noexcept;  // the list's file, or "devices (inline)"
+  bool acks_enabled() const noexcept;
   std::uint64_t acks_expected() const noexcept;
   std::uint64_t estimated_total() const noexcept;
   std::string route() const;
@@ -141,6 +161,7 @@ class session {
   std::uint64_t acks_waiting() const noexcept;
   const delivery_counts& deliveries() const noexcept;
   double acks_seconds_left() const noexcept;
+  std::string acks_source_state() const;  // the subscription's state ("" for a stream)
 
   // Step 2: completes with (error_code, session_outcome) once every output
   // is written, or at once when nothing could be sent. Per-operation

@@ -209,3 +209,22 @@ TEST_CASE("a cancel before the start: stopped, nothing sent, the folder it made 
   CHECK(!fs::exists(j.output_dir));
   CHECK(r.emu.state().stats_json().find("\"requests\":0") != std::string::npos);
 }
+
+TEST_CASE("record_early_cancel: a cancel before the start still puts every device on record") {
+  rig r;
+  const job j = r.job_of(130, "on-record");
+  asio::thread_pool pool(2);
+  auto o = r.options();
+  o.record_early_cancel = true;
+  net::session s(pool.get_executor(), j, std::move(o));
+  s.cancel();
+  completion c;
+  s.async_run(c.handler());
+  pool.join();
+  CHECK(!c.code);
+  REQUIRE(c.out);
+  CHECK(c.out->summary.state == job_state::cancelled);
+  CHECK(c.out->summary.count_of(device_status::skipped) == 130);
+  CHECK(exactly_once(j.output_dir, 130) == "");
+  CHECK(r.emu.state().stats_json().find("\"requests\":0") != std::string::npos);
+}
