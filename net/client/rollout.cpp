@@ -5,7 +5,7 @@
 #include <fleetcast/net/client/rollout.hpp>
 
 #include <fleetcast/core/output/secret_registry.hpp>
-#include "core/auth/token_renewal.hpp"
+#include "core/auth/token_supply.hpp"
 #include "core/dispatch/dispatcher.hpp"
 #include "core/job/proxy.hpp"
 #include "core/protocol/token_refresh.hpp"
@@ -153,9 +153,9 @@ struct rollout::impl {
   unsigned early_cancels = 0;   // cancels that came before it (on the strand)
   token_source tokens;
   token_command_control token_child;
+  token_supply supply;  // where tokens come from, when to renew (core)
   dispatcher d;
   std::string host;                   // the Host header
-  token_renewal renewal;              // when to renew at the refresh endpoint (core)
   link_base* refresh_link = nullptr;  // the renewal's connection while it runs
   bool refresh_cut = false;           // a stop came: the renewal under way ends now
   std::vector<link_base*> live;       // every connection, for waking and cutting
@@ -169,6 +169,14 @@ struct rollout::impl {
   std::optional<proxy_url> proxy;
   std::string proxy_why;
   link_io io;  // connecting, writing, reading (the lanes' and the renewal's)
+
+  static token_supply::source source_of(const rollout_options& o, const token_source& t) {
+    using source = token_supply::source;
+    if (o.token_provider) return source::provider;
+    if (!o.token.empty()) return source::memory;
+    if (t.is_command()) return source::command;
+    return t.refreshes() ? source::refresh : source::read;
+  }
 
   static dispatch_hooks hooks_of(const rollout_options& o, impl* self) {
     dispatch_hooks h;
@@ -196,6 +204,7 @@ struct rollout::impl {
         base(given ? *given : own.emplace(1).get_executor()),
         ex(asio::make_strand(base)),
         tokens(jb.auth),
+        supply(source_of(options, tokens)),
         d(jb, devices, sink, hooks_of(options, this), std::max<std::uint32_t>(1, jb.connections),
           std::random_device{}()),
         io(jb, ex, proxy,
@@ -220,17 +229,7 @@ struct rollout::impl {
   void apply_effects() {
     for (;;) {
       const auto e = d.take_effects();
-      if (e.kill_token) token_child.kill();
-      if (e.kill_token && provider_asked) {  // its reply, if it ever comes, is of no use now
-        provider_asked = false;
-        ++provider_generation;
-        d.on_token_failed("stopped while waiting for the token provider", true, now_us());
-      }
-      if (e.kill_token || e.cut) {  // a renewal's wait must not hold a stop
-        cut_refresh();
-        if (tokens.refreshes() && renewal.requested() && !renewal.under_way())
-          d.on_token_failed("stopped while waiting to renew the token", true, now_us());
-      }
+      if (e.kill_token || e.cut) carry(supply.stopped(e.kill_token, e.cut));
       if (e.cut)
         for (auto* c : live) c->cut();
       // Stopping: a connection still being made carries nothing yet, so a
@@ -240,39 +239,49 @@ struct rollout::impl {
           if (c->connecting) c->cut();
       if (e.wake)
         for (auto* t : waiters) t->cancel();
-      auto request = d.take_token_request();
-      if (!request) {
-        if (!e.wake && !e.cut && !e.kill_token) return;
+      if (d.take_token_request()) {
+        carry(supply.requested(wall_s()));
         continue;
       }
-      if (options.token_provider) {
+      if (!e.wake && !e.cut && !e.kill_token) return;
+    }
+  }
+
+  // A step of core's token_supply, carried out.
+  void carry(const token_supply::step& s) {
+    using to_start = token_supply::step::start;
+    if (s.kill_command) token_child.kill();
+    if (s.cut_refresh) cut_refresh();
+    if (s.fail) d.on_token_failed(s.fail->text, s.fail->cancelled, now_us());
+    if (s.reread_if_changed && tokens.file_changed()) {
+      try {
+        d.on_token_rotated(tokens.fetch());
+      } catch (const std::exception&) {  // an unreadable file keeps the current token
+      }
+    }
+    switch (s.what) {
+      case to_start::nothing:
+        break;
+      case to_start::ask_provider:
         ask_provider();
-        continue;
-      }
-      if (!options.token.empty()) {  // the one in memory (rotate_token may have changed it)
+        break;
+      case to_start::use_memory:  // the one in memory (rotate_token may have changed it)
         d.on_token(options.token, now_us());
-        continue;
-      }
-      if (tokens.is_command()) {
+        break;
+      case to_start::run_command:
         asio::co_spawn(ex, run_token_command(), asio::detached);
-        continue;
-      }
-      if (tokens.refreshes()) {  // refused: renewed at the refresh endpoint (not embedder's)
-        if (renewal.refused(wall_s()) == token_renewal::verdict::give_up) {
-          d.on_token_failed(
-              "the token was refused (5032) right after each of its last renewals: the refresh "
-              "endpoint hands out tokens the API does not take",
-              false, now_us());
-          continue;
+        break;
+      case to_start::refresh:
+        refresh_cut = false;
+        asio::co_spawn(ex, run_refresh(), asio::detached);
+        break;
+      case to_start::read_now:
+        try {
+          d.on_token(tokens.fetch(), now_us());
+        } catch (const std::exception& x) {
+          d.on_token_failed(x.what(), false, now_us());
         }
-        start_refresh();
-        continue;
-      }
-      try {  // a file or the environment: read at once
-        d.on_token(tokens.fetch(), now_us());
-      } catch (const std::exception& x) {
-        d.on_token_failed(x.what(), false, now_us());
-      }
+        break;
     }
   }
 
@@ -280,43 +289,38 @@ struct rollout::impl {
   asio::awaitable<void> run_token_command() {
     std::string error;
     std::string fresh = co_await async_token_command(tokens.config(), token_child, error);
-    if (error.empty()) {
+    if (auto f = supply.command_ended(error, token_child.killed || cancel_requested))
+      d.on_token_failed(f->text, f->cancelled, now_us());
+    else
       d.on_token(std::move(fresh), now_us());
-    } else {
-      d.on_token_failed(error, token_child.killed || cancel_requested, now_us());
-    }
     apply_effects();
   }
 
   // The embedder's provider: asked on the strand, answered from anywhere.
-  bool provider_asked = false;
-  std::uint64_t provider_generation = 0;
   void ask_provider() {
-    provider_asked = true;
-    const auto generation = ++provider_generation;
+    const auto generation = supply.generation();
     auto reply = [w = weak_self, generation](std::string token, std::string why_not) {
       auto self = w.lock();
       if (!self) return;
       asio::dispatch(self->ex, [w, generation, token = std::move(token),
                                 why_not = std::move(why_not)]() mutable {
         auto me = w.lock();
-        if (!me || me->ended || !me->provider_asked || generation != me->provider_generation)
-          return;  // stopped meanwhile, or a second reply
-        me->provider_asked = false;
+        if (!me || me->ended) return;
         if (why_not.empty() && token.empty()) why_not = "it gave an empty token";
         if (why_not.empty()) why_not = check_token(token);
-        if (why_not.empty())
+        const auto v = me->supply.provider_replied(generation, why_not);
+        if (v.accepted)
           me->d.on_token(std::move(token), me->now_us());
-        else
-          me->d.on_token_failed("the token provider: " + why_not, false, me->now_us());
+        else if (v.fail)
+          me->d.on_token_failed(v.fail->text, false, me->now_us());
         me->apply_effects();
       });
     };
     try {
       options.token_provider(std::move(reply));
     } catch (const std::exception& x) {
-      provider_asked = false;
-      d.on_token_failed(std::string("the token provider threw: ") + x.what(), false, now_us());
+      const auto f = supply.provider_threw(x.what());
+      d.on_token_failed(f.text, f.cancelled, now_us());
     }
   }
   std::weak_ptr<impl> weak_self;  // set by start(): replies and posts outlive nothing
@@ -327,16 +331,6 @@ struct rollout::impl {
     return std::chrono::duration_cast<std::chrono::seconds>(
                std::chrono::system_clock::now().time_since_epoch())
         .count();
-  }
-
-  // A renewal at the refresh endpoint when core's token_renewal says it is
-  // due: for a refused token (the dispatcher waits for it) or before the
-  // token expires. One at a time; a failure is tried again as it says.
-  void start_refresh() {
-    if (!renewal.due(wall_s())) return;
-    renewal.started(wall_s());
-    refresh_cut = false;
-    asio::co_spawn(ex, run_refresh(), asio::detached);
   }
 
   void cut_refresh() {
@@ -360,25 +354,17 @@ struct rollout::impl {
     }
     if (error.empty() && !a.error.empty()) error = "the refresh endpoint answered " + a.error;
     if (error.empty()) error = tokens.store(a.access_token, a.refresh_token);  // checked first
-    const bool requested = renewal.requested();
+    std::int64_t expires = 0;
     if (error.empty()) {
       // The server's clock: its Date, else the fresh token's iat.
       if (!server_now) server_now = jwt_issued_s(a.access_token);
-      const auto expires =
-          a.access_expires_s ? a.access_expires_s : jwt_expiry_s(a.access_token).value_or(0);
-      renewal.obtained(wall_s(), expires, server_now);
-      if (requested)
-        d.on_token(a.access_token, now_us());
-      else
-        d.on_token_rotated(a.access_token);
-    } else if (refresh_cut) {
-      renewal.failed(wall_s());
-      if (requested) d.on_token_failed("stopped while renewing the token", true, now_us());
-    } else if (renewal.failed(wall_s()) == token_renewal::verdict::give_up) {
-      d.on_token_failed(fmt::format("renewing it at the refresh endpoint failed {} times: {}",
-                                    renewal.tries(), error),
-                        false, now_us());
-    }  // else tried again when due (the progress loop looks)
+      expires = a.access_expires_s ? a.access_expires_s : jwt_expiry_s(a.access_token).value_or(0);
+    }
+    using give = token_supply::refresh_verdict::give;
+    const auto v = supply.refresh_ended(wall_s(), error, refresh_cut, expires, server_now);
+    if (v.token == give::fresh) d.on_token(a.access_token, now_us());
+    if (v.token == give::rotated) d.on_token_rotated(a.access_token);
+    if (v.fail) d.on_token_failed(v.fail->text, v.fail->cancelled, now_us());
     apply_effects();
   }
 
@@ -415,8 +401,6 @@ struct rollout::impl {
     }
     co_return read_refresh_answer(r.http_status, r.body);
   }
-
-  bool embedder_tokens() const noexcept { return options.token_provider || !options.token.empty(); }
 
   // ------------------------------------------------------------ waits
 
@@ -519,14 +503,7 @@ struct rollout::impl {
   asio::awaitable<void> progress_loop() {
     while (lanes_running > 0) {
       d.tick(now_us());
-      if (!embedder_tokens() && tokens.refreshes())
-        start_refresh();  // before it expires, or again after a failure
-      if (!embedder_tokens() && tokens.file_changed()) {  // rotated outside: used from now on
-        try {
-          d.on_token_rotated(tokens.fetch());
-        } catch (const std::exception&) {  // an unreadable file keeps the current token
-        }
-      }
+      carry(supply.tick(wall_s()));  // a renewal before expiry, a rotated file
       apply_effects();
       report();
       progress_timer.expires_after(std::chrono::microseconds(dispatcher::tick_interval_us));
@@ -548,14 +525,12 @@ struct rollout::impl {
   // Throws for a start-up failure.
   void begin() {
     if (!proxy_error.empty()) throw startup_failure(rollout_errc::proxy_setting, proxy_error);
-    std::string first_token;
-    if (options.token_provider) {
-      // the dispatcher's first action: a token request
-    } else if (!options.token.empty()) {
+    std::string first_token;  // none: the dispatcher's first action asks for it
+    if (supply.first() == token_supply::step::start::use_memory) {
       if (auto bad = check_token(options.token); !bad.empty())
         throw startup_failure(rollout_errc::no_token, "the token given in memory: " + bad);
       first_token = options.token;
-    } else if (!tokens.is_command()) {
+    } else if (supply.first() == token_supply::step::start::read_now) {
       try {
         first_token = tokens.fetch();
       } catch (const std::exception& x) {
@@ -574,10 +549,7 @@ struct rollout::impl {
     const bool default_port = ep.port == (ep.tls ? 443 : 80);
     host = fmt::format("{}{}{}", v6 ? "[" : "", ep.host, v6 ? "]" : "");
     if (!default_port) host += fmt::format(":{}", ep.port);
-    if (embedder_tokens()) {
-      // neither a refresh endpoint nor a file to watch: the embedder's
-    } else if (tokens.refreshes())  // a JWT says when it ends (the server's clock not known yet)
-      renewal.obtained(wall_s(), jwt_expiry_s(first_token).value_or(0));
+    supply.began(wall_s(), jwt_expiry_s(first_token).value_or(0));
     start = std::chrono::steady_clock::now();
     const auto wall_us = std::chrono::duration_cast<std::chrono::microseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
