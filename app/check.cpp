@@ -62,6 +62,8 @@ int check(const std::string& file, const std::string& requested) {
   std::vector<std::string> errors;
   if (kind == "job") {
     auto parsed = parse_job(text, file);
+    if (auto notice = check_window_now(parsed); !notice.empty())
+      say("fleetcast check: {}: {}\n", file, notice);
     for (const auto& e : parsed.errors) errors.push_back(e.describe(file));
   } else if (kind == "daemon") {
     auto parsed = parse_daemon_config(text);

@@ -17,6 +17,8 @@ std::optional<job> load_job(const std::string& job_file, bool check_sendable) {
     return std::nullopt;
   }
   auto parsed = parse_job(text, job_file);
+  if (auto notice = check_window_now(parsed); !notice.empty())
+    say("fleetcast: {}: {}\n", job_file, notice);
   if (!parsed.job) {
     for (const auto& e : parsed.errors) say("fleetcast: {}\n", e.describe(job_file));
     std::size_t problems = parsed.errors.size();

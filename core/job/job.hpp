@@ -56,6 +56,9 @@ struct auth_config {
 
 struct tls_config {
   bool verify = true;
+  // Plain http:// to a host that is not loopback: the token and the command
+  // cross the network unencrypted. Refused unless this says so.
+  bool allow_plain_http = false;
   std::optional<std::string> ca_file;  // resolved path; system trust store when absent
 };
 

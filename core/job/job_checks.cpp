@@ -3,11 +3,15 @@
 
 #include <fleetcast/core/output/device_result.hpp>
 #include "core/job/proxy.hpp"
+#include <fleetcast/core/job/time_text.hpp>
+#include <fleetcast/core/job/url.hpp>
 #include "core/protocol/validation.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
+#include <utility>
 
 namespace fleetcast {
 
@@ -112,6 +116,14 @@ void check_fields(const job& j, checker& c) {
           rollout_config::abort_min_devices_range);
 }
 
+// "3 h 20 min", "2 days 4 h", "45 s": a span as an operator reads it.
+std::string describe_span(std::int64_t s) {
+  if (s < 60) return fmt::format("{} s", s);
+  if (s < 3600) return fmt::format("{} min", s / 60);
+  if (s < 2 * 86400) return fmt::format("{} h {} min", s / 3600, s % 3600 / 60);
+  return fmt::format("{} days {} h", s / 86400, s % 86400 / 3600);
+}
+
 }  // namespace
 
 void check_job(const job& j, std::vector<job_error>& errors, job_checks which) {
@@ -121,6 +133,13 @@ void check_job(const job& j, std::vector<job_error>& errors, job_checks which) {
     c.error("retry.max_delay_ms", "must be at least retry.base_delay_ms");
   if (j.rollout.ramp.start_rps > 0 && j.rate.requests_per_second <= 0)
     c.error("rollout.ramp", "needs rate.requests_per_second, the rate it ramps up to");
+  if (!j.endpoint.host.empty() && !j.endpoint.tls && !j.tls.allow_plain_http &&
+      !is_loopback_host(j.endpoint.host))
+    c.error("endpoint",
+            fmt::format("\"{}\" is plain http:// to a host that is not loopback: the token and "
+                        "the command would cross the network unencrypted; use https://, or set "
+                        "tls.allow_plain_http to true if that is really meant",
+                        j.endpoint.url));
   if (j.rollout.not_before && j.rollout.not_after && *j.rollout.not_after <= *j.rollout.not_before)
     c.error("rollout.not_after", "must be later than rollout.not_before");
   const auto& r = j.rollout;
@@ -139,6 +158,36 @@ std::vector<job_error> validate(const job& j) {
   std::vector<job_error> errors;
   check_job(j, errors, job_checks::all);
   return errors;
+}
+
+window_verdict check_window(const job& j, std::int64_t now_s) {
+  window_verdict v;
+  const auto& r = j.rollout;
+  if (r.not_after && *r.not_after <= now_s) {
+    v.error = job_error{"rollout.not_after",
+                        fmt::format("the window ended at {} ({} ago): a run would send nothing; "
+                                    "move it, or remove it",
+                                    format_iso8601_utc(*r.not_after),
+                                    describe_span(now_s - *r.not_after)),
+                        std::nullopt, 0, 0};
+  } else if (r.not_before && *r.not_before - now_s > 24 * 3600) {
+    v.notice = fmt::format("the window opens at {}, in {}: a run waits until then",
+                           format_iso8601_utc(*r.not_before), describe_span(*r.not_before - now_s));
+  }
+  return v;
+}
+
+std::string check_window_now(job_parse_result& parsed) {
+  const job* seen = parsed.job ? &*parsed.job : parsed.partial ? &*parsed.partial : nullptr;
+  if (!seen) return {};
+  const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  auto w = check_window(*seen, now_s);
+  if (!w.error) return std::move(w.notice);
+  parsed.errors.push_back(std::move(*w.error));
+  if (parsed.job) parsed.partial = std::exchange(parsed.job, std::nullopt);
+  return {};
 }
 
 }  // namespace fleetcast

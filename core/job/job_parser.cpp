@@ -227,8 +227,10 @@ job_parse_result read_job(std::string_view text, std::string_view job_file) {
   if (top["devices"].get(e) == simdjson::SUCCESS) read_devices(r, e, j.devices);
 
   dom::object obj;
-  if (top["tls"].get(e) == simdjson::SUCCESS && r.fields(e, "tls", {"verify", "ca_file"}, obj)) {
+  if (top["tls"].get(e) == simdjson::SUCCESS &&
+      r.fields(e, "tls", {"verify", "ca_file", "allow_plain_http"}, obj)) {
     r.boolean(obj, "tls", "verify", j.tls.verify);
+    r.boolean(obj, "tls", "allow_plain_http", j.tls.allow_plain_http);
     dom::element ca;
     std::string ca_file;
     if (obj["ca_file"].get(ca) == simdjson::SUCCESS && !ca.is_null() &&

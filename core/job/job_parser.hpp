@@ -47,6 +47,19 @@ job_parse_result parse_job(std::string_view text, std::string_view job_file);
 // endpoint's parts with parse_endpoint() (core/job/url.hpp).
 std::vector<job_error> validate(const job& j);
 
+// The job's time window against the clock (now_s: seconds since the epoch):
+// an error on rollout.not_after when the window has ended (a run would send
+// nothing: check and run refuse it), a notice when it opens more than a day
+// after now_s (said, not refused). Both empty otherwise.
+struct window_verdict {
+  std::optional<job_error> error;
+  std::string notice;
+};
+window_verdict check_window(const job& j, std::int64_t now_s);
+// The same on a parse result, at the wall clock's now: an ended window
+// joins its errors (the job is then only partial), a notice is returned.
+std::string check_window_now(job_parse_result& parsed);
+
 // A job's default name from its file's name without extension: characters
 // other than letters, digits, '-', '_' and '.' become '_'; at most 128.
 std::string job_name_from_stem(std::string_view stem);

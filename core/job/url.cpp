@@ -2,7 +2,20 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
+
 namespace fleetcast {
+
+namespace {
+
+std::string lowercase(std::string_view text) {
+  std::string out(text);
+  for (auto& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+}  // namespace
 
 void parse_authority(std::string_view text, url_authority& out,
                      std::vector<std::string>& problems) {
@@ -90,7 +103,40 @@ std::optional<std::string> parse_endpoint(std::string_view url, endpoint_config&
   parse_authority(rest.substr(0, slash), authority, problems);
   out.host = std::move(authority.host);
   if (authority.port) out.port = *authority.port;
+  // The whole API URL pasted: its path would be sent twice.
+  static constexpr std::string_view api_path = "/v2/binding/enduserapi";
+  if (const auto at = lowercase(out.path_prefix).find(lowercase(api_path));
+      at != std::string::npos) {
+    const std::string base = out.url.substr(0, out.url.size() - rest.size() + slash) +
+                             out.path_prefix.substr(0, at);
+    problems.push_back(fmt::format(
+        "carries the API's own path ({}...): give the address it starts from, \"{}\" (fleetcast "
+        "adds {}/batchControlDevice)",
+        api_path, base, api_path));
+  }
   return result();
+}
+
+bool is_loopback_host(std::string_view host) noexcept {
+  if (host == "::1" || host == "0:0:0:0:0:0:0:1") return true;
+  std::string lower = lowercase(host);
+  while (lower.ends_with('.')) lower.pop_back();
+  if (lower == "localhost") return true;
+  if (!lower.starts_with("127.")) return false;
+  // a dotted quad: four numbers 0-255
+  unsigned parts = 0;
+  std::size_t i = 0;
+  while (i <= lower.size()) {
+    const auto dot = std::min(lower.find('.', i), lower.size());
+    const auto part = std::string_view(lower).substr(i, dot - i);
+    if (part.empty() || part.size() > 3 ||
+        !std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+        std::stoi(std::string(part)) > 255)
+      return false;
+    ++parts;
+    i = dot + 1;
+  }
+  return parts == 4;
 }
 
 std::optional<std::string> parse_amqp_url(std::string_view url, amqp_acks_config& out) {

@@ -25,7 +25,13 @@ void parse_authority(std::string_view text, url_authority& out, std::vector<std:
 
 // Parses an endpoint URL: http:// or https://, a host, an optional port and
 // an optional path prefix. Returns every problem ("; "-separated), or nullopt.
+// An endpoint that carries the API's own path (the whole URL pasted) is
+// refused, naming the address to give instead.
 std::optional<std::string> parse_endpoint(std::string_view url, endpoint_config& out);
+
+// A host that is this machine by its address alone: 127.0.0.0/8, ::1, or
+// the name localhost (no lookup is made).
+bool is_loopback_host(std::string_view host) noexcept;
 
 // Parses the subscription's URL: amqps://HOST[:PORT][/VHOST] (plain amqp://
 // is refused: the platform takes TLS only). Sets url, host, port, vhost.

@@ -69,6 +69,38 @@ for f in "$src"/config/examples/*.json; do
   "$bin" check "$f" >/dev/null 2>&1 && ok || fail "example $f does not pass check: $("$bin" check "$f" 2>&1 | head -3)"
 done
 
+# What is given, made safe: plain http:// only to loopback unless the job
+# says so; the whole API URL pasted is refused naming the address to give;
+# a window that has ended is refused by check and run (nothing made), one
+# that opens more than a day ahead is said.
+sed 's|"https://iot.example.com"|"http://iot.example.com"|' "$tmp/job.json" >"$tmp/plain.json"
+expect "plain http to a remote host" 2 'endpoint: "http://iot.example.com" is plain http:// to a host that is not loopback.*tls.allow_plain_http' "$bin" check "$tmp/plain.json"
+sed 's|"devices"|"tls": {"allow_plain_http": true}, "devices"|' "$tmp/plain.json" >"$tmp/plain-allowed.json"
+expect "plain http, allowed by the job" 0 'a valid job file' "$bin" check "$tmp/plain-allowed.json"
+for loop in 'http://127.0.0.1:8080' 'http://[::1]:8080' 'http://localhost:8080'; do
+  sed "s|\"https://iot.example.com\"|\"$loop\"|" "$tmp/job.json" >"$tmp/loop.json"
+  expect "plain http to $loop" 0 'a valid job file' "$bin" check "$tmp/loop.json"
+done
+sed 's|"https://iot.example.com"|"https://iot.example.com/api/v2/binding/enduserapi/batchControlDevice"|' "$tmp/job.json" >"$tmp/pasted.json"
+expect "the whole API URL pasted" 2 "carries the API's own path.*give the address it starts from, \"https://iot.example.com/api\"" "$bin" check "$tmp/pasted.json"
+ended=$(date -u -d '-2 hours' +%Y-%m-%dT%H:%M:%SZ)
+later=$(date -u -d '+3 days' +%Y-%m-%dT%H:%M:%SZ)
+sed "s|\"devices\"|\"rollout\": {\"not_after\": \"$ended\"}, \"devices\"|" "$tmp/job.json" >"$tmp/ended.json"
+expect "an ended window: check" 2 "rollout.not_after: the window ended at $ended (2 h 0 min ago): a run would send nothing" "$bin" check "$tmp/ended.json"
+"$bin" generate-devices 10 "$tmp/ended-devices.csv" 2>/dev/null
+printf 'Bearer x\n' >"$tmp/ended-token"
+cat >"$tmp/ended-run.json" <<JOB
+{"endpoint": "https://127.0.0.1:1", "auth": {"token_file": "ended-token"},
+ "command": {"type": 2, "data": "[]"}, "devices": {"file": "ended-devices.csv"},
+ "rollout": {"not_after": "$ended"}, "output": {"dir": "out/ended"}}
+JOB
+(cd "$tmp" && "$bin" run ended-run.json >"$tmp/ended.out" 2>&1)
+rc=$?
+[ "$rc" -eq 2 ] && grep -q 'the window ended at' "$tmp/ended.out" && [ ! -e "$tmp/out/ended" ] && ok ||
+  fail "an ended window: run: exit $rc, folder $([ -e "$tmp/out/ended" ] && echo made || echo none): $(cat "$tmp/ended.out")"
+sed "s|\"devices\"|\"rollout\": {\"not_before\": \"$later\"}, \"devices\"|" "$tmp/job.json" >"$tmp/later.json"
+expect "a window three days ahead" 0 "the window opens at $later, in 3 days 0 h: a run waits until then" "$bin" check "$tmp/later.json"
+
 # The job with six mistakes that took five runs to see: one run shows all.
 cat >"$tmp/six.json" <<'JOB'
 {"endpoint": "ftp://iot.example.com:99999",

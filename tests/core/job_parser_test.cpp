@@ -1,6 +1,7 @@
 // Job files: defaults, every field's checks, unknown fields, command codes,
 // syntax errors with line and column, relative paths.
 #include <fleetcast/core/job/job_parser.hpp>
+#include <fleetcast/core/job/url.hpp>
 #include <fleetcast/core/output/device_result.hpp>
 
 #include <doctest/doctest.h>
@@ -236,6 +237,59 @@ TEST_CASE("endpoints") {
   auto err = only_error(with("endpoint", R"("iot-api.acceleronix.io")"));
   CHECK(err.field == "endpoint");
   CHECK(err.message.find("https://") != std::string::npos);
+}
+
+TEST_CASE("endpoints: the whole API URL pasted, and plain http:// beyond loopback") {
+  endpoint_config e;
+  auto pasted = parse_endpoint("https://h.example:8443/api/v2/binding/enduserapi/batchControlDevice", e);
+  REQUIRE(pasted);
+  CHECK(pasted->find("give the address it starts from, \"https://h.example:8443/api\"") !=
+        std::string::npos);
+  pasted = parse_endpoint("https://h.example/V2/Binding/EndUserApi/", e);  // any case, no prefix
+  REQUIRE(pasted);
+  CHECK(pasted->find("\"https://h.example\"") != std::string::npos);
+  CHECK(!parse_endpoint("https://h.example/v2-gateway", e));  // a prefix of its own is fine
+
+  for (const char* host : {"127.0.0.1", "127.1.2.3", "::1", "localhost", "LOCALHOST."})
+    CHECK_MESSAGE(is_loopback_host(host), host);
+  for (const char* host : {"128.0.0.1", "127.0.0.1.example", "127.0.0", "127.0.0.256", "::2",
+                           "localhost.example", "10.0.0.1", ""})
+    CHECK_MESSAGE(!is_loopback_host(host), host);
+
+  auto err = only_error(with("endpoint", R"("http://iot.example.com")"));
+  CHECK(err.field == "endpoint");
+  CHECK(err.message.find("tls.allow_plain_http") != std::string::npos);
+  CHECK(parse_job(R"({"endpoint": "http://iot.example.com", "tls": {"allow_plain_http": true},
+      "auth": {"token_file": "t"}, "command": {"type": 2, "data": "[]"},
+      "devices": {"file": "d.csv"}})",
+                  "job.json")
+            .job);
+  CHECK(parse_job(R"({"endpoint": "http://[::1]:9", "auth": {"token_file": "t"},
+      "command": {"type": 2, "data": "[]"}, "devices": {"file": "d.csv"}})",
+                  "job.json")
+            .job);
+}
+
+TEST_CASE("the time window against the clock: ended refused, far ahead said") {
+  job j;
+  const std::int64_t now = 1'800'000'000;
+  CHECK_FALSE(check_window(j, now).error);  // no window
+  j.rollout.not_after = now - 7200 - 60;
+  auto v = check_window(j, now);
+  REQUIRE(v.error);
+  CHECK(v.error->field == "rollout.not_after");
+  CHECK(v.error->message.find("(2 h 1 min ago): a run would send nothing") != std::string::npos);
+  j.rollout.not_after = now;  // ends now: nothing could be sent either
+  CHECK(check_window(j, now).error);
+  j.rollout.not_after = now + 1;
+  CHECK_FALSE(check_window(j, now).error);
+  j.rollout.not_before = now + 24 * 3600;  // a day ahead: not said
+  j.rollout.not_after = std::nullopt;
+  CHECK(check_window(j, now).notice.empty());
+  j.rollout.not_before = now + 3 * 86400 + 5 * 3600;
+  v = check_window(j, now);
+  CHECK_FALSE(v.error);
+  CHECK(v.notice.find("in 3 days 5 h: a run waits until then") != std::string::npos);
 }
 
 TEST_CASE("auth takes exactly one token source") {
