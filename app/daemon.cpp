@@ -138,6 +138,8 @@ bool daemon_service::read_spec(daemon_job& dj) {
     return false;
   }
   auto parsed = parse_job(text, (spool_ / "incoming" / (dj.name + ".json")).string());
+  if (auto notice = check_window_now(parsed); !notice.empty())
+    log_.write("info", dj.name, "job_window_ahead", details().str("notice", notice));
   if (!parsed.job) {
     std::string reason;
     for (const auto& e : parsed.errors) {

@@ -90,7 +90,9 @@ bool daemon_service::refuse_if_invalid(const fs::path& path, fs::file_time_type 
   std::string text, error;
   if (!read_text_file(path.string(), text, error)) return false;  // gone: taken by someone else
   const auto as_dropped = (spool_ / "incoming" / path.filename()).string();
-  if (parse_job(text, as_dropped).job) {
+  auto parsed = parse_job(text, as_dropped);
+  check_window_now(parsed);  // an ended window: refused at once too
+  if (parsed.job) {
     if (known_valid_.size() > 1'000'000) known_valid_.clear();
     known_valid_.insert(key);
     return false;

@@ -67,20 +67,24 @@ drop_job two fleet2.csv
 drop_job three fleet3.csv
 printf '{"endpoint": "http://127.0.0.1:%s", "auth": {"token_file": "token"}, "command": {"type": 2, "data": "[]", "qos": 7}, "devices": {"file": "fleet1.csv"}}\n' "$port" >"$spool/incoming/.broken.tmp"
 mv "$spool/incoming/.broken.tmp" "$spool/incoming/broken.json"
-# max_jobs is 3 and three run: the invalid one is refused at once anyway.
-for _ in $(seq 150); do [ -e "$spool/failed/broken" ] && break; sleep 0.02; done
-[ -e "$spool/failed/broken" ] && [ "$(ls "$spool/done" | wc -l)" -eq 0 ] && ok ||
-  fail "an invalid job must be refused at once, not after the jobs ahead of it"
+# A window that has ended: invalid as well (it would send nothing).
+printf '{"endpoint": "http://127.0.0.1:%s", "auth": {"token_file": "token"}, "command": {"type": 2, "data": "[]"}, "devices": {"file": "fleet1.csv"}, "rollout": {"not_after": "%s"}}\n' "$port" "$(date -u -d '-1 hour' +%Y-%m-%dT%H:%M:%SZ)" >"$spool/incoming/.ended.tmp"
+mv "$spool/incoming/.ended.tmp" "$spool/incoming/ended.json"
+# max_jobs is 3 and three run: the invalid ones are refused at once anyway.
+for _ in $(seq 150); do [ -e "$spool/failed/broken" ] && [ -e "$spool/failed/ended" ] && break; sleep 0.02; done
+[ -e "$spool/failed/broken" ] && [ -e "$spool/failed/ended" ] && [ "$(ls "$spool/done" | wc -l)" -eq 0 ] && ok ||
+  fail "an invalid job must be refused at once, not after the jobs ahead of it: $(ls "$spool/failed")"
 for _ in $(seq 100); do http GET /jobs | grep -q '"state":"running"' && break; sleep 0.05; done
 running=$(http GET /jobs | grep -o '"state":"running"' | wc -l)
 [ "$running" -ge 2 ] && ok || fail "jobs running at once: $running"
-wait_finished 4 || fail "jobs did not finish: $(ls "$spool"/*)"
+wait_finished 5 || fail "jobs did not finish: $(ls "$spool"/*)"
 for j in one two three; do
   [ -f "$spool/done/$j/summary.json" ] && ok || fail "$j not in done/"
   grep -q '"state":"completed"' "$spool/done/$j/summary.json" && ok || fail "$j state: $(cat "$spool/done/$j/summary.json")"
   [ -f "$spool/done/$j/job.json" ] && [ -f "$spool/done/$j/result.json" ] && ok || fail "$j: job.json or result.json missing"
 done
 grep -q 'qos' "$spool/failed/broken/reason.txt" && ok || fail "invalid job reason: $(cat "$spool/failed/broken/reason.txt")"
+grep -q 'rollout.not_after: the window ended at' "$spool/failed/ended/reason.txt" && ok || fail "ended window reason: $(cat "$spool/failed/ended/reason.txt")"
 metrics=$(http GET /metrics | tr -d '\r' | sed '1,/^$/d')
 # Parse: every line a comment or NAME{LABELS} VALUE; the counts add up.
 echo "$metrics" | awk '
@@ -90,7 +94,7 @@ echo "$metrics" | awk '
 value() { echo "$metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
 [ "$(value 'fleetcast_devices_total{status="succeeded"}')" = $((3 * n)) ] && ok || fail "devices succeeded metric: $(value 'fleetcast_devices_total{status="succeeded"}')"
 [ "$(value 'fleetcast_jobs_finished_total{state="completed"}')" = 3 ] && ok || fail "completed jobs metric"
-[ "$(value 'fleetcast_jobs_finished_total{state="invalid"}')" = 1 ] && ok || fail "invalid jobs metric"
+[ "$(value 'fleetcast_jobs_finished_total{state="invalid"}')" = 2 ] && ok || fail "invalid jobs metric"
 [ "$(value 'fleetcast_requests_total{outcome="accounted"}')" = $((3 * n / 100)) ] && ok || fail "accounted requests metric: $(value 'fleetcast_requests_total{outcome="accounted"}')"
 [ "$(value 'fleetcast_request_duration_seconds_count')" = $((3 * n / 100)) ] && ok || fail "latency histogram count"
 [ "$(value 'fleetcast_batch_size_bucket{le="100"}')" = $((3 * n / 100)) ] && ok || fail "batch size histogram"
@@ -120,7 +124,7 @@ CONF
 start_daemon
 CONNS=4 drop_job wide small1.csv
 CONNS=1 drop_job narrow small2.csv
-wait_finished 6 || fail "rate-shared jobs did not finish"
+wait_finished 7 || fail "rate-shared jobs did not finish"
 kill -TERM "$daemon_pid"
 wait "$daemon_pid"
 daemon_pid=
@@ -151,7 +155,7 @@ before=$(lines_of "$results")
 [ "$before" -gt 0 ] && [ "$before" -lt "$n" ] && ok || fail "kill: $before results before the kill (want some, not all)"
 cp "$results" "$tmp/before-kill.ndjson"
 start_daemon
-wait_finished 7 || fail "killed job did not finish after the restart"
+wait_finished 8 || fail "killed job did not finish after the restart"
 grep -q '"job":"killed","event":"job_recovered"' "$tmp/daemon.log" && ok || fail "no job_recovered after the restart"
 grep -q '"succeeded":20000' "$spool/done/killed/summary.json" && ok || fail "killed summary: $(cat "$spool/done/killed/summary.json")"
 
@@ -170,21 +174,21 @@ t1=$(date +%s)
 [ -d "$spool/running/drained" ] && [ ! -e "$spool/done/drained" ] && ok || fail "a drained job must stay in running/"
 grep -q '"job":"drained","event":"job_left_for_resume"' "$tmp/daemon.log" && ok || fail "no job_left_for_resume"
 start_daemon
-wait_finished 8 || fail "drained job did not finish after the restart"
+wait_finished 9 || fail "drained job did not finish after the restart"
 grep -q '"cancelled":0' "$spool/done/drained/summary.json" && ok || fail "drained devices were not sent after the restart"
 
 # 4. Cancel: a file in cancel/, and the admin call.
 drop_job cancelled fleet6.csv
 for _ in $(seq 300); do [ "$(lines_of "$spool/running/cancelled/results.ndjson")" -ge 1000 ] && break; sleep 0.02; done
 : >"$spool/cancel/cancelled"
-wait_finished 9 || fail "cancelled job did not end"
+wait_finished 10 || fail "cancelled job did not end"
 grep -q 'cancelled by request' "$spool/failed/cancelled/reason.txt" && ok || fail "cancel reason: $(cat "$spool/failed/cancelled/reason.txt" 2>&1)"
 [ "$(wc -l <"$spool/failed/cancelled/results.ndjson")" -eq "$n" ] && ok || fail "a cancelled job accounts for every device"
 [ ! -e "$spool/cancel/cancelled" ] && ok || fail "the cancel file was not consumed"
 drop_job viaadmin fleet6.csv
 for _ in $(seq 300); do http GET /jobs | grep -q '"name":"viaadmin","state":"running"' && break; sleep 0.02; done
 http POST /jobs/viaadmin/cancel | grep -q '202' && ok || fail "admin cancel not accepted"
-wait_finished 10 || fail "admin-cancelled job did not end"
+wait_finished 11 || fail "admin-cancelled job did not end"
 grep -q 'cancelled by request' "$spool/failed/viaadmin/reason.txt" && ok || fail "admin cancel reason"
 
 # 5. SIGHUP: a good config is taken, a bad one is refused and the old kept;
@@ -200,7 +204,7 @@ kill -HUP "$daemon_pid"
 for _ in $(seq 50); do grep -q config_rejected "$tmp/daemon.log" && break; sleep 0.1; done
 grep -q '"event":"config_rejected".*max_jobs: must be in 1..1024' "$tmp/daemon.log" && ok || fail "SIGHUP with a bad config: $(tail -2 "$tmp/daemon.log")"
 http GET /healthz | grep -q '^ok' && ok || fail "the daemon must survive a bad reload"
-wait_finished 11 || fail "the job running through the reloads did not finish"
+wait_finished 12 || fail "the job running through the reloads did not finish"
 grep -q '"state":"completed"' "$spool/done/reloaded/summary.json" && [ "$(wc -l <"$spool/done/reloaded/results.ndjson")" -eq "$n" ] &&
   ok || fail "the job running through the reloads: $(cat "$spool/done/reloaded/summary.json" 2>&1)"
 kill -TERM "$daemon_pid"
