@@ -114,8 +114,15 @@ cat >"$spool/incoming/.slow.tmp" <<JOB
  "batch": {"max_devices": 100}, "rate": {"requests_per_second": 0}, "connections": 2}
 JOB
 mv "$spool/incoming/.slow.tmp" "$spool/incoming/slow.json"  # whole, or not at all
-for _ in $(seq 200); do [ -d "$spool/running/slow" ] && break; sleep 0.05; done
-sleep 0.5  # its first requests are out, their answers 5 s away
+aport=$(sed 's/.*://' "$spool/admin.address")
+# Its first requests are out (the engine counts a request when it writes
+# it), their answers 5 s away: /jobs says so.
+sent=
+for _ in $(seq 200); do
+  admin_http GET /jobs 2>/dev/null | grep -q '"name":"slow","state":"running"[^}]*"requests":[1-9]' && { sent=yes; break; }
+  sleep 0.05
+done
+[ -n "$sent" ] || fail "the slow job's first requests were not sent within 10 s: $(admin_http GET /jobs 2>&1 | head -c 400)"
 t0=$(date +%s%N)
 kill -TERM "$daemon_pid"
 wait "$daemon_pid"
