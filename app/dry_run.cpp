@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include <sys/resource.h>
@@ -63,19 +64,80 @@ std::string command_line(const command& c) {
 
 }  // namespace
 
-// The plan's lines for the guard (canary, abort), gateways, ramp, window and rate.
+// The phases' lines: each phase's devices, by cohort, and its gate. The
+// census and the tally read the list twice more, as a run reads it.
+static bool print_phases(const job& j, const std::optional<shard_spec>& shard) {
+  const auto& ro = j.rollout;
+  const auto steps = ro.steps();
+  if (steps.empty()) return true;
+  std::string error;
+  phase_plan plan(ro);
+  for (int pass = 0; pass < 2; ++pass) {
+    opened_devices devices;
+    if (!open_devices(j, devices, error)) {
+      say("fleetcast: {}: {}\n", j.job_file, error);
+      return false;
+    }
+    if (shard) devices.stream->set_shard(*shard);
+    if (pass == 0) {
+      if (!take_census(plan, *devices.stream, error)) {
+        say("fleetcast: {}: {}\n", devices.name, error);
+        return false;
+      }
+      continue;
+    }
+    device_record record;
+    record_kind kind;
+    while (devices.stream->next(record, kind))
+      if (kind == record_kind::device) plan.tally(record.device, record.fingerprint);
+  }
+  const char* by = ro.cohort_by == cohort_key::product_key ? "productKey" : "gatewayProductKey";
+  fmt::print("  cohorts      {} by {}; the canary holds at least {} of each with {} or more devices\n",
+             plan.cohorts(), by, ro.min_per_cohort, ro.cohort_min_devices);
+  for (unsigned k = 0; k < plan.phases(); ++k) {
+    std::uint64_t total = 0;
+    std::vector<std::pair<std::uint64_t, std::uint32_t>> by_size;
+    for (std::uint32_t c = 0; c < plan.cohorts(); ++c) {
+      const auto n = plan.tallied(k, c);
+      total += n;
+      if (n > 0) by_size.emplace_back(n, c);
+    }
+    std::sort(by_size.begin(), by_size.end(), [](const auto& a, const auto& b) {
+      return a.first != b.first ? a.first > b.first : a.second < b.second;
+    });
+    std::string cohorts;
+    for (std::size_t i = 0; i < by_size.size() && i < 8; ++i) {
+      const auto& name = plan.cohort_name(by_size[i].second);
+      cohorts += fmt::format("{}{} {}", i ? ", " : "", name.empty() ? "(none)" : name,
+                             by_size[i].first);
+    }
+    if (by_size.size() > 8) cohorts += fmt::format(", and {} more", by_size.size() - 8);
+    const bool rest = k + 1 == plan.phases();
+    const auto name = k == 0 ? std::string("canary") : rest ? "the rest" : fmt::format("phase {}", k);
+    fmt::print("  {:<12} {} devices in {} cohort{}{}{}\n", name, total, by_size.size(),
+               by_size.size() == 1 ? "" : "s", cohorts.empty() ? "" : ": ", cohorts);
+    if (rest) break;
+    const auto& g = steps[k].gate;
+    std::string gate = fmt::format("at most {:.1f}% failed, in the phase and in each cohort of at "
+                                   "least {} devices in it",
+                                   100 * g.max_failure_ratio.value_or(ro.abort_failure_ratio),
+                                   std::max<std::uint64_t>(1, ro.min_per_cohort));
+    if (g.wait_for_ack) gate += ", judged once its acknowledgements are in";
+    if (g.wait_s > 0) gate += fmt::format(", then {} s", g.wait_s);
+    fmt::print("  {:<12} {}\n", "  gate", gate);
+  }
+  return true;
+}
+
+// The plan's lines for the guard (abort), gateways, ramp, window and rate.
 static void print_guard_and_pace(const job& j, const rollout_plan& plan) {
   const auto& ro = j.rollout;
-  if (plan.canary_devices > 0) {
-    fmt::print(
-        "  canary       the first {} devices go alone; the rest {} after a verdict of at most "
-        "{:.1f}% failed\n",
-        plan.canary_devices, ro.canary_wait_s > 0 ? fmt::format("{} s", ro.canary_wait_s) : "right",
-        100 * ro.abort_failure_ratio);
-  }
   if (ro.abort_failure_ratio < 1.0) {
-    fmt::print("  abort        above {:.1f}% failed, once {} devices are done\n",
-               100 * ro.abort_failure_ratio, ro.abort_min_devices);
+    fmt::print(
+        "  abort        above {:.1f}% failed, once {} devices are done (fleet), once {} are (a "
+        "cohort)\n",
+        100 * ro.abort_failure_ratio, ro.abort_min_devices,
+        std::max<std::uint64_t>({ro.abort_min_devices, ro.min_per_cohort, 1}));
   }
   if (ro.max_per_gateway > 0) {
     fmt::print("  gateways     at most {} devices behind one gateway in flight\n",
@@ -149,6 +211,7 @@ int dry_run(const std::string& job_file, std::optional<shard_spec> shard) {
       plan.last_batch);
   fmt::print("  bodies       {} of JSON in all, largest {}\n", bytes(plan.body_bytes),
              bytes(plan.largest_body));
+  if (!print_phases(j, shard)) return 2;
   print_guard_and_pace(j, plan);
   fmt::print("  connections  {}, pipeline depth {}; timeouts: connect {} ms, request {} ms\n",
              j.connections, j.pipeline_depth, j.timeouts.connect_ms, j.timeouts.request_ms);

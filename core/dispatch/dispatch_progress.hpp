@@ -32,7 +32,7 @@ struct dispatch_progress {
   bool held = false;
   // The rollout guard: "canary", "canary passed", "running" (no canary) or
   // "aborted", and its verdict when it aborted.
-  std::string_view guard_stage;
+  std::string guard_stage;
   std::string verdict;
 };
 

@@ -105,9 +105,12 @@ void dispatcher::counting_sink::on_result(const device_result& in) {
   self.summary_.count(*r);
   self.sink_.on_result(*r);
   if (r->reason == outcome_reason::invalid_record || r->reason == outcome_reason::duplicate) return;
-  self.guard_.on_result(r->reason, self.results_now_us_);
+  const auto phase = self.guard_.phase();
+  self.guard_.on_result(r->reason, self.cohort_of(r->device), r->index, self.results_now_us_);
   if (self.guard_.aborted() && !self.stopping_) {  // stop sending at once
     self.stop(job_state::aborted, self.guard_.verdict());
+  } else if (self.guard_.phase() != phase) {
+    self.effects_.wake = true;  // the next phase may go
   }
 }
 
@@ -119,7 +122,8 @@ void dispatcher::counting_sink::flush() {
 // ------------------------------------------------------------------ set-up
 
 dispatcher::dispatcher(const job& j, device_stream& devices, result_sink& sink,
-                       dispatch_hooks hooks, unsigned lanes, std::uint64_t seed)
+                       dispatch_hooks hooks, unsigned lanes, std::uint64_t seed,
+                       const phase_plan* plan)
     : j_(j),
       devices_(devices),
       sink_(sink),
@@ -132,7 +136,8 @@ dispatcher::dispatcher(const job& j, device_stream& devices, result_sink& sink,
                       std::max(j.rate.burst, static_cast<double>(j.batch.max_devices))),
       adapt_(j.rate.requests_per_second),
       retry_(j.retry),
-      guard_(j.rollout, j.rate.requests_per_second),
+      plan_(plan),
+      guard_(j.rollout, j.rate.requests_per_second, plan),
       gateways_(j.rollout.max_per_gateway),
       rng_(seed) {
   lanes = std::max(1u, lanes);
@@ -158,6 +163,18 @@ void dispatcher::start(std::int64_t now_us, std::int64_t wall_us, std::string to
     use_token(std::move(token));
   }
   update_rate(now_us);
+  if (guard_.phases() > 1) {
+    if (!plan_ || !hooks_.reopen_input) {
+      startup_error_ =
+          "a rollout in phases (rollout.phases or canary_devices) needs a census of the device "
+          "list and a list that can be read again";
+      stop(job_state::failed, startup_error_);
+      return;
+    }
+    devices_.set_filter([p = plan_](const pkdk_view& d,
+                                    std::uint64_t f) { return p->phase_of(d, f) == 0; },
+                        true);
+  }
 }
 
 // ------------------------------------------------------------------ tokens
@@ -223,8 +240,9 @@ void dispatcher::on_token_failed(std::string_view error, bool cancelled, std::in
   }
 }
 
-void dispatcher::on_delivery(delivery_outcome outcome, std::int64_t now_us) {
-  guard_.on_delivery(outcome, now_us);
+void dispatcher::on_delivery(delivery_outcome outcome, std::uint64_t index,
+                             std::int64_t now_us) {
+  guard_.on_delivery(outcome, index, now_us);
   if (guard_.aborted() && !stopping_) stop(job_state::aborted, guard_.verdict());
   effects_.wake = true;  // the canary may have been judged: sending goes on
 }
@@ -340,14 +358,22 @@ dispatcher::pending_ptr dispatcher::read_batch(std::int64_t now_us, bool drainin
   // Draining, records already done (a resume) or not devices are skipped
   // here without a batch: a bounded number a call, so drain_some's slices are.
   const auto first = records_;
-  while (!chunks_.full() && (draining || guard_.admit_limit() > 0)) {
+  if (!draining && !stopping_ && guard_.phase() != pass_ && !input_done_ &&
+      !begin_pass(guard_.phase(), guard_.phase(), false))
+    return nullptr;
+  if (pass_read_ && !pass_reported_ && !draining && gateways_.waiting() == 0) {
+    pass_reported_ = true;  // every device of the phase admitted: it can be judged
+    guard_.on_phase_read(now_us);
+  }
+  while (!chunks_.full() && (draining || guard_.admitting())) {
     if (draining && records_ - first >= drain_read_max) break;
     if (!draining && admit_waiting()) continue;
-    if (input_done_) break;                    // only waiting devices are left
+    if (input_done_ || (pass_read_ && !draining)) break;  // only waiting devices are left
     if (!draining && gateways_.full()) break;  // wait for room before reading on
     if (!devices_.next(record, kind)) {
+      if (const auto e = end_of_pass(now_us, draining); e == pass_end::next_pass) continue;
+      else if (e == pass_end::phase_read) break;
       input_done_ = true;
-      guard_.on_input_end();
       if (!devices_.fatal_error().empty() && failure_.empty()) {
         failure_ = "the device list cannot be read further: " + devices_.fatal_error();
         state_ = job_state::failed;
@@ -377,6 +403,49 @@ dispatcher::pending_ptr dispatcher::read_batch(std::int64_t now_us, bool drainin
   auto p = std::make_unique<pending>();
   chunks_.take(p->devices);
   return p;
+}
+
+bool dispatcher::begin_pass(unsigned first, unsigned last, bool invalid_too) {
+  std::string error;
+  auto reader = hooks_.reopen_input ? hooks_.reopen_input(error) : nullptr;
+  if (!reader) {
+    if (failure_.empty()) {
+      failure_ = fmt::format("the device list cannot be read again for phase {}: {}", first,
+                             error.empty() ? "no way to reopen it" : error);
+      if (!stopping_) stop(job_state::failed);
+      state_ = job_state::failed;
+    }
+    input_done_ = true;
+    return false;
+  }
+  devices_.restart(std::move(reader));
+  devices_.set_filter(
+      [p = plan_, first, last](const pkdk_view& d, std::uint64_t f) {
+        const auto k = p->phase_of(d, f);
+        return k >= first && k <= last;
+      },
+      invalid_too);
+  pass_ = first;
+  pass_read_ = pass_reported_ = false;
+  return true;
+}
+
+dispatcher::pass_end dispatcher::end_of_pass(std::int64_t now_us, bool draining) {
+  const unsigned last = guard_.phases() - 1;
+  if (pass_ >= last || drain_pass_ || !devices_.fatal_error().empty()) return pass_end::input_end;
+  if (!draining) {
+    if (!pass_read_) {
+      pass_read_ = true;
+      if (gateways_.waiting() == 0) {
+        pass_reported_ = true;
+        guard_.on_phase_read(now_us);
+      }
+    }
+    return pass_end::phase_read;  // the next pass begins when the guard opens the next phase
+  }
+  // Stopped: the phases not yet read are read once more, to be recorded.
+  drain_pass_ = true;
+  return begin_pass(pass_ + 1, last, false) ? pass_end::next_pass : pass_end::input_end;
 }
 
 dispatcher::pending_ptr dispatcher::next_batch(std::int64_t now_us) {

@@ -92,6 +92,9 @@ struct dispatch_hooks {
   // A rate limit shared with other rollouts: called once per request with
   // the time now, returns when that request may go (same clock).
   std::function<std::int64_t(std::int64_t now_us)> shared_gate;
+  // A phased rollout (phase_plan.hpp) reads its list once per phase: a
+  // fresh reader from the list's start, or null with `error` set.
+  std::function<std::unique_ptr<device_reader>(std::string& error)> reopen_input;
 };
 
 // A Retry-After header's delta-seconds; 0 for anything else (an HTTP date).
@@ -156,8 +159,11 @@ class dispatcher {
  public:
   // `lanes`: connections; `seed`: the backoff jitter's random generator.
   // The first token comes with start().
+  // `plan`: the phases and cohorts of the rollout (from a census of the
+  // list; outlives the dispatcher); null for a job without canary or phases.
+  // With more than one phase, hooks.reopen_input is needed.
   dispatcher(const job& j, device_stream& devices, result_sink& sink, dispatch_hooks hooks,
-             unsigned lanes, std::uint64_t seed);
+             unsigned lanes, std::uint64_t seed, const phase_plan* plan = nullptr);
   ~dispatcher();
   dispatcher(const dispatcher&) = delete;
   dispatcher& operator=(const dispatcher&) = delete;
@@ -188,7 +194,7 @@ class dispatcher {
   void on_token_rotated(std::string fresh);
   // A delivery outcome of an accepted device (a job with acks), for the
   // rollout guard: it may abort, or end the canary's wait for acks.
-  void on_delivery(delivery_outcome outcome, std::int64_t now_us);
+  void on_delivery(delivery_outcome outcome, std::uint64_t index, std::int64_t now_us);
 
   // Time passes (every 250 ms or so): AIMD recovery, the window's end.
   void tick(std::int64_t now_us);
@@ -262,6 +268,15 @@ class dispatcher {
   bool admit_waiting();
   void release(const batch& b);
   pending_ptr read_batch(std::int64_t now_us, bool draining = false);
+  // The input's end for this pass: the whole input's, the end of a phase's
+  // devices (the next pass waits for its gate), or a new pass begun (a
+  // drain reads the phases not yet read in one more pass).
+  enum class pass_end : std::uint8_t { input_end, phase_read, next_pass };
+  pass_end end_of_pass(std::int64_t now_us, bool draining);
+  bool begin_pass(unsigned first, unsigned last, bool invalid_too);
+  std::uint32_t cohort_of(const pkdk_view& d) const {
+    return plan_ ? plan_->cohort_of(d) : phase_plan::no_cohort;
+  }
   pending_ptr next_batch(std::int64_t now_us);
   void stage(lane_state& l, pending_ptr p, std::int64_t now_us);
   void unstage(lane_state& l);
@@ -289,6 +304,11 @@ class dispatcher {
   adaptive_rate adapt_;
   retry_policy retry_;
   std::uint64_t budget_refusals_ = 0;  // batches the retry budget gave up on
+  const phase_plan* plan_;
+  unsigned pass_ = 0;          // the phase whose devices the input gives now
+  bool pass_read_ = false;     // this pass's input has ended
+  bool pass_reported_ = false; // and the guard was told
+  bool drain_pass_ = false;    // the last pass: every phase not yet read
   rollout_guard guard_;
   gateway_cap gateways_;
   std::mt19937_64 rng_;

@@ -1,4 +1,4 @@
-// Canary and abort decisions (see rollout_guard.hpp).
+// Phase gates and abort verdicts (see rollout_guard.hpp).
 #include "core/dispatch/rollout_guard.hpp"
 
 #include <fmt/format.h>
@@ -12,13 +12,20 @@ namespace {
 bool is_failure(outcome_reason r) noexcept {
   return status_of(r) == device_status::failed;
 }
+double ratio_of(std::uint64_t failed, std::uint64_t done) noexcept {
+  return done ? static_cast<double>(failed) / static_cast<double>(done) : 0.0;
+}
 }  // namespace
 
-rollout_guard::rollout_guard(const rollout_config& config, double rate_ceiling) noexcept
-    : config_(config),
-      phase_(config.canary_devices > 0 ? phase::canary_sending : phase::running),
-      canary_size_(config.canary_devices),
-      rate_ceiling_(rate_ceiling) {}
+rollout_guard::rollout_guard(const rollout_config& config, double rate_ceiling,
+                             const phase_plan* plan)
+    : config_(config), plan_(plan), rate_ceiling_(rate_ceiling) {
+  for (const auto& s : config.steps()) steps_.push_back(s.gate);
+  phases_ = static_cast<unsigned>(steps_.size()) + 1;
+  const std::size_t cohorts = plan ? plan->cohorts() : 0;
+  cohorts_.resize(cohorts);
+  phase_cohorts_.resize(cohorts);
+}
 
 double rollout_guard::ramp_rate() const noexcept {
   const auto& r = config_.ramp;
@@ -33,121 +40,186 @@ double rollout_guard::ramp_rate() const noexcept {
   return rate_ceiling_ > 0 ? std::min(rate, rate_ceiling_) : rate;
 }
 
-std::uint64_t rollout_guard::admit_limit() const noexcept {
-  switch (phase_) {
-    case phase::canary_sending:
-      return canary_size_ - admitted_;
-    case phase::running:
-      return std::numeric_limits<std::uint64_t>::max();
-    default:
-      return 0;
-  }
-}
-
 void rollout_guard::on_admitted(std::uint64_t devices) noexcept {
-  admitted_ += devices;
-  if (phase_ == phase::canary_sending && admitted_ >= canary_size_) phase_ = phase::canary_waiting;
+  phase_admitted_ += devices;
 }
 
-void rollout_guard::on_input_end() noexcept {
-  if (phase_ == phase::canary_sending) {
-    canary_size_ = admitted_;
-    phase_ = phase::canary_waiting;
+void rollout_guard::on_phase_read(std::int64_t now_us) {
+  if (state_ != state::sending || phase_ + 1 >= phases_) return;  // the rest has no gate
+  read_ = true;
+  state_ = state::judging;
+  if (phase_complete()) judge_phase(now_us);
+}
+
+void rollout_guard::count_failure(std::uint32_t cohort) {
+  ++failed_;
+  ++phase_failed_;
+  if (cohort < cohorts_.size()) {
+    ++cohorts_[cohort].failed;
+    ++phase_cohorts_[cohort].failed;
   }
 }
 
-void rollout_guard::on_result(outcome_reason reason, std::int64_t now_us) {
-  if (status_of(reason) == device_status::skipped || phase_ == phase::aborted) return;
+void rollout_guard::on_result(outcome_reason reason, std::uint32_t cohort, std::uint64_t index,
+                              std::int64_t now_us) {
+  if (status_of(reason) == device_status::skipped || aborted()) return;
   ++done_;
-  if (reason == outcome_reason::accepted) ++succeeded_;
-  if (is_failure(reason) && (config_.abort_on >> static_cast<unsigned>(reason) & 1)) ++failed_;
-  if (reason == outcome_reason::accepted && in_canary() && config_.canary_wait_for_ack)
-    ++canary_acks_pending_;
-  if (phase_ == phase::canary_waiting && canary_complete()) {
-    judge_canary(now_us);
-    return;
+  ++phase_done_;
+  if (cohort < cohorts_.size()) {
+    ++cohorts_[cohort].done;
+    ++phase_cohorts_[cohort].done;
   }
-  if (in_canary()) return;  // the canary is judged as a whole
-  check_ratio();
+  if (reason == outcome_reason::accepted) ++succeeded_;
+  if (is_failure(reason) && (config_.abort_on >> static_cast<unsigned>(reason) & 1))
+    count_failure(cohort);
+  if (reason == outcome_reason::accepted && phase_ + 1 < phases_ && gate().wait_for_ack)
+    acks_pending_.emplace(index, cohort);
+  if (state_ == state::judging && phase_complete()) return judge_phase(now_us);
+  check_ratio(cohort);
 }
 
-void rollout_guard::on_delivery(delivery_outcome outcome, std::int64_t now_us) {
-  if (phase_ == phase::aborted) return;
+void rollout_guard::on_delivery(delivery_outcome outcome, std::uint64_t index,
+                                std::int64_t now_us) {
+  if (aborted()) return;
+  std::uint32_t cohort = phase_plan::no_cohort;
+  bool awaited = false;
+  if (auto it = acks_pending_.find(index); it != acks_pending_.end()) {
+    cohort = it->second;
+    acks_pending_.erase(it);
+    awaited = true;
+  }
   const std::uint32_t bit = outcome == delivery_outcome::no_ack ? rollout_config::abort_on_no_ack
                             : outcome == delivery_outcome::delivery_failed
                                 ? rollout_config::abort_on_delivery_failed
                                 : 0;
-  if (config_.abort_on & bit) ++failed_;  // the device was done (accepted); now it failed
-  if (in_canary() && config_.canary_wait_for_ack) {
-    if (canary_acks_pending_ > 0) --canary_acks_pending_;
-    if (phase_ == phase::canary_waiting && canary_complete()) judge_canary(now_us);
-    return;
+  // The device was done (accepted); now it failed. A device not awaited by
+  // a gate counts for the fleet only (its cohort is not kept per device).
+  if (config_.abort_on & bit) {
+    if (awaited) {
+      count_failure(cohort);
+    } else {
+      ++failed_;
+      ++phase_failed_;
+    }
   }
-  if (in_canary() || done_ == 0) return;
-  check_ratio();
+  if (awaited && state_ == state::judging && phase_complete()) return judge_phase(now_us);
+  if (done_ > 0) check_ratio(cohort);
 }
 
-void rollout_guard::check_ratio() {
-  const auto ratio = static_cast<double>(failed_) / static_cast<double>(done_);
-  if (done_ >= config_.abort_min_devices && ratio > config_.abort_failure_ratio) {
-    phase_ = phase::aborted;
-    verdict_ = fmt::format(
-        "aborted: {} of {} devices failed ({:.1f}%), above abort_failure_ratio {} (after at least "
-        "{})",
-        failed_, done_, 100 * ratio, config_.abort_failure_ratio, config_.abort_min_devices);
+void rollout_guard::abort(std::string why) {
+  state_ = state::aborted;
+  verdict_ = std::move(why);
+  acks_pending_.clear();
+}
+
+std::string rollout_guard::cohort_label(std::uint32_t c) const {
+  const auto by = plan_ && plan_->cohort_by() == cohort_key::gateway_product_key
+                      ? "gatewayProductKey"
+                      : "productKey";
+  const auto& name = plan_->cohort_name(c);
+  return name.empty() ? fmt::format("cohort {} (none)", by) : fmt::format("cohort {} {}", by, name);
+}
+
+std::string rollout_guard::phase_name(unsigned p) const {
+  if (p == 0) return "the canary";
+  return fmt::format("phase {}", p);
+}
+
+// The rule that applies while devices go: fleet-wide, then the cohort of
+// the latest outcome. Not in the canary, which is judged as a whole.
+void rollout_guard::check_ratio(std::uint32_t cohort) {
+  if (in_canary() || aborted() || done_ == 0) return;
+  const double limit = config_.abort_failure_ratio;
+  if (const auto r = ratio_of(failed_, done_); done_ >= config_.abort_min_devices && r > limit) {
+    return abort(fmt::format(
+        "aborted: {} of {} devices failed ({:.1f}%), above abort_failure_ratio {} (after at "
+        "least {})",
+        failed_, done_, 100 * r, limit, config_.abort_min_devices));
+  }
+  if (cohort >= cohorts_.size()) return;
+  const auto& t = cohorts_[cohort];
+  const auto min = std::max<std::uint64_t>(
+      {config_.abort_min_devices, config_.min_per_cohort, std::uint64_t{1}});
+  if (const auto r = ratio_of(t.failed, t.done); t.done >= min && r > limit) {
+    abort(fmt::format(
+        "aborted: {}: {} of its {} devices failed ({:.1f}%), above abort_failure_ratio {} (after "
+        "at least {})",
+        cohort_label(cohort), t.failed, t.done, 100 * r, limit, min));
   }
 }
 
-std::string_view rollout_guard::stage() const noexcept {
-  switch (phase_) {
-    case phase::canary_sending:
-    case phase::canary_waiting:
-      return "canary";
-    case phase::canary_cooldown:
-      return "canary passed";
-    case phase::running:
-      return canary_size_ > 0 ? "canary passed" : "running";
-    case phase::aborted:
-      break;
+void rollout_guard::judge_phase(std::int64_t now_us) {
+  const auto& g = gate();
+  const double limit = g.max_failure_ratio.value_or(config_.abort_failure_ratio);
+  const char* rule = g.max_failure_ratio ? "max_failure_ratio" : "abort_failure_ratio";
+  const auto name = phase_name(phase_);
+  if (const auto r = ratio_of(phase_failed_, phase_done_); r > limit) {
+    return abort(fmt::format("aborted by {}: {} of its {} devices failed ({:.1f}%), above {} {}",
+                             name, phase_failed_, phase_done_, 100 * r, rule, limit));
   }
-  return "aborted";
-}
-
-void rollout_guard::judge_canary(std::int64_t now_us) {
-  const auto ratio = canary_size_ ? static_cast<double>(failed_) / static_cast<double>(done_) : 0.0;
-  if (ratio > config_.abort_failure_ratio) {
-    phase_ = phase::aborted;
-    verdict_ = fmt::format(
-        "aborted by the canary: {} of its {} devices failed ({:.1f}%), above "
-        "abort_failure_ratio {}",
-        failed_, done_, 100 * ratio, config_.abort_failure_ratio);
-    return;
+  // The cohort that fares worst, among those with enough outcomes here.
+  const auto min = std::max<std::uint64_t>(config_.min_per_cohort, 1);
+  std::uint32_t worst = phase_plan::no_cohort;
+  double worst_ratio = 0;
+  for (std::uint32_t c = 0; c < phase_cohorts_.size(); ++c) {
+    const auto& t = phase_cohorts_[c];
+    if (t.done < min) continue;
+    if (const auto r = ratio_of(t.failed, t.done); r > limit && r > worst_ratio) {
+      worst = c;
+      worst_ratio = r;
+    }
   }
-  cooldown_until_us_ = now_us + static_cast<std::int64_t>(config_.canary_wait_s * 1e6);
-  phase_ = phase::canary_cooldown;
+  if (worst != phase_plan::no_cohort) {
+    const auto& t = phase_cohorts_[worst];
+    return abort(fmt::format(
+        "aborted by {}: {}: {} of its {} devices failed ({:.1f}%), above {} {}", name,
+        cohort_label(worst), t.failed, t.done, 100 * worst_ratio, rule, limit));
+  }
+  // A phase with nothing to send in this run (a resume after it passed)
+  // does not wait again.
+  const bool sent = phase_admitted_ > 0;
+  cooldown_until_us_ = now_us + (sent ? static_cast<std::int64_t>(g.wait_s * 1e6) : 0);
+  state_ = state::cooling;
   tick(now_us);
 }
 
+void rollout_guard::next_phase() {
+  ++phase_;
+  state_ = state::sending;
+  read_ = false;
+  phase_admitted_ = phase_done_ = phase_failed_ = 0;
+  std::fill(phase_cohorts_.begin(), phase_cohorts_.end(), tally{});
+}
+
 void rollout_guard::tick(std::int64_t now_us) noexcept {
-  if (phase_ == phase::canary_cooldown && now_us >= cooldown_until_us_) phase_ = phase::running;
+  if (state_ == state::cooling && now_us >= cooldown_until_us_) next_phase();
+}
+
+std::string rollout_guard::stage() const {
+  if (aborted()) return "aborted";
+  if (phases_ == 1) return "running";
+  if (phase_ == 0) return state_ == state::cooling ? "canary passed" : "canary";
+  if (phase_ + 1 == phases_) return phases_ == 2 ? "canary passed" : "phases passed";
+  return fmt::format("phase {} of {}", phase_, phases_ - 1);
 }
 
 std::string rollout_guard::holding_for(std::int64_t now_us) const {
-  if (phase_ == phase::canary_waiting) {
-    if (done_ >= canary_size_)
-      return fmt::format("the canary's acknowledgements ({} to come)", canary_acks_pending_);
-    return fmt::format("the canary's results ({} of {} devices)", done_, canary_size_);
+  const auto name = phase_name(phase_);
+  const auto possessive = phase_ == 0 ? std::string("the canary's") : name + "'s";
+  if (state_ == state::judging) {
+    if (phase_done_ >= phase_admitted_)
+      return fmt::format("{} acknowledgements ({} to come)", possessive, acks_pending_.size());
+    return fmt::format("{} results ({} of {} devices)", possessive, phase_done_, phase_admitted_);
   }
-  if (phase_ == phase::canary_cooldown && now_us < cooldown_until_us_) {
-    return fmt::format("the canary's wait ({:.0f} s left)",
+  if (state_ == state::cooling && now_us < cooldown_until_us_) {
+    return fmt::format("{} wait ({:.0f} s left)", possessive,
                        std::ceil(static_cast<double>(cooldown_until_us_ - now_us) / 1e6));
   }
   return {};
 }
 
 std::int64_t rollout_guard::next_change_us() const noexcept {
-  return phase_ == phase::canary_cooldown ? cooldown_until_us_
-                                          : std::numeric_limits<std::int64_t>::max();
+  return state_ == state::cooling ? cooldown_until_us_ : std::numeric_limits<std::int64_t>::max();
 }
 
 }  // namespace fleetcast

@@ -1,13 +1,21 @@
 // rollout_guard: the rollout's safety decisions, pure (time is passed in).
 //
-// Canary: the first `canary_devices` devices go alone; no other device is
-// admitted until every canary device has an outcome. Then the verdict: a
-// canary failure ratio above `abort_failure_ratio` aborts the rollout;
-// otherwise it goes on after `canary_wait_s`.
-// Abort: once at least `abort_min_devices` devices have an outcome, a ratio
-// of failed (of the kinds in `abort_on`) to done above `abort_failure_ratio`
-// aborts at once. With the defaults (no canary, ratio 1.0) nothing changes:
-// a ratio never exceeds 1.
+// Phases (phase_plan.hpp): the devices of a phase go alone; no device of a
+// later phase is admitted until every device of the phase has an outcome
+// (and, when its gate waits for acks, a delivery outcome). Then the gate's
+// verdict: a failure ratio above the gate's max_failure_ratio (default:
+// abort_failure_ratio), in the phase as a whole or in one cohort of it with
+// at least max(1, min_per_cohort) outcomes in the phase, aborts the
+// rollout, naming the cohort; otherwise the next phase starts after the
+// gate's wait_s. The first phase is the canary; canary_devices and its
+// fields are a one-phase list. After the last gate comes the rest.
+// Abort: outside the canary, once at least abort_min_devices devices have
+// an outcome, a ratio of failed (of the kinds in `abort_on`) to done above
+// abort_failure_ratio aborts at once; the same per cohort, once the cohort
+// has max(abort_min_devices, min_per_cohort, 1) outcomes: a model of 3% of
+// the fleet failing every device stops the rollout although the fleet's
+// ratio stays low. With the defaults (no canary, ratio 1.0) nothing
+// changes: a ratio never exceeds 1.
 // Ramp: the request rate starts at ramp.start_rps and is multiplied by
 // ramp.factor after every ramp.every_devices successful devices, up to the
 // configured rate (AWS IoT Jobs' exponential rollout).
@@ -16,66 +24,90 @@
 #include <fleetcast/core/acks/delivery_tracker.hpp>
 #include <fleetcast/core/job/job.hpp>
 #include <fleetcast/core/output/device_result.hpp>
+#include <fleetcast/core/dispatch/phase_plan.hpp>
 
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 namespace fleetcast {
 
 class rollout_guard {
  public:
   // `rate_ceiling`: the job's requests/s, the ramp's end (0 = no limit).
-  explicit rollout_guard(const rollout_config& config, double rate_ceiling = 0) noexcept;
+  // `plan`: the phases and cohorts (outlives the guard); null: one phase.
+  explicit rollout_guard(const rollout_config& config, double rate_ceiling = 0,
+                         const phase_plan* plan = nullptr);
 
-  // How many more devices may be admitted into batches now.
-  std::uint64_t admit_limit() const noexcept;
+  // The phase whose devices go now (0 .. phases() - 1; the last is the rest).
+  unsigned phase() const noexcept { return phase_; }
+  unsigned phases() const noexcept { return phases_; }
+  // Whether devices of phase() may be admitted into batches now.
+  bool admitting() const noexcept { return state_ == state::sending; }
   void on_admitted(std::uint64_t devices) noexcept;
-  // The input ended: a canary larger than the fleet is the whole fleet.
-  void on_input_end() noexcept;
+  // Every device of phase() has been read (admitted or passed over).
+  void on_phase_read(std::int64_t now_us);
   // A final outcome of an admitted device (skips of invalid or duplicate
-  // records are not outcomes of the rollout).
-  void on_result(outcome_reason reason, std::int64_t now_us);
+  // records are not outcomes of the rollout); `cohort` from the plan.
+  void on_result(outcome_reason reason, std::uint32_t cohort, std::uint64_t index,
+                 std::int64_t now_us);
   // A delivery outcome of an accepted device (a job with acks): a
-  // delivery_failed or no_ack in abort_on counts as a failure; a canary
-  // waiting for acks (canary_wait_for_ack) is judged once the last comes.
-  void on_delivery(delivery_outcome outcome, std::int64_t now_us);
-  // Time passes: the canary wait ends here.
+  // delivery_failed or no_ack in abort_on counts as a failure; a phase
+  // waiting for acks is judged once the last comes.
+  void on_delivery(delivery_outcome outcome, std::uint64_t index, std::int64_t now_us);
+  // Time passes: a gate's wait ends here.
   void tick(std::int64_t now_us) noexcept;
   // When tick() may next change something (for a timer); max when never.
   std::int64_t next_change_us() const noexcept;
 
-  bool aborted() const noexcept { return phase_ == phase::aborted; }
+  bool aborted() const noexcept { return state_ == state::aborted; }
   // What the guard holds sending back for, for the progress line ("the
-  // canary's results (40 of 100 devices)", "the canary's wait (25 s
-  // left)"); empty while it holds nothing back.
+  // canary's results (40 of 100 devices)", "phase 2's wait (25 s left)");
+  // empty while it holds nothing back.
   std::string holding_for(std::int64_t now_us) const;
-  bool in_canary() const noexcept {
-    return phase_ == phase::canary_sending || phase_ == phase::canary_waiting;
-  }
+  bool in_canary() const noexcept { return phases_ > 1 && phase_ == 0 && !aborted(); }
   const std::string& verdict() const noexcept { return verdict_; }
   // Where the rollout stands: "canary" (its devices go or are judged),
-  // "canary passed", "running" (a rollout without canary) or "aborted".
-  std::string_view stage() const noexcept;
+  // "canary passed" (the rest goes), "phase 2 of 4", "running" (a rollout
+  // without phases) or "aborted".
+  std::string stage() const;
   // The ramp's request rate now; 0 when there is no ramp.
   double ramp_rate() const noexcept;
 
  private:
-  enum class phase { canary_sending, canary_waiting, canary_cooldown, running, aborted };
-  void judge_canary(std::int64_t now_us);
-  void check_ratio();
-  bool canary_complete() const noexcept {
-    return done_ >= canary_size_ && canary_acks_pending_ == 0;
+  enum class state : std::uint8_t { sending, judging, cooling, aborted };
+  struct tally {
+    std::uint64_t done = 0, failed = 0;
+  };
+  std::string phase_name(unsigned p) const;
+  std::string cohort_label(std::uint32_t c) const;
+  const phase_gate& gate() const { return steps_[phase_]; }
+  bool phase_complete() const noexcept {
+    return read_ && phase_done_ >= phase_admitted_ && acks_pending_.empty();
   }
+  void count_failure(std::uint32_t cohort);
+  void judge_phase(std::int64_t now_us);
+  void next_phase();
+  void check_ratio(std::uint32_t cohort);
+  void abort(std::string why);
 
   rollout_config config_;
-  phase phase_;
-  std::uint64_t admitted_ = 0;
-  std::uint64_t canary_size_ = 0;
+  const phase_plan* plan_;
+  std::vector<phase_gate> steps_;
+  unsigned phases_ = 1;
+  unsigned phase_ = 0;
+  state state_ = state::sending;
+  bool read_ = false;  // the phase's devices have all been read
+  std::uint64_t phase_admitted_ = 0, phase_done_ = 0, phase_failed_ = 0;
+  std::vector<tally> phase_cohorts_;  // this phase, by cohort
+  std::vector<tally> cohorts_;        // the run, by cohort
+  // Accepted devices of a phase whose gate waits for acks: index -> cohort.
+  std::unordered_map<std::uint64_t, std::uint32_t> acks_pending_;
   std::uint64_t done_ = 0;
   std::uint64_t failed_ = 0;
   std::uint64_t succeeded_ = 0;
-  std::uint64_t canary_acks_pending_ = 0;  // accepted canary devices without a delivery outcome
   double rate_ceiling_;
   std::int64_t cooldown_until_us_ = 0;
   std::string verdict_;

@@ -30,7 +30,7 @@ emulator_config_result parse_emulator_config(std::string_view text, std::string_
           root, "",
           {"listen", "tls", "self_signed_out", "threads", "seed", "tokens", "token_lifetime_s",
            "products", "max_devices", "max_body_bytes", "device_failure_ratio", "failure_messages",
-           "latency_ms", "rate_limit_rps", "faults", "record", "acks"},
+           "latency_ms", "rate_limit_rps", "faults", "record", "acks", "cohort_faults"},
           top)) {
     return result;
   }
@@ -81,6 +81,32 @@ emulator_config_result parse_emulator_config(std::string_view text, std::string_
     }
   }
   r.number(top, "", "rate_limit_rps", c.rate_limit_rps, 0, 1e9);
+  if (top["cohort_faults"].get(e) == simdjson::SUCCESS) {
+    dom::array list;
+    if (e.get_array().get(list) != simdjson::SUCCESS) {
+      r.fail("", "cohort_faults", "must be a list of {\"productKey\" or \"gatewayProductKey\", "
+             "\"failure_ratio\" or \"silent\"}");
+    } else {
+      std::size_t k = 0;
+      for (dom::element item : list) {
+        const auto at = fmt::format("cohort_faults[{}]", k++);
+        dom::object o;
+        if (!r.object(item, at, {"productKey", "gatewayProductKey", "failure_ratio", "silent"}, o))
+          continue;
+        emulator_cohort_fault f;
+        r.string(o, at, "productKey", f.product_key);
+        r.string(o, at, "gatewayProductKey", f.gateway_product_key);
+        if (f.product_key.empty() && f.gateway_product_key.empty())
+          r.fail(at, "productKey", "or gatewayProductKey is required");
+        r.ratio(o, at, "failure_ratio", f.failure_ratio);
+        dom::element silent;
+        if (o["silent"].get(silent) == simdjson::SUCCESS &&
+            silent.get_bool().get(f.silent) != simdjson::SUCCESS)
+          r.fail(at, "silent", "must be true or false");
+        c.cohort_faults.push_back(std::move(f));
+      }
+    }
+  }
   if (top["acks"].get(e) == simdjson::SUCCESS) {
     dom::object a;
     if (r.object(e, "acks",

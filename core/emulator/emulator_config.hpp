@@ -4,6 +4,8 @@
 // same faults and the same per-device outcomes.
 #pragma once
 
+#include <fleetcast/core/protocol/pkdk.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -68,6 +70,20 @@ emulator_ack_plan plan_ack(const emulator_acks& acks, std::uint64_t device_hash,
                            std::uint64_t seed);
 std::string_view to_string(emulator_ack_plan::fate f) noexcept;
 
+// A cohort that fares otherwise (a rehearsal of a bad model): the devices of
+// one productKey, or behind gateways of one productKey, fail at their own
+// ratio, or are accepted and never acknowledged (silent).
+struct emulator_cohort_fault {
+  std::string product_key;          // empty: any
+  std::string gateway_product_key;  // empty: any
+  double failure_ratio = 0;         // in place of device_failure_ratio
+  bool silent = false;              // accepted, but no REQACK ever comes
+  bool matches(const pkdk_view& d) const noexcept {
+    return (product_key.empty() || d.product_key == product_key) &&
+           (gateway_product_key.empty() || d.gateway_product_key == gateway_product_key);
+  }
+};
+
 struct emulator_config {
   std::string listen = "127.0.0.1:8443";
   bool tls = true;
@@ -90,6 +106,7 @@ struct emulator_config {
   std::uint32_t latency_random_ms = 0;  // plus 0..random, uniform
   double rate_limit_rps = 0;            // 0 = none; above it HTTP 429 with Retry-After
   emulator_faults faults;
+  std::vector<emulator_cohort_fault> cohort_faults;  // the first that matches a device applies
   std::string record;  // NDJSON of every executed device command; empty = none
   emulator_acks acks;
 };

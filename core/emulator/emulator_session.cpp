@@ -339,6 +339,14 @@ const emulator_reply& emulator_session::refresh(const emulator_request& req, std
   return reply_;
 }
 
+namespace {
+const emulator_cohort_fault* cohort_fault_of(const emulator_config& cfg, const pkdk_view& d) {
+  for (const auto& f : cfg.cohort_faults)
+    if (f.matches(d)) return &f;
+  return nullptr;
+}
+}  // namespace
+
 const emulator_reply& emulator_session::execute(std::uint64_t id, std::uint64_t now_ms) {
   using c = emulator_counter;
   const auto& cfg = state_.config();
@@ -367,7 +375,8 @@ const emulator_reply& emulator_session::execute(std::uint64_t id, std::uint64_t 
     if (dev.product_key.empty() || dev.device_key.empty()) {
       msg = "device not found";
       outcome = "failed";
-    } else if (unit(h) < cfg.device_failure_ratio) {
+    } else if (const emulator_cohort_fault* fault = cohort_fault_of(cfg, dev);
+               unit(h) < (fault ? fault->failure_ratio : cfg.device_failure_ratio)) {
       msg = cfg.failure_messages[(h >> 7) % cfg.failure_messages.size()];
       outcome = "failed";
     } else {
@@ -378,7 +387,11 @@ const emulator_reply& emulator_session::execute(std::uint64_t id, std::uint64_t 
     // The device got the command (reported or not): the subscription acts.
     std::string_view ack;
     if (!ticket_text.empty() && cfg.acks.enabled()) {
-      const auto plan = plan_ack(cfg.acks, device_hash(dev.product_key, dev.device_key), cfg.seed);
+      auto plan = plan_ack(cfg.acks, device_hash(dev.product_key, dev.device_key), cfg.seed);
+      if (const auto* fault = cohort_fault_of(cfg, dev); fault && fault->silent) {
+        plan.what = emulator_ack_plan::fate::lost;  // accepted, and never heard of again
+        plan.second_ms = 0;
+      }
       ack = to_string(plan.what);
       if (auto* sink = state_.acks())
         sink->issued(dev.product_key, dev.device_key, dev.gateway_product_key,

@@ -1,6 +1,8 @@
 // The CSV, NDJSON and JSON-array device readers (see device_reader.hpp).
 #include <fleetcast/core/input/device_reader.hpp>
 
+#include <sstream>
+
 #include "core/input/device_object_parser.hpp"
 #include "core/input/line_reader.hpp"
 
@@ -453,6 +455,39 @@ std::unique_ptr<device_reader> make_device_reader(device_format format, std::ist
       return std::make_unique<json_array_reader>(in, config, inline_array);
   }
   return nullptr;
+}
+
+namespace {
+// A reader that owns the stream it reads.
+class owning_reader final : public device_reader {
+ public:
+  owning_reader(std::unique_ptr<std::istream> in, device_format f,
+                const device_reader_config& config, bool inline_array)
+      : in_(std::move(in)), reader_(make_device_reader(f, *in_, config, inline_array)) {}
+  bool next(device_record& out) override {
+    const bool more = reader_->next(out);
+    if (!more) fatal_ = reader_->fatal_error();
+    return more;
+  }
+
+ private:
+  std::unique_ptr<std::istream> in_;
+  std::unique_ptr<device_reader> reader_;
+};
+}  // namespace
+
+std::unique_ptr<device_reader> make_device_reader(device_format format,
+                                                  std::unique_ptr<std::istream> in,
+                                                  const device_reader_config& config,
+                                                  bool inline_array) {
+  return std::make_unique<owning_reader>(std::move(in), format, config, inline_array);
+}
+
+std::unique_ptr<device_reader> make_text_device_reader(device_format format, std::string text,
+                                                       const device_reader_config& config,
+                                                       bool inline_array) {
+  return make_device_reader(format, std::make_unique<std::istringstream>(std::move(text)), config,
+                            inline_array);
 }
 
 }  // namespace fleetcast

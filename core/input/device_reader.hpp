@@ -52,5 +52,15 @@ struct device_reader_config {
 std::unique_ptr<device_reader> make_device_reader(device_format format, std::istream& in,
                                                   const device_reader_config& config = {},
                                                   bool inline_array = false);
+// The same over a stream it owns (a file opened for one pass of the list).
+std::unique_ptr<device_reader> make_device_reader(device_format format,
+                                                  std::unique_ptr<std::istream> in,
+                                                  const device_reader_config& config = {},
+                                                  bool inline_array = false);
+// A reader over its own copy of `text`: a list held in memory, read again
+// from its start by each reader made (the passes of a phased rollout).
+std::unique_ptr<device_reader> make_text_device_reader(device_format format, std::string text,
+                                                       const device_reader_config& config = {},
+                                                       bool inline_array = false);
 
 }  // namespace fleetcast

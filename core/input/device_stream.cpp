@@ -23,18 +23,19 @@ bool device_stream::read_checked(device_record& r, record_kind& kind) {
   for (;;) {
     if (!reader_->next(r)) return false;
     if (!r.problem.empty()) {
-      if (!shard_.owns_record(r.index)) continue;
+      if (!shard_.owns_record(r.index) || !invalid_too_) continue;
       kind = record_kind::invalid;
       return true;
     }
     if (auto error = validate_device(r.device, &r.device.plain)) {
-      if (!shard_.owns_record(r.index)) continue;
+      if (!shard_.owns_record(r.index) || !invalid_too_) continue;
       kind = record_kind::invalid;
       r.problem = fmt::format("{}: {}", location(r), error->message);
       return true;
     }
     r.fingerprint = device_hash(r.device.product_key, r.device.device_key);
     if (!shard_.owns_device(r.fingerprint)) continue;
+    if (keep_ && !keep_(r.device, r.fingerprint)) continue;
     kind = record_kind::device;
     return true;
   }
@@ -74,6 +75,13 @@ bool device_stream::stage(staged& s) {
   s.record.device.gateway_product_key = view(d.gateway_product_key.size());
   s.record.device.gateway_device_key = view(d.gateway_device_key.size());
   return true;
+}
+
+void device_stream::restart(std::unique_ptr<device_reader> reader) {
+  reader_ = std::move(reader);
+  seen_.clear();
+  head_ = count_ = 0;
+  input_end_ = false;
 }
 
 bool device_stream::next(device_record& record, record_kind& kind) {

@@ -10,6 +10,7 @@
 #include <fleetcast/core/output/device_result.hpp>
 
 #include <array>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -35,6 +36,19 @@ class device_stream {
   // Keeps only the records of one shard (shard.hpp); the others are read
   // and passed over, not reported. Before the first next().
   void set_shard(shard_spec s) noexcept { shard_ = s; }
+
+  // Keeps only the devices `keep` says yes to (a rollout's phase:
+  // phase_plan.hpp), passing the others over like another shard's; records
+  // that are not devices come out only when `invalid_too`. Every duplicate
+  // of a device has its hash, so it is in the same pass as the device.
+  using device_filter = std::function<bool(const pkdk_view&, std::uint64_t fingerprint)>;
+  void set_filter(device_filter keep, bool invalid_too) {
+    keep_ = std::move(keep);
+    invalid_too_ = invalid_too;
+  }
+  // Reads the input again from its start through `reader` (the next pass
+  // of a phased rollout): the duplicate filter starts empty.
+  void restart(std::unique_ptr<device_reader> reader);
 
   // About how many records the input holds (exact or estimated), so that the
   // duplicate filter is sized once instead of growing step by step; this
@@ -68,6 +82,8 @@ class device_stream {
   std::unique_ptr<device_reader> reader_;
   fingerprint_set seen_;
   shard_spec shard_;
+  device_filter keep_;
+  bool invalid_too_ = true;
   std::array<staged, ahead> ring_;
   std::size_t head_ = 0, count_ = 0;
   bool input_end_ = false;

@@ -1,6 +1,8 @@
 // Partitioned open-addressing fingerprint set (see fingerprint_set.hpp).
 #include <fleetcast/core/input/fingerprint_set.hpp>
 
+#include <algorithm>
+
 #include <sys/mman.h>
 
 namespace fleetcast {
@@ -90,6 +92,15 @@ bool fingerprint_set::insert(std::uint64_t fingerprint) {
   ++p.size;
   ++size_;
   return true;
+}
+
+void fingerprint_set::clear() noexcept {
+  for (auto& p : parts_) {
+    if (p.slots) std::fill(p.slots, p.slots + p.capacity, std::uint64_t{0});
+    p.size = 0;
+  }
+  has_zero_ = false;
+  size_ = 0;
 }
 
 void fingerprint_set::prefetch(std::uint64_t fingerprint) const noexcept {

@@ -32,6 +32,8 @@ class fingerprint_set {
   // Asks the CPU to fetch the fingerprint's home slot, for an insert a few
   // records later (the table is larger than the caches: one miss each).
   void prefetch(std::uint64_t fingerprint) const noexcept;
+  // Empties the set, keeping its memory (a new pass over an input).
+  void clear() noexcept;
   std::size_t size() const noexcept { return size_; }
   std::size_t memory_bytes() const noexcept { return bytes_; }
 

@@ -118,6 +118,31 @@ struct ramp_config {
   static constexpr bounds<std::int64_t> every_devices_range{1, unbounded};
 };
 
+// What a rollout's devices are grouped by, for a stratified sample and the
+// abort rules per cohort: the device's productKey (its model), or its
+// gateway's productKey ("" for a device without a gateway).
+enum class cohort_key : std::uint8_t { product_key, gateway_product_key };
+
+// The gate at the end of a phase: the phase's devices (and, fleet-wide and
+// per cohort, their failures) judged before the next phase may start.
+struct phase_gate {
+  // Above this ratio of failed (of the kinds in abort_on) to done, in the
+  // phase or in one cohort of it, the rollout aborts; absent: the rollout's
+  // abort_failure_ratio.
+  std::optional<double> max_failure_ratio;
+  double wait_s = 0;  // after a good verdict, before the next phase
+  static constexpr bounds<double> wait_s_range{0, 7 * 86400};
+  bool wait_for_ack = false;  // judged once the phase's accepted devices' acks are in
+};
+
+// One step of a phased rollout: by its end, `devices` of the fleet (or
+// `share` of it) have been sent; cumulative, as in 5% -> 25% -> 100%.
+struct phase_step {
+  std::uint64_t devices = 0;  // a count, or 0 when `share` is given
+  double share = 0;           // 0..1, from "P%"
+  phase_gate gate;
+};
+
 struct rollout_config {
   std::uint64_t canary_devices = 0;
   static constexpr bounds<std::int64_t> canary_devices_range{0, unbounded};
@@ -136,6 +161,27 @@ struct rollout_config {
   // outcomes are in too ("ack"), not on the answers alone ("answer").
   bool canary_wait_for_ack = false;
   ramp_config ramp;
+  // Phases (canary_devices and its fields are a one-phase list); each
+  // phase's devices a sample of the fleet chosen from the device's hash,
+  // stratified by cohort (core/dispatch/phase_plan.hpp). The last phase's
+  // gate is followed by the rest of the fleet.
+  std::vector<phase_step> phases;
+  cohort_key cohort_by = cohort_key::product_key;
+  // Every cohort with at least cohort_min_devices devices has at least
+  // min_per_cohort devices in the first phase (the canary).
+  std::uint64_t cohort_min_devices = 10;
+  static constexpr bounds<std::int64_t> cohort_min_devices_range{1, unbounded};
+  std::uint64_t min_per_cohort = 3;
+  static constexpr bounds<std::int64_t> min_per_cohort_range{0, 1000};
+  // The phases as configured: phases, or the canary's fields as one phase.
+  std::vector<phase_step> steps() const {
+    if (!phases.empty() || canary_devices == 0) return phases;
+    phase_step canary;
+    canary.devices = canary_devices;
+    canary.gate.wait_s = canary_wait_s;
+    canary.gate.wait_for_ack = canary_wait_for_ack;
+    return {canary};
+  }
   // At most this many devices behind one gateway in flight at once (0 = no cap).
   std::uint64_t max_per_gateway = 0;
   static constexpr bounds<std::int64_t> max_per_gateway_range{0, 1'000'000};

@@ -152,6 +152,15 @@ void check_job(const job& j, std::vector<job_error>& errors, job_checks which) {
     c.error("rollout.canary_wait_for", "\"ack\" needs acks (where acknowledgements come from)");
   if (r.canary_wait_for_ack && r.canary_devices == 0)
     c.error("rollout.canary_wait_for", "\"ack\" needs rollout.canary_devices");
+  if (!r.phases.empty() && (r.canary_devices > 0 || r.canary_wait_s > 0 || r.canary_wait_for_ack))
+    c.error("rollout.phases",
+            "give the canary as the first phase, or canary_devices (canary_wait_s, "
+            "canary_wait_for) alone: not both");
+  for (std::size_t k = 0; k < r.phases.size(); ++k) {
+    if (r.phases[k].gate.wait_for_ack && !j.acks.enabled())
+      c.error(fmt::format("rollout.phases[{}].gate.wait_for", k),
+              "\"ack\" needs acks (where acknowledgements come from)");
+  }
 }
 
 std::vector<job_error> validate(const job& j) {

@@ -55,6 +55,103 @@ std::string job_name_from_stem(std::string_view stem) {
 
 namespace {
 
+// rollout.phases, cohort_by, cohort_min_devices, min_per_cohort.
+void read_phases(job_reader& r, dom::object obj, rollout_config& ro) {
+  std::string by;
+  if (r.string(obj, "rollout", "cohort_by", by)) {
+    if (by == "productKey") {
+      ro.cohort_by = cohort_key::product_key;
+    } else if (by == "gatewayProductKey") {
+      ro.cohort_by = cohort_key::gateway_product_key;
+    } else if (by.starts_with("column:")) {
+      r.error("rollout.cohort_by",
+              "a column of the device list (\"column:NAME\") is not read by this version: "
+              "\"productKey\" or \"gatewayProductKey\"");
+    } else {
+      r.error("rollout.cohort_by",
+              fmt::format("\"{}\" is not \"productKey\" or \"gatewayProductKey\"", by));
+    }
+  }
+  r.integer(obj, "rollout", "cohort_min_devices", ro.cohort_min_devices,
+            rollout_config::cohort_min_devices_range);
+  r.integer(obj, "rollout", "min_per_cohort", ro.min_per_cohort,
+            rollout_config::min_per_cohort_range);
+  dom::element x;
+  if (obj["phases"].get(x) != simdjson::SUCCESS) return;
+  dom::array list;
+  if (x.get_array().get(list) != simdjson::SUCCESS || list.size() == 0 || list.size() > 20) {
+    r.error("rollout.phases", "must be a list of 1 to 20 phases, each {\"devices\": N or \"P%\", "
+                              "\"gate\": {...}}");
+    return;
+  }
+  std::size_t k = 0;
+  double last_share = 0;
+  std::uint64_t last_count = 0;
+  for (dom::element e : list) {
+    const auto at = fmt::format("rollout.phases[{}]", k++);
+    dom::object step;
+    if (!r.fields(e, at, {"devices", "gate"}, step)) continue;
+    phase_step p;
+    dom::element d;
+    std::string_view text;
+    std::uint64_t n = 0;
+    if (step["devices"].get(d) != simdjson::SUCCESS) {
+      r.error(at + ".devices", "is required: a count, or a share of the fleet as \"P%\"");
+    } else if (d.get_uint64().get(n) == simdjson::SUCCESS) {
+      if (n == 0) r.error(at + ".devices", "must be at least 1");
+      if (n <= last_count && n > 0)
+        r.error(at + ".devices", "phases are cumulative: each must cover more than the one before");
+      p.devices = last_count = n;
+    } else if (d.get_string().get(text) == simdjson::SUCCESS && text.ends_with('%')) {
+      double v = -1;
+      try {
+        std::size_t used = 0;
+        const std::string num(text.substr(0, text.size() - 1));
+        v = std::stod(num, &used);
+        if (used != num.size()) v = -1;
+      } catch (const std::exception&) {
+        v = -1;
+      }
+      if (!(v > 0 && v <= 100)) {
+        r.error(at + ".devices", fmt::format("\"{}\" is not a share above 0% and at most 100%", text));
+      } else {
+        if (v / 100 <= last_share)
+          r.error(at + ".devices",
+                  "phases are cumulative: each must cover more than the one before");
+        p.share = last_share = v / 100;
+      }
+    } else {
+      r.error(at + ".devices", "must be a count, or a share of the fleet as \"P%\"");
+    }
+    if (p.devices > 0 && last_share > 0)
+      r.error(at + ".devices", "give every phase as a count or every phase as a share, not both");
+    dom::object gate;
+    if (step["gate"].get(d) == simdjson::SUCCESS &&
+        r.fields(d, at + ".gate", {"max_failure_ratio", "wait_s", "wait_for"}, gate)) {
+      const auto g = at + ".gate";
+      if (gate["max_failure_ratio"].error() == simdjson::SUCCESS) {
+        double ratio = -1;
+        r.number(gate, g, "max_failure_ratio", ratio, 0, 1);
+        if (ratio >= 0) p.gate.max_failure_ratio = ratio;
+      }
+      r.number(gate, g, "wait_s", p.gate.wait_s, phase_gate::wait_s_range);
+      std::string wait_for;
+      if (r.string(gate, g, "wait_for", wait_for)) {
+        if (wait_for == "ack") {
+          p.gate.wait_for_ack = true;
+        } else if (wait_for == "approval") {
+          r.error(g + ".wait_for",
+                  "\"approval\" (an operator's approval between phases) is not in this version: "
+                  "\"answer\" or \"ack\"");
+        } else if (wait_for != "answer") {
+          r.error(g + ".wait_for", "must be \"answer\" or \"ack\"");
+        }
+      }
+    }
+    ro.phases.push_back(p);
+  }
+}
+
 void read_command(job_reader& r, dom::element e, command& cmd) {
   dom::object obj;
   if (!r.fields(e, "command",
@@ -306,8 +403,10 @@ job_parse_result read_job(std::string_view text, std::string_view job_file) {
       r.fields(
           e, "rollout",
           {"canary_devices", "canary_wait_s", "abort_failure_ratio", "abort_min_devices",
-           "abort_on", "ramp", "max_per_gateway", "not_before", "not_after", "canary_wait_for"},
+           "abort_on", "ramp", "max_per_gateway", "not_before", "not_after", "canary_wait_for",
+           "phases", "cohort_by", "cohort_min_devices", "min_per_cohort"},
           obj)) {
+    read_phases(r, obj, j.rollout);
     r.number(obj, "rollout", "canary_wait_s", j.rollout.canary_wait_s,
              rollout_config::canary_wait_s_range);
     r.integer(obj, "rollout", "max_per_gateway", j.rollout.max_per_gateway,

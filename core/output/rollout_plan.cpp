@@ -65,8 +65,7 @@ rollout_plan plan_rollout(const job& j, device_stream& devices, std::size_t max_
   if (j.rate.devices_per_second > 0) {
     seconds = std::max(seconds, static_cast<double>(plan.devices) / j.rate.devices_per_second);
   }
-  if (plan.canary_devices > 0 && plan.devices > plan.canary_devices)
-    seconds += j.rollout.canary_wait_s;
+  for (const auto& step : j.rollout.steps()) seconds += step.gate.wait_s;  // the gates' waits
   plan.min_seconds = seconds;
   return plan;
 }

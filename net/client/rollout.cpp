@@ -184,6 +184,7 @@ struct rollout::impl {
     h.maybe_sent = o.maybe_sent;
     h.before_send = o.before_send;
     h.on_answer = o.on_answer;
+    h.reopen_input = o.reopen_input;
     if (o.on_attempt) {
       h.on_attempt = [f = o.on_attempt](attempt_outcome what, std::size_t n) {
         f(to_string(what), n);
@@ -206,7 +207,7 @@ struct rollout::impl {
         tokens(jb.auth),
         supply(source_of(options, tokens)),
         d(jb, devices, sink, hooks_of(options, this), std::max<std::uint32_t>(1, jb.connections),
-          std::random_device{}()),
+          std::random_device{}(), options.phases.get()),
         io(jb, ex, proxy,
            options.max_answer_bytes ? options.max_answer_bytes : jb.max_answer_bytes) {
     // A proxy setting that cannot be used is a start-up error of the run
@@ -634,11 +635,11 @@ std::string rollout::rotate_token(std::string token) {
   return {};
 }
 
-void rollout::on_delivery(delivery_outcome outcome) {
-  asio::dispatch(impl_->ex, [w = std::weak_ptr<impl>(impl_), outcome] {
+void rollout::on_delivery(delivery_outcome outcome, std::uint64_t index) {
+  asio::dispatch(impl_->ex, [w = std::weak_ptr<impl>(impl_), outcome, index] {
     auto self = w.lock();
     if (!self || !self->began || self->ended) return;
-    self->d.on_delivery(outcome, self->now_us());
+    self->d.on_delivery(outcome, index, self->now_us());
     self->apply_effects();
   });
 }
@@ -707,6 +708,20 @@ run_summary rollout::run() {
   s.own->run();
   if (!out.started()) throw std::runtime_error(out.startup_error);
   return out.summary;
+}
+
+bool plan_phases(const job& j, reader_factory open, rollout_options& options, std::string& error,
+                 const shard_spec& shard) {
+  if (j.rollout.steps().empty()) return true;
+  auto reader = open(error);
+  if (!reader) return false;
+  device_stream census(std::move(reader));
+  census.set_shard(shard);
+  auto plan = std::make_shared<phase_plan>(j.rollout);
+  if (!take_census(*plan, census, error)) return false;
+  options.phases = std::move(plan);
+  options.reopen_input = std::move(open);
+  return true;
 }
 
 }  // namespace fleetcast::net

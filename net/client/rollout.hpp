@@ -31,6 +31,7 @@
 #include <fleetcast/core/acks/delivery_tracker.hpp>
 #include <fleetcast/core/dispatch/batch.hpp>
 #include <fleetcast/core/dispatch/dispatch_progress.hpp>
+#include <fleetcast/core/dispatch/phase_plan.hpp>
 #include <fleetcast/core/input/device_stream.hpp>
 #include <fleetcast/core/job/job.hpp>
 #include <fleetcast/core/output/device_result.hpp>
@@ -177,7 +178,23 @@ struct rollout_options {
   std::shared_ptr<tls_client> tls;
   // Connections shared with other rollouts to the same endpoint.
   std::shared_ptr<connection_pool> pool;
+  // A rollout in phases (a canary, rollout.phases): the plan made by a
+  // census of the list (make_phase_plan) and a way to read the list again
+  // from its start for each phase. Without them such a job fails to start.
+  std::shared_ptr<const phase_plan> phases;
+  std::function<std::unique_ptr<device_reader>(std::string& error)> reopen_input;
 };
+
+// A job with a canary or phases (rollout.phases) reads its device list
+// once for a census (phase_plan.hpp) and once per phase: `open` gives a
+// fresh reader over the list from its start each time (for a list in
+// memory, a reader over its own copy), or null with its error set. Sets
+// options.phases and options.reopen_input; `shard`: only this shard's
+// devices. Nothing to do for a job without phases. False with `error` set
+// when the census fails.
+using reader_factory = std::function<std::unique_ptr<device_reader>(std::string& error)>;
+bool plan_phases(const job& j, reader_factory open, rollout_options& options, std::string& error,
+                 const shard_spec& shard = {});
 
 class rollout {
  public:
@@ -229,7 +246,7 @@ class rollout {
   // acks; the caller joins them, e.g. with delivery_tracker), for the
   // rollout guard: abort_on's delivery_failed and no_ack, and a canary that
   // waits for acks. Thread-safe; nothing once the run is over.
-  void on_delivery(delivery_outcome outcome);
+  void on_delivery(delivery_outcome outcome, std::uint64_t index);
 
   // A new token for a rollout given rollout_options::token: used from the
   // next request on. Thread-safe; nothing once the run is over. Returns why

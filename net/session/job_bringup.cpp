@@ -14,6 +14,10 @@ bringup_result bring_up(const job& j, output_request& request,
   };
   if (!identify(j, emulated, request.identity, r.error, &parts.newlines))
     return refuse(bringup_step::identify, open_outcome::refused);
+  // A canary's census (a list that cannot be read twice is refused), before
+  // the folder is made: nothing of a refused run is left behind.
+  if (!plan_job_phases(j, shard, options, r.error))
+    return refuse(bringup_step::devices, open_outcome::refused);
   if (const auto o = parts.output.open(j.output_dir, request, r.error); o != open_outcome::ok)
     return refuse(bringup_step::folder, o);
   if (parts.output.needs_verify()) {  // the kept results name the records at their index

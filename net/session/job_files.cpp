@@ -109,6 +109,35 @@ bool open_devices(const job& j, opened_devices& out, std::string& error) {
   return true;
 }
 
+std::unique_ptr<device_reader> reopen_devices(const job& j, std::string& error) {
+  opened_devices o;
+  if (!open_devices(j, o, error)) return nullptr;
+  return make_device_reader(j.devices.format, std::move(o.input), {}, !j.devices.file);
+}
+
+bool plan_job_phases(const job& j, const std::optional<shard_spec>& shard,
+                 net::rollout_options& options, std::string& error) {
+  if (j.rollout.steps().empty()) return true;
+  std::error_code ec;
+  if (j.devices.file && !std::filesystem::is_regular_file(*j.devices.file, ec)) {
+    error = fmt::format(
+        "devices.file: {}: a canary or phases read the list once for a census and once per "
+        "phase, and this is not a regular file (a pipe or standard input is read once): write "
+        "the list to a file",
+        *j.devices.file);
+    return false;
+  }
+  const auto copy = std::make_shared<const job>(j);
+  const auto name = j.devices.file ? *j.devices.file : std::string("devices (inline)");
+  if (!net::plan_phases(
+          j, [copy](std::string& e) { return reopen_devices(*copy, e); }, options, error,
+          shard.value_or(shard_spec{}))) {
+    error = fmt::format("{}: {}", name, error);
+    return false;
+  }
+  return true;
+}
+
 bool probe_devices(const job& j, const std::optional<shard_spec>& shard, std::string& error) {
   std::error_code ec;
   if (j.devices.file && !std::filesystem::is_regular_file(*j.devices.file, ec) &&

@@ -6,6 +6,7 @@
 #include <fleetcast/core/input/shard.hpp>
 #include <fleetcast/core/job/job.hpp>
 #include <fleetcast/core/job/job_parser.hpp>
+#include <fleetcast/net/client/rollout.hpp>
 #include "core/output/rollout_manifest.hpp"
 
 #include <fstream>
@@ -40,6 +41,16 @@ struct opened_devices {
 
 // Opens the job's device list; false with `error` set when it cannot.
 bool open_devices(const job& j, opened_devices& out, std::string& error);
+
+// A reader over the job's device list from its start, owning its input (a
+// new pass of a phased rollout); null with `error` set when it cannot.
+std::unique_ptr<device_reader> reopen_devices(const job& j, std::string& error);
+
+// For a job with a canary or phases: the census of its list (this shard's)
+// and the way to read it again, set in `options`. False with `error` when
+// the list cannot be read again (a pipe) or its census fails.
+bool plan_job_phases(const job& j, const std::optional<shard_spec>& shard,
+                 net::rollout_options& options, std::string& error);
 
 // The records the job's list holds, for progress (0: not known): a file's
 // line breaks, counted in identify()'s pass (a CSV's header aside; an

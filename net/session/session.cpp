@@ -123,7 +123,7 @@ struct session::impl {
     if (stage) {
       stage->on_outcome([this](const delivery_event& e) {
         if (options.on_delivery) options.on_delivery(e);
-        engine->on_delivery(e.outcome);
+        engine->on_delivery(e.outcome, e.index);
       });
     }
     opened = true;

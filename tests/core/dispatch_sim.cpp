@@ -94,6 +94,7 @@ dispatch_sim::dispatch_sim(job j, std::string devices_csv, emulator_config serve
 
 dispatch_sim::~dispatch_sim() = default;
 
+
 void dispatch_sim::apply_effects() {
   for (;;) {
     const auto e = d_->take_effects();
@@ -256,7 +257,15 @@ run_summary dispatch_sim::run(std::int64_t limit_us) {
     };
   }
   const unsigned n = std::max<std::uint32_t>(1, job_.connections);
-  d_ = std::make_unique<dispatcher>(job_, stream_, *sink_, hooks, n, 42);
+  if (!job_.rollout.steps().empty()) {  // as the session does: a census, and a way to read again
+    plan_ = std::make_unique<phase_plan>(job_.rollout);
+    device_stream census(make_text_device_reader(device_format::csv, csv_));
+    std::string error;
+    if (!take_census(*plan_, census, error)) throw std::runtime_error(error);
+    if (!hooks.reopen_input)
+      hooks.reopen_input = [this](std::string&) { return make_text_device_reader(device_format::csv, csv_); };
+  }
+  d_ = std::make_unique<dispatcher>(job_, stream_, *sink_, hooks, n, 42, plan_.get());
   for (unsigned i = 0; i < n; ++i) lanes_.push_back(std::make_unique<lane>());
   d_->start(0, wall_start_us, first_token, "127.0.0.1:9");
   apply_effects();

@@ -88,6 +88,7 @@ class dispatch_sim {
   run_summary run(std::int64_t limit_us = 3'600'000'000LL);
 
   dispatcher& machine() { return *d_; }
+  const phase_plan* plan() const { return plan_.get(); }
   emulator_state& server_state() { return server_; }
   std::int64_t now_us() const { return now_; }
 
@@ -120,6 +121,7 @@ class dispatch_sim {
   device_stream stream_;
   emulator_state server_;
   std::unique_ptr<sink_impl> sink_;
+  std::unique_ptr<phase_plan> plan_;  // a job with a canary or phases: its census
   std::unique_ptr<dispatcher> d_;
   std::vector<std::unique_ptr<lane>> lanes_;
   std::vector<sim_request> requests_;

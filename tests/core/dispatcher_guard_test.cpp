@@ -4,6 +4,7 @@
 // record has exactly one result.
 #include "core/dispatch/dispatcher.hpp"
 #include "dispatch_sim.hpp"
+#include "core/input/device_hash.hpp"
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
@@ -18,6 +19,18 @@ TEST_SUITE("dispatcher") {
   TEST_CASE(
       "canary: nothing outside it is sent before its verdict and wait, a bad canary aborts "
       "with only the canary commanded") {
+    // The canary is the plan's first phase: a sample spread over the list.
+    const auto canary_of = [](const dispatch_sim& s, std::size_t n) {
+      std::set<std::string> keys;
+      for (std::size_t i = 0; i < n; ++i) {
+        const auto dk = fmt::format("d{}", i);
+        pkdk_view v;
+        v.product_key = "p1";
+        v.device_key = dk;
+        if (s.plan()->phase_of(v, device_hash("p1", dk)) == 0) keys.insert(dk);
+      }
+      return keys;
+    };
     SUBCASE("good") {
       dispatch_sim s(
           sim_job(
@@ -26,11 +39,23 @@ TEST_SUITE("dispatcher") {
       const auto summary = s.run();
       s.check_exactly_once(1000);
       CHECK(summary.state == job_state::completed);
-      // The canary: the first 120 devices in 3 requests (50, 50, 20).
+      const auto canary = canary_of(s, 1000);
+      CHECK(canary.size() >= 80);  // about 120: a share of the fleet by rank
+      CHECK(canary.size() <= 160);
+      CHECK(!canary.contains("d0"));  // not the first lines: d0 to d9 are not all in it
+      CHECK(std::count_if(canary.begin(), canary.end(), [](const std::string& k) {
+              return std::stoi(k.substr(1)) >= 500;
+            }) >= 30);  // spread over the whole list
+      // Its requests come first, alone; the rest after their answers and 5 s.
       std::int64_t canary_answered = 0;
-      std::size_t canary_devices = 0, i = 0;
-      for (; canary_devices < 120; ++i) canary_devices += s.requests().at(i).device_keys.size();
-      CHECK(canary_devices == 120);
+      std::size_t sent = 0, i = 0;
+      for (; sent < canary.size(); ++i) {
+        for (const auto& k : s.requests().at(i).device_keys) {
+          CHECK(canary.contains(k));
+          ++sent;
+        }
+      }
+      CHECK(sent == canary.size());
       for (std::size_t k = 0; k < i; ++k)
         canary_answered = std::max(canary_answered, s.requests()[k].at_us + s.answer_us);
       CHECK(s.requests().at(i).at_us >= canary_answered + 5'000'000);
@@ -52,15 +77,76 @@ TEST_SUITE("dispatcher") {
       const auto summary = s.run();
       s.check_exactly_once(1000);
       CHECK(summary.state == job_state::aborted);
+      const auto canary = canary_of(s, 1000);
       std::size_t sent = 0;
-      for (const auto& [k, n] : s.sends()) sent += static_cast<std::size_t>(n);
-      CHECK(sent == 120);
-      CHECK(count_reason(s, outcome_reason::aborted) == 880);
+      for (const auto& [k, n] : s.sends()) {
+        CHECK(canary.contains(k));
+        sent += static_cast<std::size_t>(n);
+      }
+      CHECK(sent == canary.size());
+      CHECK(count_reason(s, outcome_reason::aborted) == 1000 - canary.size());
       REQUIRE(!s.progress.empty());
       CHECK(s.progress.back().guard_stage == "aborted");
       CHECK(s.progress.back().verdict.starts_with("aborted by the canary"));
-      CHECK(s.progress.back().by_reason[static_cast<std::size_t>(outcome_reason::aborted)] == 880);
+      CHECK(s.progress.back().by_reason[static_cast<std::size_t>(outcome_reason::aborted)] ==
+            1000 - canary.size());
     }
+  }
+
+  TEST_CASE(
+      "a sorted list of 20 models whose last (3% of the fleet) fails every device: a 2% canary "
+      "aborts with a handful of that model commanded and nothing outside the canary") {
+    // 19 models of 510 devices, then m19's 310, sorted by productKey as an export is.
+    std::string csv = "productKey,deviceKey\n";
+    std::vector<std::pair<std::string, std::string>> devices;
+    for (int m = 0; m < 20; ++m) {
+      const int n = m < 19 ? 510 : 310;
+      for (int i = 0; i < n; ++i) {
+        devices.emplace_back(fmt::format("m{:02}", m), fmt::format("m{:02}-d{}", m, i));
+        csv += devices.back().first + "," + devices.back().second + "\n";
+      }
+    }
+    emulator_config server;
+    emulator_cohort_fault bad;
+    bad.product_key = "m19";
+    bad.failure_ratio = 1.0;
+    server.cohort_faults.push_back(bad);
+    dispatch_sim s(
+        sim_job(
+            R"("batch":{"max_devices":50},"connections":2,"rate":{"requests_per_second":0},"rollout":{"canary_devices":200,"abort_failure_ratio":0.05})"),
+        csv, server);
+    const auto summary = s.run();
+    s.check_exactly_once(devices.size());
+    CHECK(summary.state == job_state::aborted);
+    std::set<std::string> canary;
+    std::size_t bad_in_canary = 0;
+    for (const auto& [pk, dk] : devices) {
+      pkdk_view v;
+      v.product_key = pk;
+      v.device_key = dk;
+      if (s.plan()->phase_of(v, device_hash(pk, dk)) != 0) continue;
+      canary.insert(dk);
+      bad_in_canary += pk == "m19";
+    }
+    CHECK(bad_in_canary >= 3);  // min_per_cohort: the small model is in the canary
+    CHECK(bad_in_canary <= 15);
+    std::size_t bad_sent = 0;
+    for (const auto& [k, n] : s.sends()) {
+      CHECK(canary.contains(k));  // nothing beyond the canary
+      bad_sent += k.starts_with("m19");
+    }
+    CHECK(bad_sent == bad_in_canary);
+    REQUIRE(!s.progress.empty());
+    // The fleet-wide ratio of the canary is about 3%, under 5%: the cohort's rule aborts.
+    CHECK(s.progress.back().verdict.starts_with("aborted by the canary: cohort productKey m19: "));
+    // Without the cohort rule (a single cohort by gateway: none here) it would pass.
+    dispatch_sim fleetwide(
+        sim_job(
+            R"("batch":{"max_devices":50},"connections":2,"rate":{"requests_per_second":0},"rollout":{"canary_devices":200,"abort_failure_ratio":0.05,"cohort_by":"gatewayProductKey"})"),
+        csv, server);
+    const auto passed = fleetwide.run();
+    fleetwide.check_exactly_once(devices.size());
+    CHECK(passed.state == job_state::completed);
   }
 
   TEST_CASE("abort: failures above the threshold stop the rollout, nothing is sent after it") {

@@ -1,11 +1,19 @@
-// Canary gating and abort verdicts, with time passed in.
+// Phase gates and abort verdicts, fleet-wide and per cohort, with time
+// passed in.
 #include "core/dispatch/rollout_guard.hpp"
 
+#include "core/input/device_hash.hpp"
+
 #include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
 
 using namespace fleetcast;
 
 namespace {
+constexpr auto none = phase_plan::no_cohort;
+
 rollout_config config(std::uint64_t canary, double ratio, std::uint64_t min, double wait = 0) {
   rollout_config c;
   c.canary_devices = canary;
@@ -14,91 +22,122 @@ rollout_config config(std::uint64_t canary, double ratio, std::uint64_t min, dou
   c.canary_wait_s = wait;
   return c;
 }
+
+void results(rollout_guard& g, int n, outcome_reason r, std::uint32_t cohort = none,
+             std::int64_t now = 0) {
+  static std::uint64_t index = 0;
+  for (int i = 0; i < n; ++i) g.on_result(r, cohort, index++, now);
+}
+
+// A plan over `cohorts` cohorts named m0, m1, ... of `each` devices.
+phase_plan plan_of(const rollout_config& c, int cohorts, int each) {
+  phase_plan p(c);
+  std::string error;
+  for (int m = 0; m < cohorts; ++m) {
+    const auto pk = "m" + std::to_string(m);
+    for (int d = 0; d < each; ++d) {
+      const auto dk = "d" + std::to_string(d);
+      pkdk_view v;
+      v.product_key = pk;
+      v.device_key = dk;
+      REQUIRE(p.count(v, device_hash(pk, dk), error));
+    }
+  }
+  p.seal();
+  return p;
+}
 }  // namespace
 
 TEST_CASE("the defaults change nothing: no canary, never an abort") {
   rollout_guard g(rollout_config{});
-  CHECK(g.admit_limit() > 1'000'000'000);
-  for (int i = 0; i < 1000; ++i) g.on_result(outcome_reason::transport_failed, i);
+  CHECK(g.admitting());
+  CHECK(g.phases() == 1);
+  CHECK(g.stage() == "running");
+  results(g, 1000, outcome_reason::transport_failed);
   CHECK(!g.aborted());  // 100% failed is not above a ratio of 1.0
 }
 
 TEST_CASE("abort once at least abort_min_devices are done and the failed ratio exceeds the limit") {
   rollout_guard g(config(0, 0.2, 100));
-  for (int i = 0; i < 50; ++i) g.on_result(outcome_reason::device_failed, 0);
+  results(g, 50, outcome_reason::device_failed);
   CHECK(!g.aborted());  // 100% failed, but only 50 done
-  for (int i = 0; i < 49; ++i) g.on_result(outcome_reason::accepted, 0);
+  results(g, 49, outcome_reason::accepted);
   CHECK(!g.aborted());  // 99 done
-  g.on_result(outcome_reason::accepted, 0);
+  results(g, 1, outcome_reason::accepted);
   CHECK(g.aborted());  // 100 done, 50% failed
   CHECK(g.verdict().find("50 of 100 devices failed") != std::string::npos);
-  CHECK(g.admit_limit() == 0);
+  CHECK(!g.admitting());
   // Skips (aborted, cancelled) are not outcomes of the rollout.
   rollout_guard h(config(0, 0.2, 10));
-  for (int i = 0; i < 100; ++i) h.on_result(outcome_reason::cancelled, 0);
+  results(h, 100, outcome_reason::cancelled);
   CHECK(!h.aborted());  // 100 skipped: nothing judged yet
-  for (int i = 0; i < 8; ++i) h.on_result(outcome_reason::accepted, 0);
-  h.on_result(outcome_reason::batch_rejected, 0);
-  h.on_result(outcome_reason::missing_in_answer, 0);
+  results(h, 8, outcome_reason::accepted);
+  results(h, 1, outcome_reason::batch_rejected);
+  results(h, 1, outcome_reason::missing_in_answer);
   CHECK(!h.aborted());  // exactly 20%: not above
-  h.on_result(outcome_reason::transport_failed, 0);
+  results(h, 1, outcome_reason::transport_failed);
   CHECK(h.aborted());
 }
 
-TEST_CASE("a canary goes alone, then a good verdict opens the rollout after the wait") {
+TEST_CASE("a canary goes alone, then a good verdict opens the rest after the wait") {
   rollout_guard g(config(10, 0.2, 0, 2.0));
   CHECK(g.in_canary());
-  CHECK(g.admit_limit() == 10);
+  CHECK(g.phases() == 2);
+  CHECK(g.admitting());
   g.on_admitted(6);
-  CHECK(g.admit_limit() == 4);
   CHECK(g.holding_for(0).empty());  // the canary is still being sent
   g.on_admitted(4);
-  CHECK(g.admit_limit() == 0);  // nothing more until the canary is judged
-  for (int i = 0; i < 9; ++i)
-    g.on_result(i == 0 ? outcome_reason::device_failed : outcome_reason::accepted, 1'000'000);
-  CHECK(g.admit_limit() == 0);
+  g.on_phase_read(0);
+  CHECK(!g.admitting());  // nothing more until the canary is judged
+  results(g, 1, outcome_reason::device_failed, none, 1'000'000);
+  results(g, 8, outcome_reason::accepted, none, 1'000'000);
+  CHECK(!g.admitting());
   CHECK(g.holding_for(1'000'000) == "the canary's results (9 of 10 devices)");
-  g.on_result(outcome_reason::accepted, 1'000'000);  // the last canary outcome: 10% failed
+  results(g, 1, outcome_reason::accepted, none, 1'000'000);  // the last: 10% failed
   CHECK(!g.aborted());
-  CHECK(g.admit_limit() == 0);  // waiting canary_wait_s
+  CHECK(!g.admitting());  // waiting canary_wait_s
+  CHECK(g.stage() == "canary passed");
   CHECK(g.holding_for(1'000'000) == "the canary's wait (2 s left)");
   CHECK(g.holding_for(2'500'000) == "the canary's wait (1 s left)");
   CHECK(g.next_change_us() == 3'000'000);
   g.tick(2'999'999);
-  CHECK(g.admit_limit() == 0);
+  CHECK(!g.admitting());
   g.tick(3'000'000);
-  CHECK(g.admit_limit() > 1'000'000);
+  CHECK(g.admitting());
+  CHECK(g.phase() == 1);
   CHECK(!g.in_canary());
   CHECK(g.holding_for(3'000'000).empty());
+  // The rest has no gate: reading its end changes nothing.
+  g.on_phase_read(3'000'000);
+  CHECK(g.admitting());
 }
 
-TEST_CASE("a bad canary aborts, a canary larger than the fleet is the whole fleet") {
+TEST_CASE("a bad canary aborts, judged as a whole, and an empty canary passes without waiting") {
   rollout_guard g(config(4, 0.2, 1000));
   g.on_admitted(4);
-  g.on_result(outcome_reason::accepted, 0);
-  g.on_result(outcome_reason::device_failed, 0);
-  g.on_result(outcome_reason::accepted, 0);
+  g.on_phase_read(0);
+  results(g, 1, outcome_reason::accepted);
+  results(g, 1, outcome_reason::device_failed);
+  results(g, 1, outcome_reason::accepted);
   CHECK(!g.aborted());  // judged only as a whole
-  g.on_result(outcome_reason::accepted, 0);
+  results(g, 1, outcome_reason::accepted);
   CHECK(g.aborted());  // 25% > 20%, whatever abort_min_devices says
-  CHECK(g.verdict().find("canary") != std::string::npos);
+  CHECK(g.verdict().find("aborted by the canary: 1 of its 4 devices failed") != std::string::npos);
 
-  rollout_guard small(config(100, 0.5, 0));
-  small.on_admitted(3);
-  small.on_input_end();
-  CHECK(small.admit_limit() == 0);
-  for (int i = 0; i < 3; ++i) small.on_result(outcome_reason::accepted, 0);
-  CHECK(!small.aborted());
-  CHECK(!small.in_canary());
+  // A resume after the canary passed: none of its devices is sent again.
+  rollout_guard resumed(config(100, 0.5, 0, 600));
+  resumed.on_phase_read(5'000'000);
+  CHECK(resumed.admitting());
+  CHECK(resumed.phase() == 1);  // no wait: the canary sent nothing in this run
 }
 
 TEST_CASE("abort_on: only the listed kinds of failure count") {
   rollout_config c = config(0, 0.2, 10);
   c.abort_on = 1u << static_cast<unsigned>(outcome_reason::device_failed);
   rollout_guard g(c);
-  for (int i = 0; i < 50; ++i) g.on_result(outcome_reason::transport_failed, 0);
+  results(g, 50, outcome_reason::transport_failed);
   CHECK(!g.aborted());  // transport failures are not counted here
-  for (int i = 0; i < 20; ++i) g.on_result(outcome_reason::device_failed, 0);
+  results(g, 20, outcome_reason::device_failed);
   CHECK(g.aborted());  // 20 of 70 = 28.6% > 20%
 }
 
@@ -109,49 +148,34 @@ TEST_CASE("ramp: start, multiply after every N successes, stop at the configured
   c.ramp.every_devices = 100;
   rollout_guard g(c, 30);
   CHECK(g.ramp_rate() == 5);
-  for (int i = 0; i < 99; ++i) g.on_result(outcome_reason::accepted, 0);
+  results(g, 99, outcome_reason::accepted);
   CHECK(g.ramp_rate() == 5);
-  g.on_result(outcome_reason::accepted, 0);
+  results(g, 1, outcome_reason::accepted);
   CHECK(g.ramp_rate() == 10);
-  for (int i = 0; i < 50; ++i) g.on_result(outcome_reason::device_failed, 0);
+  results(g, 50, outcome_reason::device_failed);
   CHECK(g.ramp_rate() == 10);  // failures do not step the ramp
-  for (int i = 0; i < 100; ++i) g.on_result(outcome_reason::accepted, 0);
+  results(g, 100, outcome_reason::accepted);
   CHECK(g.ramp_rate() == 20);
-  for (int i = 0; i < 1000; ++i) g.on_result(outcome_reason::accepted, 0);
+  results(g, 1000, outcome_reason::accepted);
   CHECK(g.ramp_rate() == 30);                                   // capped
   CHECK(rollout_guard(rollout_config{}, 30).ramp_rate() == 0);  // no ramp
 }
 
 TEST_CASE("a canary is judged by \"above the ratio\": a perfect canary passes a ratio of 0") {
-  // abort_failure_ratio 0: the canary must not fail at all; with none failed
-  // it passes.
-  rollout_guard perfect(config(5, 0.0, 0));
-  perfect.on_admitted(5);
-  for (int i = 0; i < 5; ++i) perfect.on_result(outcome_reason::accepted, 0);
-  CHECK(!perfect.aborted());
-  CHECK(!perfect.in_canary());
-  CHECK(perfect.admit_limit() > 1'000'000);
+  auto judged = [](double ratio, std::vector<outcome_reason> rs) {
+    rollout_guard g(config(rs.size(), ratio, 0));
+    g.on_admitted(rs.size());
+    g.on_phase_read(0);
+    for (auto r : rs) results(g, 1, r);
+    return g.aborted();
+  };
+  using R = outcome_reason;
+  CHECK(!judged(0.0, {R::accepted, R::accepted, R::accepted, R::accepted, R::accepted}));
   // Exactly at the ratio is not above it: 1 of 4 failed against 0.25.
-  rollout_guard edge(config(4, 0.25, 0));
-  edge.on_admitted(4);
-  edge.on_result(outcome_reason::device_failed, 0);
-  for (int i = 0; i < 3; ++i) edge.on_result(outcome_reason::accepted, 0);
-  CHECK(!edge.aborted());
-  // One more failure than that aborts.
-  rollout_guard over(config(4, 0.25, 0));
-  over.on_admitted(4);
-  over.on_result(outcome_reason::device_failed, 0);
-  over.on_result(outcome_reason::device_failed, 0);
-  over.on_result(outcome_reason::accepted, 0);
-  over.on_result(outcome_reason::accepted, 0);
-  CHECK(over.aborted());
+  CHECK(!judged(0.25, {R::device_failed, R::accepted, R::accepted, R::accepted}));
+  CHECK(judged(0.25, {R::device_failed, R::device_failed, R::accepted, R::accepted}));
   // A ratio of 0 with a single failed canary device aborts.
-  rollout_guard strict(config(3, 0.0, 0));
-  strict.on_admitted(3);
-  strict.on_result(outcome_reason::accepted, 0);
-  strict.on_result(outcome_reason::transport_failed, 0);
-  strict.on_result(outcome_reason::accepted, 0);
-  CHECK(strict.aborted());
+  CHECK(judged(0.0, {R::accepted, R::transport_failed, R::accepted}));
 }
 
 TEST_CASE("a canary that waits for acks is judged on delivery, then the rest goes") {
@@ -160,23 +184,26 @@ TEST_CASE("a canary that waits for acks is judged on delivery, then the rest goe
   c.abort_on = rollout_config::abort_on_delivery_failed | rollout_config::abort_on_no_ack;
   rollout_guard g(c);
   g.on_admitted(10);
-  for (int i = 0; i < 10; ++i) g.on_result(outcome_reason::accepted, 0);
+  g.on_phase_read(0);
+  for (std::uint64_t i = 0; i < 10; ++i) g.on_result(outcome_reason::accepted, none, i, 0);
   CHECK(g.in_canary());  // every answer in, no ack yet
-  CHECK(g.admit_limit() == 0);
-  CHECK(g.holding_for(0).find("the canary's acknowledgements (10 to come)") != std::string::npos);
-  for (int i = 0; i < 9; ++i) g.on_delivery(delivery_outcome::delivered, 0);
+  CHECK(!g.admitting());
+  CHECK(g.holding_for(0) == "the canary's acknowledgements (10 to come)");
+  g.on_delivery(delivery_outcome::delivered, 99, 0);  // not one of the canary's: no change
+  for (std::uint64_t i = 0; i < 9; ++i) g.on_delivery(delivery_outcome::delivered, i, 0);
   CHECK(g.in_canary());
-  g.on_delivery(delivery_outcome::no_ack, 0);  // 1 of 10: not above 0.2
+  g.on_delivery(delivery_outcome::no_ack, 9, 0);  // 1 of 10: not above 0.2
   CHECK(!g.in_canary());
   CHECK(!g.aborted());
-  CHECK(g.admit_limit() > 1000);
+  CHECK(g.admitting());
 
   rollout_guard h(c);
   h.on_admitted(10);
-  for (int i = 0; i < 10; ++i) h.on_result(outcome_reason::accepted, 0);
-  for (int i = 0; i < 7; ++i) h.on_delivery(delivery_outcome::delivery_failed, 0);
+  h.on_phase_read(0);
+  for (std::uint64_t i = 0; i < 10; ++i) h.on_result(outcome_reason::accepted, none, i, 0);
+  for (std::uint64_t i = 0; i < 7; ++i) h.on_delivery(delivery_outcome::delivery_failed, i, 0);
   CHECK(h.in_canary());  // judged as a whole, once all are in
-  for (int i = 0; i < 3; ++i) h.on_delivery(delivery_outcome::delivered, 0);
+  for (std::uint64_t i = 7; i < 10; ++i) h.on_delivery(delivery_outcome::delivered, i, 0);
   CHECK(h.aborted());
   CHECK(h.verdict().find("aborted by the canary: 7 of its 10 devices failed") != std::string::npos);
 }
@@ -185,16 +212,77 @@ TEST_CASE("delivery failures count toward the abort ratio only when abort_on nam
   auto c = config(0, 0.1, 10);
   c.abort_on = 1u << static_cast<unsigned>(outcome_reason::device_failed);
   rollout_guard g(c);
-  for (int i = 0; i < 20; ++i) g.on_result(outcome_reason::accepted, 0);
-  for (int i = 0; i < 10; ++i) g.on_delivery(delivery_outcome::delivery_failed, 0);
+  results(g, 20, outcome_reason::accepted);
+  for (std::uint64_t i = 0; i < 10; ++i) g.on_delivery(delivery_outcome::delivery_failed, i, 0);
   CHECK(!g.aborted());
   c.abort_on |= rollout_config::abort_on_delivery_failed;
   rollout_guard h(c);
-  for (int i = 0; i < 20; ++i) h.on_result(outcome_reason::accepted, 0);
-  h.on_delivery(delivery_outcome::no_ack, 0);
-  h.on_delivery(delivery_outcome::delivery_failed, 0);
+  results(h, 20, outcome_reason::accepted);
+  h.on_delivery(delivery_outcome::no_ack, 0, 0);
+  h.on_delivery(delivery_outcome::delivery_failed, 1, 0);
   CHECK(!h.aborted());  // 1 of 20 (no_ack not named)
-  h.on_delivery(delivery_outcome::delivery_failed, 0);
-  h.on_delivery(delivery_outcome::delivery_failed, 0);
+  h.on_delivery(delivery_outcome::delivery_failed, 2, 0);
+  h.on_delivery(delivery_outcome::delivery_failed, 3, 0);
   CHECK(h.aborted());  // 3 of 20 > 0.1
+}
+
+TEST_CASE("per cohort: one model failing every device aborts while the fleet's ratio is low") {
+  auto c = config(0, 0.05, 20);
+  const auto plan = plan_of(c, 20, 10);
+  rollout_guard g(c, 0, &plan);
+  // 19 models succeed: 380 outcomes; the last fails its first devices.
+  for (std::uint32_t m = 0; m < 19; ++m) results(g, 20, outcome_reason::accepted, m);
+  results(g, 19, outcome_reason::device_failed, 19);
+  CHECK(!g.aborted());  // 19 failed of its 19: under abort_min_devices (20) for a cohort
+  results(g, 1, outcome_reason::device_failed, 19);
+  REQUIRE(g.aborted());  // the fleet: 20 of 400 = 5%, not above; the cohort: 100%
+  CHECK(g.verdict() ==
+        "aborted: cohort productKey m19: 20 of its 20 devices failed (100.0%), above "
+        "abort_failure_ratio 0.05 (after at least 20)");
+}
+
+TEST_CASE("phases: each gate judges its phase, fleet-wide and per cohort, and a good one opens the next") {
+  rollout_config c;
+  c.abort_failure_ratio = 0.5;  // the rest's rule, loose
+  c.min_per_cohort = 2;
+  phase_step canary, half;
+  canary.share = 0.02;
+  canary.gate.max_failure_ratio = 0.1;
+  half.share = 0.5;
+  half.gate.max_failure_ratio = 0.2;
+  half.gate.wait_s = 60;
+  c.phases = {canary, half};
+  const auto plan = plan_of(c, 3, 100);
+  rollout_guard g(c, 0, &plan);
+  REQUIRE(g.phases() == 3);
+  CHECK(g.stage() == "canary");
+  g.on_admitted(9);
+  g.on_phase_read(0);
+  for (std::uint32_t m = 0; m < 3; ++m) results(g, 3, outcome_reason::accepted, m);
+  CHECK(g.phase() == 1);  // no wait after the canary
+  CHECK(g.stage() == "phase 1 of 2");
+  g.on_admitted(10);
+  g.on_phase_read(1'000'000);
+  results(g, 8, outcome_reason::accepted, 0, 1'000'000);
+  results(g, 1, outcome_reason::accepted, 1, 1'000'000);
+  CHECK(g.holding_for(1'000'000) == "phase 1's results (9 of 10 devices)");
+  results(g, 1, outcome_reason::device_failed, 1, 1'000'000);  // 10%; cohort m1: 1 of 2 = 50%
+  REQUIRE(g.aborted());
+  CHECK(g.verdict() ==
+        "aborted by phase 1: cohort productKey m1: 1 of its 2 devices failed (50.0%), above "
+        "max_failure_ratio 0.2");
+
+  rollout_guard ok(c, 0, &plan);
+  ok.on_admitted(1);
+  ok.on_phase_read(0);
+  results(ok, 1, outcome_reason::accepted, 0);
+  ok.on_admitted(4);
+  ok.on_phase_read(0);
+  results(ok, 4, outcome_reason::accepted, 2, 5'000'000);
+  CHECK(!ok.admitting());
+  CHECK(ok.holding_for(5'000'000) == "phase 1's wait (60 s left)");
+  ok.tick(65'000'000);
+  CHECK(ok.phase() == 2);
+  CHECK(ok.stage() == "phases passed");
+  CHECK(ok.admitting());
 }

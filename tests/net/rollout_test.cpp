@@ -93,6 +93,7 @@ std::string csv_devices(int n, const std::vector<std::string>& products = {"p1"}
   return s;
 }
 
+
 // Runs a job (JSON members given, endpoint and auth filled in) against an
 // emulator, and gathers results, record and counters.
 run_outcome run_against(emulator_config ecfg, const std::string& job_members,
@@ -125,6 +126,14 @@ run_outcome run_against(emulator_config ecfg, const std::string& job_members,
     net::rollout_options options;
     options.extra_ca_pem = emu.certificate_pem();
     options.on_progress = std::move(on_progress);
+    std::string plan_error;
+    REQUIRE_MESSAGE(net::plan_phases(
+                        *parsed.job,
+                        [&csv](std::string&) {
+                          return make_text_device_reader(device_format::csv, csv);
+                        },
+                        options, plan_error),
+                    plan_error);
     net::rollout r(*parsed.job, devices, sink, options);
     std::thread helper;
     std::atomic<bool> stop{false};
@@ -622,14 +631,16 @@ TEST_CASE("canary: nothing outside it is sent before its verdict, a bad canary s
     check_accounting(o, n);
     CHECK(o.summary.state == job_state::aborted);
     CHECK(o.failure.find("canary") != std::string::npos);
-    CHECK(o.record.size() == 120);  // only the canary was ever sent
+    // Only the canary was ever sent: about 120 devices, a sample of the list.
+    CHECK(o.record.size() >= 80);
+    CHECK(o.record.size() <= 160);
+    std::size_t late = 0;
     for (const auto& r : o.results) {
-      if (r.index < 120) {
-        CHECK(r.reason != outcome_reason::aborted);
-      } else {
-        CHECK(r.reason == outcome_reason::aborted);
-      }
+      const bool sent = o.record.contains(r.product_key + "/" + r.device_key);
+      CHECK(sent == (r.reason != outcome_reason::aborted));
+      late += sent && r.index >= 1000;
     }
+    CHECK(late >= 20);  // from the whole list, not its first lines
   }
   {
     emulator_config e;
@@ -640,21 +651,17 @@ TEST_CASE("canary: nothing outside it is sent before its verdict, a bad canary s
         csv_devices(n));
     check_accounting(o, n);
     CHECK(o.summary.state == job_state::completed);
-    // Every canary request came before every other request (request ids are in arrival order).
-    std::uint64_t last_canary = 0, first_other = UINT64_MAX;
-    for (const auto& r : o.results) {
-      const auto& x = o.record.at(r.product_key + "/" + r.device_key);
-      for (auto id : x.requests) {
-        if (r.index < 120) {
-          last_canary = std::max(last_canary, id);
-        } else {
-          first_other = std::min(first_other, id);
-        }
-      }
-    }
-    CHECK(last_canary < first_other);
-    CHECK(o.request_at_ms.at(first_other) >=
-          o.request_at_ms.at(last_canary) + 200);  // canary_wait_s
+    // Every canary request came before every other request (request ids are
+    // in arrival order): the canary's are the first requests, up to the gap.
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> by_request;  // id, at ms
+    for (const auto& [id, ms] : o.request_at_ms) by_request.emplace_back(id, ms);
+    std::sort(by_request.begin(), by_request.end());
+    std::size_t gap = 0;
+    for (std::size_t i = 1; i < by_request.size(); ++i)
+      if (by_request[i].second >= by_request[i - 1].second + 200) gap = i;
+    REQUIRE(gap > 0);  // canary_wait_s: one gap of at least 200 ms
+    CHECK(gap >= 2);    // about 120 devices in requests of 50
+    CHECK(gap <= 4);
   }
 }
 
