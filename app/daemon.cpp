@@ -169,6 +169,14 @@ bool daemon_service::session_options_of(daemon_job& dj, net::session_options& op
   options.record_early_cancel = true;  // a job cancelled before it sent is on record, resumable
   options.fsync = config_.fsync_for_jobs();
   options.shard = shard_;
+  options.on_act = [this, self = &dj](const act_request& r, const act_result& result) {
+    log_.write(result.applied ? "info" : "warn", self->name, "job_operator_act",
+               details()
+                   .str("act", to_string(r.act))
+                   .str("by", r.by)
+                   .str("result", result.text)
+                   .str("applied", result.applied ? "yes" : "no"));
+  };
   const auto marker = dj.dir / retry_marker;
   if (!fs::exists(marker)) return true;
   if (!read_text_file(marker.string(), reasons, error)) return false;

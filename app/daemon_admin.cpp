@@ -270,13 +270,41 @@ net::admin_response daemon_service::admin_answer(const net::admin_request& req) 
   if (req.method == "GET" && target == "/jobs") return {200, "application/json", jobs_json()};
   if (req.method == "GET" && (target == "/" || target == "/index.html"))
     return {200, "text/html; charset=utf-8", std::string(status_page_html())};
-  if (target.starts_with("/jobs/")) return job_action(req.method, target.substr(6));
+  if (target.starts_with("/jobs/")) return job_action(req, target.substr(6));
   return {404, "text/plain; charset=utf-8",
           "not found: try /, /metrics, /healthz, /readyz, /jobs\n"};
 }
 
+// POST /jobs/NAME/approve, pause, continue: a request into the running
+// job's folder, which its session takes within a tick (the outcome in the
+// folder's operator.ndjson and the log's job_operator_act).
+net::admin_response daemon_service::operator_request(const net::admin_request& req,
+                                                     const std::string& name, operator_act act) {
+  constexpr std::string_view text = "text/plain; charset=utf-8";
+  std::string dir;
+  {
+    std::lock_guard lock(jobs_mutex_);
+    for (const auto& j : jobs_)
+      if (j->name == name && j->session) dir = j->spec.output_dir;
+  }
+  if (dir.empty()) return {404, std::string(text), "no such job running\n"};
+  const auto r = make_request(
+      act, fmt::format("admin port, client {}{}", req.peer.empty() ? "?" : req.peer,
+                       req.authorization.empty() ? "" : ", with the admin token"));
+  std::string error;
+  if (!submit_request(dir, r, error)) return {500, std::string(text), error + "\n"};
+  std::string body = fmt::format("{{\"{}\":\"requested\",\"id\":", to_string(act));
+  append_json_string(body, r.id);
+  body += ",\"outcome_in\":";
+  append_json_string(body, dir + "/operator.ndjson");
+  body += "}\n";
+  return {202, "application/json", std::move(body)};
+}
+
 // POST /jobs/NAME/cancel, /jobs/NAME/resume, /jobs/NAME/retry-failed[?reasons=R,...].
-net::admin_response daemon_service::job_action(std::string_view method, std::string_view rest) {
+net::admin_response daemon_service::job_action(const net::admin_request& req,
+                                               std::string_view rest) {
+  const std::string_view method = req.method;
   constexpr std::string_view text = "text/plain; charset=utf-8";
   std::string_view query;
   if (const auto q = rest.find('?'); q != std::string_view::npos) {
@@ -287,10 +315,14 @@ net::admin_response daemon_service::job_action(std::string_view method, std::str
   if (slash == std::string_view::npos) return {404, std::string(text), "not found: try /jobs\n"};
   const auto name = std::string(rest.substr(0, slash));
   const auto action = rest.substr(slash + 1);
-  if (action != "cancel" && action != "resume" && action != "retry-failed")
-    return {404, std::string(text), "not found: POST /jobs/NAME/cancel, resume or retry-failed\n"};
+  const auto act = parse_operator_act(action);
+  if (action != "cancel" && action != "resume" && action != "retry-failed" && !act)
+    return {404, std::string(text),
+            "not found: POST /jobs/NAME/cancel, resume, retry-failed, approve, pause or "
+            "continue\n"};
   if (method != "POST") return {405, std::string(text), "use POST\n"};
   if (name.empty() || name != clean_name(name)) return {400, std::string(text), "not a job name\n"};
+  if (act) return operator_request(req, name, *act);
   if (action != "cancel") {
     const auto kind = action == "resume" ? resume_kind::resume : resume_kind::retry_failed;
     std::string reasons;

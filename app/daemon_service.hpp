@@ -201,7 +201,9 @@ class daemon_service {
   // Admin.
   net::admin_response admin(const net::admin_request& req);
   net::admin_response admin_answer(const net::admin_request& req);
-  net::admin_response job_action(std::string_view method, std::string_view rest);
+  net::admin_response job_action(const net::admin_request& req, std::string_view rest);
+  net::admin_response operator_request(const net::admin_request& req, const std::string& name,
+                                       operator_act act);
   std::string metrics_text();
   void append_job_metrics(std::string& out);
   std::string jobs_json();

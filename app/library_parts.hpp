@@ -6,6 +6,7 @@
 #include "net/session/job_bringup.hpp"
 #include "net/session/job_files.hpp"
 #include "net/session/job_output.hpp"
+#include "net/session/operator_requests.hpp"
 #include "net/session/subscription_hub.hpp"
 
 namespace fleetcast::app {
@@ -16,6 +17,10 @@ using net::bringup_step;
 using net::delivery_stage;
 using net::estimate_total;
 using net::file_sha256;
+using net::find_outcome;
+using net::folder_in_use;
+using net::make_request;
+using net::submit_request;
 using net::identify;
 using net::job_output;
 using net::job_parts;

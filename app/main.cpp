@@ -2,6 +2,7 @@
 // `--opt value` and `--opt=value`, `--`, `--version`, per-subcommand
 // `--help`, and one error style: "fleetcast run: unknown option --shrd (did
 // you mean --shard?)", exit 2, with a pointer to the subcommand's help.
+#include "app/act.hpp"
 #include "app/bench.hpp"
 #include "app/check.hpp"
 #include "app/daemon.hpp"
@@ -31,6 +32,7 @@
 namespace {
 
 using namespace fleetcast::app;
+using fleetcast::operator_act;
 
 constexpr std::string_view run_footer = R"(
 exit status: 0 all devices succeeded (a dry run: all would be sent); 1 some
@@ -344,6 +346,38 @@ struct bench_command {
   }
 };
 
+// approve, pause, continue DIR: an operator's act on a running rollout.
+struct act_command {
+  std::vector<std::pair<CLI::App*, operator_act>> subs;
+  std::string dir, by;
+  double timeout_s = 10;
+
+  void add(CLI::App& app) {
+    for (auto [name, act, what] :
+         {std::tuple{"approve", operator_act::approve,
+                     "Approve the phase of the rollout running in DIR that waits for an "
+                     "approval (its gate's wait_for: \"approval\")."},
+          std::tuple{"pause", operator_act::pause,
+                     "Pause the rollout running in DIR: nothing more is sent, requests in flight "
+                     "finish, the process stays up."},
+          std::tuple{"continue", operator_act::resume,
+                     "Continue the paused rollout running in DIR where it stopped."}}) {
+      auto* sub = subcommand(app, name, what);
+      sub->add_option("DIR", dir, "the rollout's output folder (output.dir)")->required();
+      sub->add_option("--by", by,
+                      "who asks, as recorded in DIR/operator.ndjson (default: user@host (uid))");
+      sub->add_option("--timeout", timeout_s,
+                      "seconds to wait for the running process's answer (default 10)");
+      subs.emplace_back(sub, act);
+    }
+  }
+  std::optional<int> go(CLI::App* sub) {
+    for (auto [s, act] : subs)
+      if (s == sub) return act_on_folder(act, dir, by, timeout_s);
+    return std::nullopt;
+  }
+};
+
 // An unknown command, said as such (CLI11 would say a subcommand is
 // required); 0 when `first` is an option or a known command.
 int unknown_command(CLI::App& app, std::string_view first) {
@@ -401,12 +435,14 @@ int main(int argc, char** argv) {
   emulate_command emulate_c;
   generate_command generate_c;
   bench_command bench_c;
+  act_command act_c;
   run.add(app);
   check_c.add(app);
   daemon_c.add(app);
   emulate_c.add(app);
   generate_c.add(app);
   bench_c.add(app);
+  act_c.add(app);
   app.add_subcommand("help", "this text")->allow_extras();
 
   if (argc < 2) {
@@ -427,5 +463,6 @@ int main(int argc, char** argv) {
   if (sub == daemon_c.daemon_cmd) return daemon_c.go(where);
   if (sub == emulate_c.emulate_cmd) return emulate_c.go();
   if (sub == generate_c.generate_cmd) return generate_c.go();
+  if (const auto rc = act_c.go(sub)) return *rc;
   return bench_c.go();
 }

@@ -333,6 +333,10 @@ int run_job(const std::string& job_file, const run_flags& flags) {
   std::function<void()> on_acks_wait;
   options.on_acks_wait = [&on_acks_wait] { on_acks_wait(); };
   options.on_notice = [](const std::string& text) { say("\nfleetcast: {}\n", text); };
+  options.on_act = [](const act_request& r, const act_result& result) {
+    say("\nfleetcast: {} by {}: {}{}\n", to_string(r.act), r.by, result.applied ? "" : "not applied: ",
+        result.text);
+  };
   const bool terminal = progress_on_terminal(flags);
   auto progress = std::make_shared<progress_line>(flags, terminal);
   options.rollout.on_progress = [progress](const net::rollout_progress& p) { (*progress)(p); };

@@ -448,8 +448,32 @@ dispatcher::pass_end dispatcher::end_of_pass(std::int64_t now_us, bool draining)
   return begin_pass(pass_ + 1, last, false) ? pass_end::next_pass : pass_end::input_end;
 }
 
+act_result dispatcher::on_operator(operator_act act, std::int64_t now_us) {
+  if (stopping_) return {false, fmt::format("the rollout is stopping ({})", to_string(state_))};
+  switch (act) {
+    case operator_act::approve: {
+      auto r = guard_.approve(now_us);
+      if (r.applied) effects_.wake = true;
+      return r;
+    }
+    case operator_act::pause:
+      if (paused_) return {false, "already paused"};
+      paused_ = true;
+      paused_at_us_ = now_us;
+      return {true, fmt::format("paused: nothing more is sent; {} request{} in flight finish{}",
+                                in_flight_, in_flight_ == 1 ? "" : "s", in_flight_ == 1 ? "es" : "")};
+    case operator_act::resume:
+      if (!paused_) return {false, "not paused"};
+      paused_ = false;
+      effects_.wake = true;
+      return {true, fmt::format("continued after {:.0f} s paused",
+                                static_cast<double>(now_us - paused_at_us_) / 1e6)};
+  }
+  return {false, "unknown act"};
+}
+
 dispatcher::pending_ptr dispatcher::next_batch(std::int64_t now_us) {
-  if (stopping_ || !started_) return nullptr;
+  if (stopping_ || !started_ || paused_) return nullptr;
   if (window_end_us_ && now_us >= *window_end_us_) {
     stop(job_state::cancelled, "the time window ended (rollout.not_after)");
     return nullptr;

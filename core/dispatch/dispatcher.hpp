@@ -196,6 +196,13 @@ class dispatcher {
   // rollout guard: it may abort, or end the canary's wait for acks.
   void on_delivery(delivery_outcome outcome, std::uint64_t index, std::int64_t now_us);
 
+  // An operator's act: approve (the phase waiting for an approval goes
+  // on), pause (nothing more is sent; requests in flight finish, nothing is
+  // skipped, the run stays up), continue (sending goes on where it paused,
+  // nothing sent twice). Not applied, with why, when it does not fit.
+  act_result on_operator(operator_act act, std::int64_t now_us);
+  bool paused() const noexcept { return paused_; }
+
   // Time passes (every 250 ms or so): AIMD recovery, the window's end.
   void tick(std::int64_t now_us);
   // The caller's cancel. The first stops sending: requests in flight
@@ -330,6 +337,8 @@ class dispatcher {
   std::vector<pending_ptr> delayed_;  // a min-heap on ready_us
   std::deque<pending_ptr> awaiting_token_;
   bool input_done_ = false;
+  bool paused_ = false;  // by an operator: no new batch goes out
+  std::int64_t paused_at_us_ = 0;
   bool stopping_ = false;
   bool outputs_failed_ = false;
   bool drained_held_ = false;  // drain_some: the batches in memory are skipped

@@ -78,8 +78,9 @@ dispatch_action dispatcher::next(unsigned lane, std::int64_t now_us) {
     return {kind::wait, until, lane != 0 || token_phase_ != token_phase::ready};
   }
   if (l.staged) {
-    if (stopping_) {  // cancelled or failed while it waited for its slot: it will be skipped
+    if (stopping_ || paused_) {  // stopped (it will be skipped) or paused while it waited
       unstage(l);
+      if (paused_ && !stopping_) return next(lane, now_us);
     } else if (l.go_us > now_us) {
       return {kind::wait, l.go_us, false};
     } else if (!l.open()) {

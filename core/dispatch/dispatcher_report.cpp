@@ -39,6 +39,10 @@ dispatch_progress dispatcher::progress(std::int64_t now_us) {
                     : j_.auth.kind == auth_config::source::token_command
                         ? "a fresh token (auth.token_command)"
                         : "a fresh token";
+  } else if (paused_ && !stopping_) {
+    p.held = true;
+    p.waiting_for = fmt::format("a continue: paused by an operator {:.0f} s ago (fleetcast continue)",
+                                static_cast<double>(now - paused_at_us_) / 1e6);
   } else if (now < long_wait_until_us_) {
     p.held = true;
     p.waiting_for = fmt::format("{} ({:.0f} s left)", long_wait_why_,
@@ -121,6 +125,7 @@ run_summary dispatcher::finish(std::int64_t now_us) {
   while (!drain_some(now_us, SIZE_MAX)) {
   }
   summary_.state = state_;
+  if (guard_.phases() > 1) summary_.stage = guard_.stage();
   summary_.elapsed_s = static_cast<double>(now_us - start_us_) / 1e6;
   // The size settled on: the largest the server accepted (the search's next
   // probe may never have been sent).

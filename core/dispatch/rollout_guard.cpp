@@ -176,11 +176,31 @@ void rollout_guard::judge_phase(std::int64_t now_us) {
         cohort_label(worst), t.failed, t.done, 100 * worst_ratio, rule, limit));
   }
   // A phase with nothing to send in this run (a resume after it passed)
-  // does not wait again.
+  // does not wait again, nor for an approval.
+  if (g.wait_for_approval && phase_admitted_ > 0) {
+    state_ = state::approving;
+    return;
+  }
+  cool(now_us);
+}
+
+void rollout_guard::cool(std::int64_t now_us) {
   const bool sent = phase_admitted_ > 0;
-  cooldown_until_us_ = now_us + (sent ? static_cast<std::int64_t>(g.wait_s * 1e6) : 0);
+  cooldown_until_us_ = now_us + (sent ? static_cast<std::int64_t>(gate().wait_s * 1e6) : 0);
   state_ = state::cooling;
   tick(now_us);
+}
+
+act_result rollout_guard::approve(std::int64_t now_us) {
+  if (state_ != state::approving) {
+    return {false, fmt::format("nothing waits for an approval (the rollout's stage: {}{})",
+                               stage(), state_ == state::judging ? ", its gate not yet judged" : "")};
+  }
+  const auto name = phase_name(phase_);
+  const double wait = gate().wait_s;
+  cool(now_us);
+  return {true, wait > 0 ? fmt::format("{} approved: the next phase starts after {} s", name, wait)
+                         : fmt::format("{} approved: the next phase starts", name)};
 }
 
 void rollout_guard::next_phase() {
@@ -210,6 +230,10 @@ std::string rollout_guard::holding_for(std::int64_t now_us) const {
     if (phase_done_ >= phase_admitted_)
       return fmt::format("{} acknowledgements ({} to come)", possessive, acks_pending_.size());
     return fmt::format("{} results ({} of {} devices)", possessive, phase_done_, phase_admitted_);
+  }
+  if (state_ == state::approving) {
+    return fmt::format("an operator's approval of {} (its gate passed: fleetcast approve)",
+                       name);
   }
   if (state_ == state::cooling && now_us < cooldown_until_us_) {
     return fmt::format("{} wait ({:.0f} s left)", possessive,

@@ -7,7 +7,8 @@
 // abort_failure_ratio), in the phase as a whole or in one cohort of it with
 // at least max(1, min_per_cohort) outcomes in the phase, aborts the
 // rollout, naming the cohort; otherwise the next phase starts after the
-// gate's wait_s. The first phase is the canary; canary_devices and its
+// gate's wait_s (with wait_for "approval", once an operator approves). The
+// first phase is the canary; canary_devices and its
 // fields are a one-phase list. After the last gate comes the rest.
 // Abort: outside the canary, once at least abort_min_devices devices have
 // an outcome, a ratio of failed (of the kinds in `abort_on`) to done above
@@ -25,6 +26,7 @@
 #include <fleetcast/core/job/job.hpp>
 #include <fleetcast/core/output/device_result.hpp>
 #include <fleetcast/core/dispatch/phase_plan.hpp>
+#include <fleetcast/core/output/operator_act.hpp>
 
 #include <cstdint>
 #include <limits>
@@ -57,6 +59,10 @@ class rollout_guard {
   // delivery_failed or no_ack in abort_on counts as a failure; a phase
   // waiting for acks is judged once the last comes.
   void on_delivery(delivery_outcome outcome, std::uint64_t index, std::int64_t now_us);
+  // An operator's approval: the phase whose gate waits for one goes on
+  // (after its wait_s). Not applied, with why, when nothing waits for one.
+  act_result approve(std::int64_t now_us);
+  bool awaiting_approval() const noexcept { return state_ == state::approving; }
   // Time passes: a gate's wait ends here.
   void tick(std::int64_t now_us) noexcept;
   // When tick() may next change something (for a timer); max when never.
@@ -77,7 +83,8 @@ class rollout_guard {
   double ramp_rate() const noexcept;
 
  private:
-  enum class state : std::uint8_t { sending, judging, cooling, aborted };
+  enum class state : std::uint8_t { sending, judging, approving, cooling, aborted };
+  void cool(std::int64_t now_us);
   struct tally {
     std::uint64_t done = 0, failed = 0;
   };

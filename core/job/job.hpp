@@ -133,6 +133,9 @@ struct phase_gate {
   double wait_s = 0;  // after a good verdict, before the next phase
   static constexpr bounds<double> wait_s_range{0, 7 * 86400};
   bool wait_for_ack = false;  // judged once the phase's accepted devices' acks are in
+  // After a good verdict (and before wait_s), an operator's approval:
+  // `fleetcast approve DIR`, or the daemon's POST /jobs/NAME/approve.
+  bool wait_for_approval = false;
 };
 
 // One step of a phased rollout: by its end, `devices` of the fleet (or

@@ -140,11 +140,9 @@ void read_phases(job_reader& r, dom::object obj, rollout_config& ro) {
         if (wait_for == "ack") {
           p.gate.wait_for_ack = true;
         } else if (wait_for == "approval") {
-          r.error(g + ".wait_for",
-                  "\"approval\" (an operator's approval between phases) is not in this version: "
-                  "\"answer\" or \"ack\"");
+          p.gate.wait_for_approval = true;
         } else if (wait_for != "answer") {
-          r.error(g + ".wait_for", "must be \"answer\" or \"ack\"");
+          r.error(g + ".wait_for", "must be \"answer\", \"ack\" or \"approval\"");
         }
       }
     }

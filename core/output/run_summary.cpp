@@ -77,6 +77,10 @@ std::string run_summary::to_json() const {
                  "\"devices_per_second\":{:.1f},\"batch_size\":{},\"reason\":",
                  requests, retries, elapsed_s, devices_per_second(), batch_size);
   append_json_string_or_null(out, reason);
+  if (!stage.empty()) {
+    out += ",\"stage\":";
+    append_json_string(out, stage);
+  }
   if (deliveries) {
     const auto& d = *deliveries;
     const auto& m = d.messages;

@@ -53,6 +53,9 @@ struct run_summary {
   std::vector<run_record> runs;
   // Why the job failed (state failed), or the guard's verdict; empty otherwise.
   std::string reason;
+  // A rollout in phases: where its guard stood at the end ("canary",
+  // "phase 1 of 2", "phases passed", "aborted"); empty without phases.
+  std::string stage;
   std::optional<delivery_summary> deliveries;  // a job with acks
 
   void count(const device_result& r) noexcept;

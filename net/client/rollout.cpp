@@ -635,6 +635,19 @@ std::string rollout::rotate_token(std::string token) {
   return {};
 }
 
+void rollout::act(operator_act a, std::function<void(act_result)> done) {
+  asio::dispatch(impl_->ex, [w = std::weak_ptr<impl>(impl_), a, done = std::move(done)] {
+    auto self = w.lock();
+    if (!self || self->ended || !self->engine_started) {
+      done({false, self && self->ended ? "the rollout has ended" : "the rollout has not started"});
+      return;
+    }
+    auto r = self->d.on_operator(a, self->now_us());
+    self->apply_effects();
+    done(std::move(r));
+  });
+}
+
 void rollout::on_delivery(delivery_outcome outcome, std::uint64_t index) {
   asio::dispatch(impl_->ex, [w = std::weak_ptr<impl>(impl_), outcome, index] {
     auto self = w.lock();

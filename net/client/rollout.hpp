@@ -35,6 +35,7 @@
 #include <fleetcast/core/input/device_stream.hpp>
 #include <fleetcast/core/job/job.hpp>
 #include <fleetcast/core/output/device_result.hpp>
+#include <fleetcast/core/output/operator_act.hpp>
 #include <fleetcast/core/output/run_summary.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -247,6 +248,10 @@ class rollout {
   // rollout guard: abort_on's delivery_failed and no_ack, and a canary that
   // waits for acks. Thread-safe; nothing once the run is over.
   void on_delivery(delivery_outcome outcome, std::uint64_t index);
+  // An operator's act (approve, pause, continue: dispatcher::on_operator);
+  // `done` is called on the engine's strand with what came of it. Not
+  // applied when the run has not started or has ended. Thread-safe.
+  void act(operator_act a, std::function<void(act_result)> done);
 
   // A new token for a rollout given rollout_options::token: used from the
   // next request on. Thread-safe; nothing once the run is over. Returns why

@@ -3,6 +3,8 @@
 
 #include "net/server/listen.hpp"
 
+#include <fmt/format.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -64,7 +66,8 @@ struct admin_server::impl {
                         on_loopback,
                         std::string(req[http::field::origin]),
                         std::string(req[http::field::host]),
-                        req.find("X-Fleetcast-Admin") != req.end()};
+                        req.find("X-Fleetcast-Admin") != req.end(),
+                        peer_ec ? std::string() : fmt::format("{}:{}", address.to_string(), peer.port())};
         answer = handle(r);
       } catch (const std::exception& e) {
         answer = {500, "text/plain; charset=utf-8", std::string(e.what()) + "\n"};

@@ -27,6 +27,7 @@ struct admin_request {
   std::string origin;               // the Origin header (a browser's), "" when absent
   std::string host;                 // the Host header
   bool admin_header = false;        // X-Fleetcast-Admin was sent (a page cannot send it cross-site)
+  std::string peer;                 // the client's address and port ("" when unknown)
 };
 
 struct admin_response {

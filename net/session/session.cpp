@@ -6,6 +6,7 @@
 #include "net/session/job_bringup.hpp"
 #include "net/session/job_files.hpp"
 #include "net/session/job_output.hpp"
+#include "net/session/operator_requests.hpp"
 #include "net/session/subscription_hub.hpp"
 
 #include <boost/asio/bind_executor.hpp>
@@ -82,6 +83,36 @@ struct session::impl {
   unsigned engine_told = 0;  // of those, passed on to the engine
   asio::any_completion_handler<completion_signature> handler;
   asio::any_completion_executor handler_work;
+  std::optional<operator_requests> requests;
+
+  // An act decided: recorded in the folder, told to the caller.
+  void acted(const act_request& r, const act_result& result) {
+    std::string error;
+    if (requests && !requests->record(r, result, error) && options.on_notice)
+      options.on_notice("operator.ndjson: " + error);
+    if (options.on_act) options.on_act(r, result);
+  }
+  void apply(act_request r, std::function<void(act_result)> done = {}) {
+    if (!engine || ended) {
+      act_result no{false, "the rollout is not running"};
+      acted(r, no);
+      if (done) done(no);
+      return;
+    }
+    engine->act(r.act, [this, r = std::move(r), done = std::move(done)](act_result result) {
+      asio::dispatch(ex, [this, r, result = std::move(result), done] {
+        acted(r, result);
+        if (done) done(result);
+      });
+    });
+  }
+  // The requests other processes wrote into the folder (each tick).
+  void take_requests() {
+    if (!requests) return;
+    std::vector<std::pair<act_request, act_result>> refused;
+    for (auto& r : requests->take(refused)) apply(std::move(r));
+    for (const auto& [r, result] : refused) acted(r, result);
+  }
 
   boost::system::error_code open(std::string& error) {
     if (opened) return {};
@@ -111,9 +142,16 @@ struct session::impl {
         if (auto* hub = options.share_subscription(*sub)) stage->share(*hub);
       }
     }
+    requests.emplace(j.output_dir);
+    auto rollout_options = options.rollout;
+    rollout_options.on_progress = [this, user = options.rollout.on_progress](
+                                      const rollout_progress& p) {
+      asio::dispatch(ex, [this] { take_requests(); });
+      if (user) user(p);
+    };
     try {
       engine.emplace(ex, j, *devices.stream, stage ? stage->sink() : output.sink(),
-                     options.rollout);
+                     rollout_options);
     } catch (const std::exception& e) {  // an exhausted resource
       error = e.what();
       if (stage) stage->abandon();
@@ -246,6 +284,16 @@ const delivery_counts& session::deliveries() const noexcept {
 }
 double session::acks_seconds_left() const noexcept {
   return impl_->stage ? impl_->stage->seconds_left() : 0;
+}
+
+void session::act(operator_act a, std::string by, std::function<void(act_result)> done) {
+  asio::dispatch(impl_->ex, [w = std::weak_ptr<impl>(impl_), a, by = std::move(by),
+                             done = std::move(done)]() mutable {
+    auto self = w.lock();
+    if (!self) return;
+    auto r = make_request(a, std::move(by));
+    self->apply(std::move(r), std::move(done));
+  });
 }
 
 void session::cancel() {

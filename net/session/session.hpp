@@ -98,6 +98,12 @@ struct session_options {
   // (the daemon's, one per subscription and credentials), or null for one
   // of the session's own. Called in open() with the subscription as read.
   std::function<subscription_hub*(const amqp_receiver_config&)> share_subscription;
+  // Each operator's act (approve, pause, continue) once decided, with who
+  // asked: from act(), or from a request another process wrote into the
+  // folder (`fleetcast approve DIR`; net/session/operator_requests.hpp),
+  // taken about every 250 ms. Every act is also recorded in
+  // DIR/operator.ndjson.
+  std::function<void(const act_request&, const act_result&)> on_act;
 };
 
 // Why a session sent nothing (the completion's error_code, category
@@ -176,6 +182,12 @@ class session {
         },
         token);
   }
+
+  // An operator's act on the running rollout (approve a phase waiting for
+  // an approval, pause, continue), `by` whoever asked (recorded in
+  // DIR/operator.ndjson with the time); `done` on the session's strand with
+  // what came of it. Thread-safe.
+  void act(operator_act a, std::string by, std::function<void(act_result)> done = {});
 
   // Stops: nothing more is sent (in-flight requests finish and are
   // recorded, the rest recorded skipped), the acks wait ends (what still

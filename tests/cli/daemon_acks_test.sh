@@ -92,12 +92,7 @@ amqp1=$(amqp_port)
 start_daemon
 drop_job one fleet1.csv access_secret 3
 drop_job two fleet2.csv access_secret 3
-seen_wait=
-for _ in $(seq 300); do
-  admin_http GET /jobs | grep -q '"acks":{"phase":"waiting"' && { seen_wait=1; break; }
-  sleep 0.05
-done
-[ -n "$seen_wait" ] && ok || fail "/jobs never showed a job waiting for its acks"
+jobs_show '"acks":\{"phase":"waiting"' && ok || fail "/jobs never showed a job waiting for its acks"
 wait_for done/one && wait_for done/two || fail "the jobs did not finish: $(ls -R "$spool" | head -30)"
 drop_job bad fleet3.csv wrong_secret 3
 wait_for failed/bad || fail "the job with a wrong secret did not end"

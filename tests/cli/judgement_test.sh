@@ -72,7 +72,8 @@ models=$(sed -n 's/.*"productKey":"\(m[0-9]*\)".*/\1/p' "$tmp/record.ndjson" | s
 [ "$models" -eq 20 ] && ok || fail "bad: the canary held $models models, want all 20"
 aborted=$(grep -c '"msg":"aborted by the canary: cohort productKey m19: ' "$tmp/out/bad/results.ndjson")
 [ "$aborted" -eq $((n - canary)) ] && ok || fail "bad: $aborted skipped naming the verdict, want $((n - canary))"
-grep -q '"state":"aborted"' "$tmp/out/bad/summary.json" && ok || fail "bad: summary state"
+grep -q '"state":"aborted".*"reason":"aborted by the canary: cohort productKey m19: .*"stage":"aborted"' "$tmp/out/bad/summary.json" &&
+  ok || fail "bad: summary.json: $(cat "$tmp/out/bad/summary.json")"
 grep -q 'aborted by the canary: cohort productKey m19: [0-9]* of its [0-9]* devices failed (100.0%), above abort_failure_ratio 0.05' "$tmp/bad.err" &&
   ok || fail "bad: the verdict does not name the cohort and the rule: $(tail -3 "$tmp/bad.err")"
 cp "$tmp/out/bad/results.ndjson" "$tmp/bad-before.ndjson"
@@ -117,6 +118,8 @@ run_job phased 0
 check_exactly_once "$tmp/out/phased/results.ndjson" "$tmp/record.ndjson" "$n" phased
 sent=$(wc -l <"$tmp/record.ndjson")
 [ "$sent" -eq "$n" ] && ok || fail "phased: $sent devices commanded, want $n"
+grep -q '"state":"completed".*"stage":"phases passed"' "$tmp/out/phased/summary.json" &&
+  ok || fail "phased: summary.json: $(cat "$tmp/out/phased/summary.json")"
 head -n "$canary" "$tmp/record.ndjson" | record_keys /dev/stdin | cmp -s - "$tmp/canary.keys" &&
   ok || fail "phased: the first $canary devices commanded are not the canary's"
 
@@ -129,5 +132,82 @@ rc=$?
 grep -q 'not a regular file' "$tmp/piped.err" && ok || fail "piped: the refusal does not say why: $(cat "$tmp/piped.err")"
 [ ! -e "$tmp/out/piped" ] && ok || fail "piped: an output folder was left"
 
-! grep -rq "JUDGE-$$" "$tmp/out" "$tmp"/*.err "$tmp"/*.out && ok || fail "the token shows in an output"
+# 6. A human in the loop: a phase approved from another shell, a pause and
+# a continue, each recorded in the folder with who and when.
+# until CMD succeeds (0.1 s apart, 30 s at most): the rollout reached the state it needs
+until_ok() { for _ in $(seq 300); do "$@" >"$tmp/until.out" 2>&1 && return 0; sleep 0.1; done; return 1; }
+emulate '{"max_devices": 50}'
+write_job gated '{"phases": [{"devices": "2%", "gate": {"wait_for": "approval"}}], "abort_failure_ratio": 0.05}'
+"$bin" approve "$tmp/out/gated" >"$tmp/early.out" 2>&1
+[ $? -eq 2 ] && grep -q 'not a rollout' "$tmp/early.out" && ok || fail "approve before the run: $(cat "$tmp/early.out")"
+"$bin" run "$tmp/gated.json" >"$tmp/gated.out" 2>"$tmp/gated.err" &
+run_pid=$!
+# The approval is refused ("nothing waits") until the canary has passed its gate.
+until_ok "$bin" approve "$tmp/out/gated" --by "operator-7" && ok || fail "approve: never applied: $(cat "$tmp/until.out")"
+grep -q 'the canary approved' "$tmp/until.out" && ok || fail "approve: $(cat "$tmp/until.out")"
+wait "$run_pid"
+rc=$?
+stop_emulator
+[ "$rc" -eq 0 ] && ok || fail "gated: exit $rc: $(tail -3 "$tmp/gated.err")"
+check_exactly_once "$tmp/out/gated/results.ndjson" "$tmp/record.ndjson" "$n" gated
+head -n "$canary" "$tmp/record.ndjson" | record_keys /dev/stdin | cmp -s - "$tmp/canary.keys" &&
+  ok || fail "gated: the first $canary devices commanded are not the canary's"
+grep -q '"act":"approve","by":"operator-7",.*"applied":true,"result":"the canary approved' "$tmp/out/gated/operator.ndjson" &&
+  ok || fail "gated: the approval is not recorded: $(cat "$tmp/out/gated/operator.ndjson")"
+grep -q 'fleetcast: approve by operator-7: the canary approved' "$tmp/gated.err" && ok || fail "gated: the run did not say the approval"
+"$bin" approve "$tmp/out/gated" >"$tmp/late.out" 2>&1
+[ $? -eq 2 ] && grep -q 'no rollout is running' "$tmp/late.out" && ok || fail "approve after the run: $(cat "$tmp/late.out")"
+
+# Pause and continue: 20 requests/s of 50 devices (10 s in all).
+emulate '{"max_devices": 50}'
+write_job paused '{}' '"rate": {"requests_per_second": 20}'
+sed -i 's|"rate": {"requests_per_second": 0}, ||' "$tmp/paused.json"
+"$bin" run "$tmp/paused.json" >"$tmp/paused.out" 2>"$tmp/paused.err" &
+run_pid=$!
+until_ok "$bin" pause "$tmp/out/paused" --by ops && ok || fail "pause: $(cat "$tmp/until.out")"
+grep -q 'paused: nothing more is sent' "$tmp/until.out" && ok || fail "pause: $(cat "$tmp/until.out")"
+"$bin" pause "$tmp/out/paused" >"$tmp/again.out" 2>&1
+[ $? -eq 1 ] && grep -q 'not applied: already paused' "$tmp/again.out" && ok || fail "pause twice: $(cat "$tmp/again.out")"
+"$bin" continue "$tmp/out/paused" --by ops >"$tmp/cont.out" 2>&1 && grep -q 'continued after' "$tmp/cont.out" &&
+  ok || fail "continue: $(cat "$tmp/cont.out")"
+wait "$run_pid"
+rc=$?
+stop_emulator
+[ "$rc" -eq 0 ] && ok || fail "paused: exit $rc: $(tail -3 "$tmp/paused.err")"
+check_exactly_once "$tmp/out/paused/results.ndjson" "$tmp/record.ndjson" "$n" paused
+[ "$(grep -c '"applied":true' "$tmp/out/paused/operator.ndjson")" -eq 2 ] &&
+  [ "$(grep -c '"applied":false' "$tmp/out/paused/operator.ndjson")" -eq 1 ] && ok ||
+  fail "paused: operator.ndjson: $(cat "$tmp/out/paused/operator.ndjson")"
+
+# 7. The daemon: the approval through the admin port.
+spool="$tmp/spool"
+mkdir -p "$spool/incoming"
+cp "$tmp/token" "$spool/incoming/token"
+cp "$tmp/devices.csv" "$spool/incoming/fleet.csv"
+emulate '{"max_devices": 50}'
+cat >"$tmp/daemon.json" <<CONF
+{"admin_listen": "127.0.0.1:0", "max_jobs": 2,
+ "endpoints": {"http://127.0.0.1:$port": {"connections": 2, "requests_per_second": 0}}}
+CONF
+daemon_pid=
+clean_up_daemon_on_exit
+daemon_up "$spool" "$tmp/daemon.json"
+spool_job "$spool" staged fleet.csv 0 '"rollout": {"phases": [{"devices": "2%", "gate": {"wait_for": "approval"}}]}'
+admin_post() { admin_http POST "$1" "X-Fleetcast-Admin: 1"; }
+jobs_show "an operator's approval of the canary" && ok || fail "daemon: /jobs never showed the approval awaited: $(admin_http GET /jobs | tail -1)"
+answer=$(admin_post /jobs/staged/approve)
+echo "$answer" | grep -q '^HTTP/1.[01] 202' && echo "$answer" | grep -q '"approve":"requested"' &&
+  ok || fail "daemon: approve answered: $answer"
+for _ in $(seq 300); do [ -f "$spool/done/staged/summary.json" ] && break; sleep 0.1; done
+[ -f "$spool/done/staged/summary.json" ] && ok || fail "daemon: the approved job did not finish: $(tail -3 "$tmp/daemon.log")"
+grep -q '"act":"approve","by":"admin port, client 127.0.0.1:[0-9]*",.*"applied":true' "$spool/done/staged/operator.ndjson" &&
+  ok || fail "daemon: the approval is not recorded: $(cat "$spool/done/staged/operator.ndjson" 2>&1)"
+grep -q '"event":"job_operator_act"' "$tmp/daemon.log" && ok || fail "daemon: no job_operator_act in the log"
+kill -TERM "$daemon_pid"
+wait "$daemon_pid" 2>/dev/null
+daemon_pid=
+stop_emulator
+check_exactly_once "$spool/done/staged/results.ndjson" "$tmp/record.ndjson" "$n" daemon
+
+! grep -rq "JUDGE-$$" "$tmp/out" "$tmp"/*.err "$tmp"/*.out "$tmp/daemon.log" && ok || fail "the token shows in an output"
 finish

@@ -113,6 +113,15 @@ admin_http() {  # METHOD PATH [HEADER] -> the whole answer of the admin port on 
   timeout 10 cat <&3
   exec 3<&-
 }
+# Until the daemon's /jobs matches REGEX (grep -E; 300 tries 0.05 s apart,
+# plus the requests' own time); false when it never did.
+jobs_show() {  # REGEX
+  for _ in $(seq 300); do
+    admin_http GET /jobs | grep -qE "$1" && return 0
+    sleep 0.05
+  done
+  return 1
+}
 # A job file named NAME.json in SPOOL/incoming (written aside, renamed in):
 # DEVICES (a file there), 10 devices per request, RATE requests/s, one
 # connection, the emulator at $port.

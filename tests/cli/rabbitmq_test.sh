@@ -166,15 +166,19 @@ run_pid=$!
 cut_subscription() {
   ctl eval "[exit(P, kill) || P <- ranch:procs({acceptor, {127,0,0,1}, $amqps}, connections)]."
 }
+# fleetcast's receiving links on the queue, as the broker counts them.
+consumers() {
+  ctl list_queues -p quec-open name consumers 2>/dev/null | awk '$1 == "a.1.fleetcast" { print $2 }'
+}
 for cut in 1 2; do
   for _ in $(seq 400); do  # until fleetcast has logged in (again)
     [ "$(grep -c '^allow ver=1' "$tmp/auth.log")" -ge "$cut" ] && break
     sleep 0.05
   done
   [ "$(grep -c '^allow ver=1' "$tmp/auth.log")" -ge "$cut" ] || fail "joined: login $cut never came"
-  # The login is logged while the connection is being set up: until the
-  # broker lists it (and its node answers: rabbitmqctl is slow on a busy
-  # machine), try again, bounded.
+  # and its link is attached (a cut before that is a failed connection, not
+  # a dropped subscription: its backoff is longer than the run).
+  for _ in $(seq 100); do [ "$(consumers)" = 1 ] && break; sleep 0.1; done
   killed=
   for _ in $(seq 50); do
     killed=$(cut_subscription 2>&1)
@@ -185,6 +189,7 @@ for cut in 1 2; do
     "[true"*) ok ;;
     *) fail "joined: no fleetcast connection to cut ($cut): the broker answered: $killed" ;;
   esac
+  for _ in $(seq 100); do [ "$(consumers)" = 0 ] && break; sleep 0.1; done  # the broker let go of it
 done
 for _ in $(seq 400); do  # and it logs in again after the second
   [ "$(grep -c '^allow ver=1' "$tmp/auth.log")" -ge 3 ] && break
@@ -197,7 +202,7 @@ end_run joined
 check_exactly_once "$tmp/out/joined/results.ndjson" "$tmp/record.ndjson" "$n" joined
 check_deliveries "$tmp/out/joined/results.ndjson" "$tmp/record.ndjson" joined
 logins=$(grep '^allow ver=1' "$tmp/auth.log" | sort -u | wc -l)
-[ "$logins" -ge 3 ] && ok || fail "joined: $logins distinct logins, want a new username per connection (3)"
+[ "$logins" -ge 3 ] && ok || fail "joined: $logins distinct logins, want a new username per connection (3); the auth log: $(cut -c1-60 "$tmp/auth.log" | tail -5); the run: $(grep -i 'subscription' "$tmp/joined.err" | tail -5)"
 grep -q '^deny' "$tmp/auth.log" && fail "joined: a login was refused: $(grep '^deny' "$tmp/auth.log" | head -2)" || ok
 
 # 2. SIGKILL while waiting for acknowledgements, then --resume: nothing is

@@ -234,3 +234,52 @@ TEST_SUITE("dispatcher") {
     }
   }
 }  // TEST_SUITE
+
+TEST_SUITE("dispatcher") {
+  TEST_CASE("pause held for five minutes: nothing sent while paused, then every device once") {
+    dispatch_sim s(
+        sim_job(
+            R"("batch":{"max_devices":10},"connections":2,"rate":{"requests_per_second":20})"),
+        sim_devices(1000));
+    std::vector<act_result> acts;
+    s.at.emplace(1'000'000, [&](dispatcher& d) { acts.push_back(d.on_operator(operator_act::pause, 1'000'000)); });
+    s.at.emplace(2'000'000, [&](dispatcher& d) { acts.push_back(d.on_operator(operator_act::pause, 2'000'000)); });
+    s.at.emplace(301'000'000, [&](dispatcher& d) {
+      acts.push_back(d.on_operator(operator_act::resume, 301'000'000));
+    });
+    s.at.emplace(302'000'000, [&](dispatcher& d) {
+      acts.push_back(d.on_operator(operator_act::resume, 302'000'000));
+      acts.push_back(d.on_operator(operator_act::approve, 302'000'000));
+    });
+    const auto summary = s.run();
+    s.check_exactly_once(1000);
+    CHECK(summary.state == job_state::completed);
+    REQUIRE(acts.size() == 5);
+    CHECK(acts[0].applied);
+    CHECK(acts[0].text.starts_with("paused: nothing more is sent; "));
+    CHECK(!acts[1].applied);  // already paused
+    CHECK(acts[2].applied);
+    CHECK(acts[2].text == "continued after 300 s paused");
+    CHECK(!acts[3].applied);  // not paused
+    CHECK(!acts[4].applied);  // no approval gate
+    // No request was written while paused (the ones in flight at the pause
+    // were written before it).
+    std::size_t during = 0;
+    for (const auto& r : s.requests())
+      during += r.at_us > 1'000'000 && r.at_us < 301'000'000;
+    CHECK(during == 0);
+    CHECK(std::any_of(s.progress.begin(), s.progress.end(), [](const dispatch_progress& p) {
+      return p.held && p.waiting_for.starts_with("a continue: paused by an operator");
+    }));
+    // A cancel while paused ends the run: the rest recorded skipped, once.
+    dispatch_sim c(
+        sim_job(
+            R"("batch":{"max_devices":10},"connections":1,"rate":{"requests_per_second":20})"),
+        sim_devices(500));
+    c.at.emplace(500'000, [](dispatcher& d) { d.on_operator(operator_act::pause, 500'000); });
+    c.at.emplace(60'000'000, [](dispatcher& d) { d.cancel(); });
+    const auto cancelled = c.run();
+    c.check_exactly_once(500);
+    CHECK(cancelled.state == job_state::cancelled);
+  }
+}

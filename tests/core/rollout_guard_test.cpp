@@ -286,3 +286,35 @@ TEST_CASE("phases: each gate judges its phase, fleet-wide and per cohort, and a 
   CHECK(ok.stage() == "phases passed");
   CHECK(ok.admitting());
 }
+
+TEST_CASE("an approval gate holds the next phase until an operator approves, then its wait") {
+  rollout_config c;
+  phase_step canary;
+  canary.share = 0.1;
+  canary.gate.wait_for_approval = true;
+  canary.gate.wait_s = 30;
+  c.phases = {canary};
+  rollout_guard g(c);
+  CHECK(!g.approve(0).applied);  // nothing waits yet: said, not kept for later
+  g.on_admitted(2);
+  g.on_phase_read(0);
+  const auto early = g.approve(0);
+  CHECK(!early.applied);
+  CHECK(early.text == "nothing waits for an approval (the rollout's stage: canary, its gate not yet judged)");
+  results(g, 2, outcome_reason::accepted, none, 1'000'000);
+  CHECK(g.awaiting_approval());
+  CHECK(!g.admitting());
+  CHECK(g.holding_for(1'000'000) ==
+        "an operator's approval of the canary (its gate passed: fleetcast approve)");
+  CHECK(g.next_change_us() == std::numeric_limits<std::int64_t>::max());  // no timer ends it
+  g.tick(3'600'000'000);
+  CHECK(g.awaiting_approval());  // an hour later, still waiting
+  const auto ok = g.approve(3'600'000'000);
+  CHECK(ok.applied);
+  CHECK(ok.text == "the canary approved: the next phase starts after 30 s");
+  CHECK(!g.admitting());
+  g.tick(3'630'000'000);
+  CHECK(g.admitting());
+  CHECK(g.phase() == 1);
+  CHECK(!g.approve(3'630'000'000).applied);  // once
+}
