@@ -122,7 +122,9 @@ static bool print_phases(const job& j, const std::optional<shard_spec>& shard) {
                                    "least {} devices in it",
                                    100 * g.max_failure_ratio.value_or(ro.abort_failure_ratio),
                                    std::max<std::uint64_t>(1, ro.min_per_cohort));
+    if (ro.exclude_failing_cohorts) gate += " (a cohort above it is excluded, not the rollout)";
     if (g.wait_for_ack) gate += ", judged once its acknowledgements are in";
+    if (g.wait_for_approval) gate += ", then an operator's approval";
     if (g.wait_s > 0) gate += fmt::format(", then {} s", g.wait_s);
     fmt::print("  {:<12} {}\n", "  gate", gate);
   }

@@ -391,6 +391,18 @@ dispatcher::pending_ptr dispatcher::read_batch(std::int64_t now_us, bool drainin
       out_.on_result(skip_result(record, kind));
       continue;
     }
+    if (guard_.any_excluded()) {  // its cohort broke a rule: not sent
+      if (const auto c = cohort_of(record.device); guard_.excluded(c)) {
+        device_result r;
+        r.index = record.index;
+        r.device = record.device;
+        r.reason = outcome_reason::excluded;
+        r.msg = guard_.exclusion_of(c);
+        r.uncertain = hooks_.maybe_sent && hooks_.maybe_sent(record.index);
+        out_.on_result(r);
+        continue;
+      }
+    }
     const bool uncertain = hooks_.maybe_sent && hooks_.maybe_sent(record.index);
     if (!draining && !gateways_.admit(record.index, record.device, uncertain)) continue;
     chunks_.add_hashed(record.index, record.device, record.fingerprint, uncertain);

@@ -24,6 +24,7 @@ dispatch_progress dispatcher::progress(std::int64_t now_us) {
   p.budget_refusals = budget_refusals_;
   p.guard_stage = guard_.stage();
   p.verdict = guard_.verdict();
+  for (const auto& e : guard_.exclusions()) p.verdict += (p.verdict.empty() ? "" : "; ") + e;
   p.retries = summary_.retries;
   p.batch_size = sizer_.current();
   p.elapsed_s = static_cast<double>(now_us - start_us_) / 1e6;
@@ -126,6 +127,10 @@ run_summary dispatcher::finish(std::int64_t now_us) {
   }
   summary_.state = state_;
   if (guard_.phases() > 1) summary_.stage = guard_.stage();
+  if (summary_.reason.empty() && guard_.any_excluded()) {  // completed without them: said
+    for (const auto& e : guard_.exclusions())
+      summary_.reason += (summary_.reason.empty() ? "" : "; ") + e;
+  }
   summary_.elapsed_s = static_cast<double>(now_us - start_us_) / 1e6;
   // The size settled on: the largest the server accepted (the search's next
   // probe may never have been sent).

@@ -25,6 +25,27 @@ rollout_guard::rollout_guard(const rollout_config& config, double rate_ceiling,
   const std::size_t cohorts = plan ? plan->cohorts() : 0;
   cohorts_.resize(cohorts);
   phase_cohorts_.resize(cohorts);
+  excluded_.resize(cohorts);
+  exclusion_index_.resize(cohorts);
+}
+
+const std::string& rollout_guard::exclusion_of(std::uint32_t cohort) const {
+  static const std::string none;
+  return excluded(cohort) ? exclusions_[exclusion_index_[cohort]] : none;
+}
+
+void rollout_guard::cohort_broke(std::uint32_t cohort, std::string why) {
+  if (!config_.exclude_failing_cohorts) return abort(std::move(why));
+  if (excluded(cohort)) return;
+  excluded_[cohort] = true;
+  exclusion_index_[cohort] = static_cast<std::uint32_t>(exclusions_.size());
+  // Its outcomes leave the fleet's counts: the rest is judged without it.
+  excluded_done_ += cohorts_[cohort].done;
+  excluded_failed_ += cohorts_[cohort].failed;
+  phase_excluded_done_ += phase_cohorts_[cohort].done;
+  phase_excluded_failed_ += phase_cohorts_[cohort].failed;
+  // "aborted by the canary: cohort ..." -> "excluded by the canary: cohort ...".
+  exclusions_.push_back(why.starts_with("aborted") ? "excluded" + why.substr(7) : why);
 }
 
 double rollout_guard::ramp_rate() const noexcept {
@@ -57,6 +78,10 @@ void rollout_guard::count_failure(std::uint32_t cohort) {
   if (cohort < cohorts_.size()) {
     ++cohorts_[cohort].failed;
     ++phase_cohorts_[cohort].failed;
+    if (excluded(cohort)) {  // one of its requests in flight at the exclusion
+      ++excluded_failed_;
+      ++phase_excluded_failed_;
+    }
   }
 }
 
@@ -68,6 +93,10 @@ void rollout_guard::on_result(outcome_reason reason, std::uint32_t cohort, std::
   if (cohort < cohorts_.size()) {
     ++cohorts_[cohort].done;
     ++phase_cohorts_[cohort].done;
+    if (excluded(cohort)) {
+      ++excluded_done_;
+      ++phase_excluded_done_;
+    }
   }
   if (reason == outcome_reason::accepted) ++succeeded_;
   if (is_failure(reason) && (config_.abort_on >> static_cast<unsigned>(reason) & 1))
@@ -130,18 +159,21 @@ std::string rollout_guard::phase_name(unsigned p) const {
 void rollout_guard::check_ratio(std::uint32_t cohort) {
   if (in_canary() || aborted() || done_ == 0) return;
   const double limit = config_.abort_failure_ratio;
-  if (const auto r = ratio_of(failed_, done_); done_ >= config_.abort_min_devices && r > limit) {
+  const auto done = fleet_done(), failed = fleet_failed();
+  if (const auto r = ratio_of(failed, done);
+      done > 0 && done >= config_.abort_min_devices && r > limit) {
     return abort(fmt::format(
         "aborted: {} of {} devices failed ({:.1f}%), above abort_failure_ratio {} (after at "
-        "least {})",
-        failed_, done_, 100 * r, limit, config_.abort_min_devices));
+        "least {}{})",
+        failed, done, 100 * r, limit, config_.abort_min_devices,
+        any_excluded() ? "; the excluded cohorts not counted" : ""));
   }
-  if (cohort >= cohorts_.size()) return;
+  if (cohort >= cohorts_.size() || excluded(cohort)) return;
   const auto& t = cohorts_[cohort];
   const auto min = std::max<std::uint64_t>(
       {config_.abort_min_devices, config_.min_per_cohort, std::uint64_t{1}});
   if (const auto r = ratio_of(t.failed, t.done); t.done >= min && r > limit) {
-    abort(fmt::format(
+    cohort_broke(cohort, fmt::format(
         "aborted: {}: {} of its {} devices failed ({:.1f}%), above abort_failure_ratio {} (after "
         "at least {})",
         cohort_label(cohort), t.failed, t.done, 100 * r, limit, min));
@@ -153,28 +185,38 @@ void rollout_guard::judge_phase(std::int64_t now_us) {
   const double limit = g.max_failure_ratio.value_or(config_.abort_failure_ratio);
   const char* rule = g.max_failure_ratio ? "max_failure_ratio" : "abort_failure_ratio";
   const auto name = phase_name(phase_);
-  if (const auto r = ratio_of(phase_failed_, phase_done_); r > limit) {
-    return abort(fmt::format("aborted by {}: {} of its {} devices failed ({:.1f}%), above {} {}",
-                             name, phase_failed_, phase_done_, 100 * r, rule, limit));
-  }
-  // The cohort that fares worst, among those with enough outcomes here.
+  const auto fleet_check = [&] {
+    const auto done = phase_done_ - phase_excluded_done_;
+    const auto failed = phase_failed_ - phase_excluded_failed_;
+    if (const auto r = ratio_of(failed, done); r > limit) {
+      abort(fmt::format("aborted by {}: {} of its {} devices failed ({:.1f}%), above {} {}{}",
+                        name, failed, done, 100 * r, rule, limit,
+                        any_excluded() ? " (the excluded cohorts not counted)" : ""));
+    }
+    return aborted();
+  };
+  // Aborting: the phase as a whole first. Excluding: the cohorts first, then
+  // the rest as a whole without them.
+  if (!config_.exclude_failing_cohorts && fleet_check()) return;
+  // The cohorts above the limit, among those with enough outcomes here,
+  // worst first: an abort names the worst; exclusions take them all.
   const auto min = std::max<std::uint64_t>(config_.min_per_cohort, 1);
-  std::uint32_t worst = phase_plan::no_cohort;
-  double worst_ratio = 0;
+  std::vector<std::pair<double, std::uint32_t>> broken;
   for (std::uint32_t c = 0; c < phase_cohorts_.size(); ++c) {
     const auto& t = phase_cohorts_[c];
-    if (t.done < min) continue;
-    if (const auto r = ratio_of(t.failed, t.done); r > limit && r > worst_ratio) {
-      worst = c;
-      worst_ratio = r;
-    }
+    if (t.done < min || excluded(c)) continue;
+    if (const auto r = ratio_of(t.failed, t.done); r > limit) broken.emplace_back(-r, c);
   }
-  if (worst != phase_plan::no_cohort) {
-    const auto& t = phase_cohorts_[worst];
-    return abort(fmt::format(
-        "aborted by {}: {}: {} of its {} devices failed ({:.1f}%), above {} {}", name,
-        cohort_label(worst), t.failed, t.done, 100 * worst_ratio, rule, limit));
+  std::sort(broken.begin(), broken.end());
+  for (const auto& [negative_ratio, c] : broken) {
+    const auto& t = phase_cohorts_[c];
+    cohort_broke(c, fmt::format("aborted by {}: {}: {} of its {} devices failed ({:.1f}%), above "
+                                "{} {}",
+                                name, cohort_label(c), t.failed, t.done, -100 * negative_ratio,
+                                rule, limit));
+    if (aborted()) return;
   }
+  if (config_.exclude_failing_cohorts && fleet_check()) return;
   // A phase with nothing to send in this run (a resume after it passed)
   // does not wait again, nor for an approval.
   if (g.wait_for_approval && phase_admitted_ > 0) {
@@ -208,6 +250,7 @@ void rollout_guard::next_phase() {
   state_ = state::sending;
   read_ = false;
   phase_admitted_ = phase_done_ = phase_failed_ = 0;
+  phase_excluded_done_ = phase_excluded_failed_ = 0;
   std::fill(phase_cohorts_.begin(), phase_cohorts_.end(), tally{});
 }
 

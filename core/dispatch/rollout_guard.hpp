@@ -69,6 +69,14 @@ class rollout_guard {
   std::int64_t next_change_us() const noexcept;
 
   bool aborted() const noexcept { return state_ == state::aborted; }
+  // With on_cohort_failure "exclude": whether the cohort broke a rule (its
+  // devices not yet sent are skipped, excluded), and what it broke.
+  bool excluded(std::uint32_t cohort) const noexcept {
+    return cohort < excluded_.size() && excluded_[cohort];
+  }
+  bool any_excluded() const noexcept { return !exclusions_.empty(); }
+  const std::string& exclusion_of(std::uint32_t cohort) const;
+  const std::vector<std::string>& exclusions() const noexcept { return exclusions_; }
   // What the guard holds sending back for, for the progress line ("the
   // canary's results (40 of 100 devices)", "phase 2's wait (25 s left)");
   // empty while it holds nothing back.
@@ -99,6 +107,11 @@ class rollout_guard {
   void next_phase();
   void check_ratio(std::uint32_t cohort);
   void abort(std::string why);
+  // A cohort's rule broken: aborts, or with exclude_failing_cohorts excludes it.
+  void cohort_broke(std::uint32_t cohort, std::string why);
+  // The fleet's counts without the excluded cohorts'.
+  std::uint64_t fleet_done() const noexcept { return done_ - excluded_done_; }
+  std::uint64_t fleet_failed() const noexcept { return failed_ - excluded_failed_; }
 
   rollout_config config_;
   const phase_plan* plan_;
@@ -118,6 +131,11 @@ class rollout_guard {
   double rate_ceiling_;
   std::int64_t cooldown_until_us_ = 0;
   std::string verdict_;
+  std::vector<bool> excluded_;          // by cohort
+  std::vector<std::string> exclusions_;  // each excluded cohort's verdict, in order
+  std::vector<std::uint32_t> exclusion_index_;  // by cohort: its text in exclusions_
+  std::uint64_t excluded_done_ = 0, excluded_failed_ = 0;
+  std::uint64_t phase_excluded_done_ = 0, phase_excluded_failed_ = 0;
 };
 
 }  // namespace fleetcast

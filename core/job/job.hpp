@@ -174,6 +174,10 @@ struct rollout_config {
   // min_per_cohort devices in the first phase (the canary).
   std::uint64_t cohort_min_devices = 10;
   static constexpr bounds<std::int64_t> cohort_min_devices_range{1, unbounded};
+  // A cohort that breaks a rule: the rollout aborts (false), or that
+  // cohort's devices not yet sent are skipped (excluded) and the rest goes
+  // on, judged without it (rollout.on_cohort_failure "exclude").
+  bool exclude_failing_cohorts = false;
   std::uint64_t min_per_cohort = 3;
   static constexpr bounds<std::int64_t> min_per_cohort_range{0, 1000};
   // The phases as configured: phases, or the canary's fields as one phase.

@@ -72,6 +72,14 @@ void read_phases(job_reader& r, dom::object obj, rollout_config& ro) {
               fmt::format("\"{}\" is not \"productKey\" or \"gatewayProductKey\"", by));
     }
   }
+  std::string on_failure;
+  if (r.string(obj, "rollout", "on_cohort_failure", on_failure)) {
+    if (on_failure == "exclude")
+      ro.exclude_failing_cohorts = true;
+    else if (on_failure != "abort")
+      r.error("rollout.on_cohort_failure",
+              fmt::format("\"{}\" is not \"abort\" or \"exclude\"", on_failure));
+  }
   r.integer(obj, "rollout", "cohort_min_devices", ro.cohort_min_devices,
             rollout_config::cohort_min_devices_range);
   r.integer(obj, "rollout", "min_per_cohort", ro.min_per_cohort,
@@ -402,7 +410,7 @@ job_parse_result read_job(std::string_view text, std::string_view job_file) {
           e, "rollout",
           {"canary_devices", "canary_wait_s", "abort_failure_ratio", "abort_min_devices",
            "abort_on", "ramp", "max_per_gateway", "not_before", "not_after", "canary_wait_for",
-           "phases", "cohort_by", "cohort_min_devices", "min_per_cohort"},
+           "phases", "cohort_by", "cohort_min_devices", "min_per_cohort", "on_cohort_failure"},
           obj)) {
     read_phases(r, obj, j.rollout);
     r.number(obj, "rollout", "canary_wait_s", j.rollout.canary_wait_s,

@@ -41,6 +41,8 @@ std::string_view to_string(outcome_reason r) noexcept {
       return "cancelled";
     case outcome_reason::job_failed:
       return "job_failed";
+    case outcome_reason::excluded:
+      return "excluded";
   }
   return "unknown";
 }

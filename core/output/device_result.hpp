@@ -26,8 +26,9 @@ enum class outcome_reason : std::uint8_t {
   aborted,            // skipped: the rollout was aborted before it was sent
   cancelled,          // skipped: the job was cancelled or stopped before it was sent
   job_failed,         // skipped: the job failed (e.g. token refused) before it was sent
+  excluded,           // skipped: its cohort broke a rule (rollout.on_cohort_failure "exclude")
 };
-inline constexpr std::size_t outcome_reason_count = 10;
+inline constexpr std::size_t outcome_reason_count = 11;
 
 std::string_view to_string(device_status s) noexcept;
 std::string_view to_string(outcome_reason r) noexcept;

@@ -12,7 +12,7 @@ constexpr std::uint32_t bit(outcome_reason r) {
 
 resume_plan::resume_plan() noexcept
     : mask_(bit(outcome_reason::cancelled) | bit(outcome_reason::job_failed) |
-            bit(outcome_reason::aborted)) {}
+            bit(outcome_reason::aborted) | bit(outcome_reason::excluded)) {}
 
 std::optional<std::string> resume_plan::retry_failed(std::string_view list) {
   if (list.empty()) list = default_retry_reasons;

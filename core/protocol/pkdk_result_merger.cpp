@@ -40,6 +40,7 @@ void pkdk_result_merger::add(const device_result& r) {
     case outcome_reason::duplicate:
       break;
     case outcome_reason::aborted:
+    case outcome_reason::excluded:
     case outcome_reason::cancelled:
     case outcome_reason::job_failed: {
       std::string msg = "skipped: ";

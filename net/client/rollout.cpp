@@ -571,7 +571,8 @@ struct rollout::impl {
         ec = rollout_errc::no_token;  // the only start-up failure the machine has
       } else {
         o.summary = d.finish(now_us());
-        o.summary.reason = d.failure();  // why it failed (state failed); empty otherwise
+        // Why it failed or was aborted; else what the engine said (exclusions).
+        if (!d.failure().empty()) o.summary.reason = d.failure();
         report();
       }
       complete(ec, std::move(o));

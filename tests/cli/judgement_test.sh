@@ -51,6 +51,7 @@ run_job() {  # NAME WANT-EXIT [flags...]
 
 # 1. The bad model, caught at the canary by its cohort.
 emulate '{"max_devices": 50, "cohort_faults": [{"productKey": "m19", "failure_ratio": 1.0}]}'
+bad_port=$port
 write_job bad '{"canary_devices": 200, "abort_failure_ratio": 0.05}'
 "$bin" run --dry-run "$tmp/bad.json" >"$tmp/bad.plan" 2>&1
 grep -q '^  cohorts      20 by productKey; the canary holds at least 3 of each with 10 or more devices$' "$tmp/bad.plan" &&
@@ -78,9 +79,24 @@ grep -q 'aborted by the canary: cohort productKey m19: [0-9]* of its [0-9]* devi
   ok || fail "bad: the verdict does not name the cohort and the rule: $(tail -3 "$tmp/bad.err")"
 cp "$tmp/out/bad/results.ndjson" "$tmp/bad-before.ndjson"
 
+# 1b. The same with on_cohort_failure "exclude": m19 is left out (its
+# canary devices failed, the rest excluded, naming the rule), every other
+# model is commanded; exit 1 (devices skipped).
+emulate '{"max_devices": 50, "cohort_faults": [{"productKey": "m19", "failure_ratio": 1.0}]}'
+write_job excl '{"canary_devices": 200, "abort_failure_ratio": 0.05, "on_cohort_failure": "exclude"}'
+run_job excl 1
+check_exactly_once "$tmp/out/excl/results.ndjson" "$tmp/record.ndjson" "$n" excl
+m19_sent=$(grep -c '"productKey":"m19"' "$tmp/record.ndjson")
+[ "$m19_sent" -eq "$bad_sent" ] && ok || fail "excl: $m19_sent of m19 commanded, want the canary's $bad_sent"
+[ "$(wc -l <"$tmp/record.ndjson")" -eq $((n - 310 + bad_sent)) ] && ok || fail "excl: $(wc -l <"$tmp/record.ndjson") commanded, want every other model's"
+excluded=$(grep -c '"reason":"excluded".*"msg":"excluded by the canary: cohort productKey m19: ' "$tmp/out/excl/results.ndjson")
+[ "$excluded" -eq $((310 - bad_sent)) ] && ok || fail "excl: $excluded excluded results naming the rule, want $((310 - bad_sent)): $(grep -m1 excluded "$tmp/out/excl/results.ndjson")"
+grep -q '"state":"completed".*"excluded":'$((310 - bad_sent))'.*"reason":"excluded by the canary: cohort productKey m19: ' "$tmp/out/excl/summary.json" &&
+  ok || fail "excl: summary.json: $(cat "$tmp/out/excl/summary.json")"
+
 # 2. Its resume: the canary's devices have results (none sent again); the
 # rest goes, and the cohort rule (abort_min_devices 20) stops m19 again.
-EMU_PORT=$port emulate '{"max_devices": 50, "cohort_faults": [{"productKey": "m19", "failure_ratio": 1.0}]}'
+EMU_PORT=$bad_port emulate '{"max_devices": 50, "cohort_faults": [{"productKey": "m19", "failure_ratio": 1.0}]}'
 write_job bad '{"canary_devices": 200, "abort_failure_ratio": 0.05, "abort_min_devices": 20}'
 run_job bad 3 --resume
 check_not_resent "$tmp/bad-before.ndjson" "$tmp/record.ndjson" resume

@@ -318,3 +318,52 @@ TEST_CASE("an approval gate holds the next phase until an operator approves, the
   CHECK(g.phase() == 1);
   CHECK(!g.approve(3'630'000'000).applied);  // once
 }
+
+TEST_CASE("on_cohort_failure exclude: the failing cohort is left out, the rest judged without it") {
+  auto c = config(0, 0.05, 20);
+  c.exclude_failing_cohorts = true;
+  const auto plan = plan_of(c, 20, 10);
+  rollout_guard g(c, 0, &plan);
+  for (std::uint32_t m = 0; m < 19; ++m) results(g, 20, outcome_reason::accepted, m);
+  results(g, 20, outcome_reason::device_failed, 19);
+  CHECK(!g.aborted());
+  CHECK(g.excluded(19));
+  CHECK(!g.excluded(3));
+  REQUIRE(g.exclusions().size() == 1);
+  CHECK(g.exclusion_of(19) ==
+        "excluded: cohort productKey m19: 20 of its 20 devices failed (100.0%), above "
+        "abort_failure_ratio 0.05 (after at least 20)");
+  // Its requests in flight at the exclusion finish and fail: not the fleet's.
+  results(g, 50, outcome_reason::device_failed, 19);
+  CHECK(!g.aborted());
+  // Another cohort above the ratio is excluded too (2 of its 22).
+  results(g, 2, outcome_reason::device_failed, 4);
+  CHECK(g.excluded(4));
+  CHECK(!g.aborted());
+  // The fleet's rule still stands over what no cohort's rule judges (here
+  // outcomes of no cohort): at 19 failed of 379 (m19 and m4 not counted).
+  results(g, 30, outcome_reason::device_failed, none);
+  REQUIRE(g.aborted());
+  CHECK(g.verdict().starts_with("aborted: 19 of 379 devices failed"));
+  CHECK(g.verdict().ends_with("; the excluded cohorts not counted)"));
+
+  // At a gate: every cohort above the limit excluded, the phase passes on the rest.
+  rollout_config p;
+  p.canary_devices = 40;
+  p.abort_failure_ratio = 0.05;
+  p.exclude_failing_cohorts = true;
+  const auto plan2 = plan_of(p, 4, 100);
+  rollout_guard h(p, 0, &plan2);
+  h.on_admitted(40);
+  h.on_phase_read(0);
+  results(h, 10, outcome_reason::accepted, 0);
+  results(h, 10, outcome_reason::accepted, 1);
+  results(h, 10, outcome_reason::device_failed, 2);
+  results(h, 5, outcome_reason::device_failed, 3);
+  results(h, 5, outcome_reason::accepted, 3);
+  CHECK(!h.aborted());
+  CHECK(h.excluded(2));
+  CHECK(h.excluded(3));
+  CHECK(h.exclusions().front().starts_with("excluded by the canary: cohort productKey m2: 10 of its 10"));
+  CHECK(h.phase() == 1);  // the rest goes, without m2 and m3
+}
