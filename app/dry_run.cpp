@@ -5,6 +5,7 @@
 #include "app/job_load.hpp"
 #include "app/library_parts.hpp"
 #include "core/output/rollout_plan.hpp"
+#include "core/protocol/json_escape.hpp"
 
 #include <fmt/format.h>
 
@@ -64,12 +65,24 @@ std::string command_line(const command& c) {
 
 }  // namespace
 
-// The phases' lines: each phase's devices, by cohort, and its gate. The
-// census and the tally read the list twice more, as a run reads it.
-static bool print_phases(const job& j, const std::optional<shard_spec>& shard) {
+// The phases as planned: each one's devices by cohort (largest first), its
+// gate. The census and the tally read the list twice more, as a run reads it.
+struct phase_row {
+  std::string name;  // "canary", "phase 1", ..., "rest"
+  std::uint64_t total = 0;
+  std::vector<std::pair<std::string, std::uint64_t>> cohorts;
+  const phase_gate* gate = nullptr;  // null for the rest
+};
+struct phases_view {
+  std::size_t cohorts = 0;
+  std::vector<phase_step> steps;
+  std::vector<phase_row> rows;  // empty without phases
+};
+
+static bool tally_phases(const job& j, const std::optional<shard_spec>& shard, phases_view& v) {
   const auto& ro = j.rollout;
-  const auto steps = ro.steps();
-  if (steps.empty()) return true;
+  v.steps = ro.steps();
+  if (v.steps.empty()) return true;
   std::string error;
   phase_plan plan(ro);
   for (int pass = 0; pass < 2; ++pass) {
@@ -91,67 +104,121 @@ static bool print_phases(const job& j, const std::optional<shard_spec>& shard) {
     while (devices.stream->next(record, kind))
       if (kind == record_kind::device) plan.tally(record.device, record.fingerprint);
   }
-  const char* by = ro.cohort_by == cohort_key::product_key ? "productKey" : "gatewayProductKey";
-  fmt::print("  cohorts      {} by {}; the canary holds at least {} of each with {} or more devices\n",
-             plan.cohorts(), by, ro.min_per_cohort, ro.cohort_min_devices);
+  v.cohorts = plan.cohorts();
   for (unsigned k = 0; k < plan.phases(); ++k) {
-    std::uint64_t total = 0;
-    std::vector<std::pair<std::uint64_t, std::uint32_t>> by_size;
+    phase_row row;
+    const bool rest = k + 1 == plan.phases();
+    row.name = k == 0 ? std::string("canary") : rest ? "rest" : fmt::format("phase {}", k);
+    if (!rest) row.gate = &v.steps[k].gate;
     for (std::uint32_t c = 0; c < plan.cohorts(); ++c) {
       const auto n = plan.tallied(k, c);
-      total += n;
-      if (n > 0) by_size.emplace_back(n, c);
+      row.total += n;
+      if (n > 0) row.cohorts.emplace_back(plan.cohort_name(c), n);
     }
-    std::sort(by_size.begin(), by_size.end(), [](const auto& a, const auto& b) {
-      return a.first != b.first ? a.first > b.first : a.second < b.second;
-    });
+    std::stable_sort(row.cohorts.begin(), row.cohorts.end(),
+                     [](const auto& a, const auto& b) { return a.second > b.second; });
+    v.rows.push_back(std::move(row));
+  }
+  return true;
+}
+
+static double gate_ratio(const job& j, const phase_gate& g) {
+  return g.max_failure_ratio.value_or(j.rollout.abort_failure_ratio);
+}
+
+static void print_phases(std::FILE* out, const job& j, const phases_view& v) {
+  if (v.rows.empty()) return;
+  const auto& ro = j.rollout;
+  const char* by = ro.cohort_by == cohort_key::product_key ? "productKey" : "gatewayProductKey";
+  fmt::print(out, "  cohorts      {} by {}; the canary holds at least {} of each with {} or more devices\n",
+             v.cohorts, by, ro.min_per_cohort, ro.cohort_min_devices);
+  for (const auto& row : v.rows) {
     std::string cohorts;
-    for (std::size_t i = 0; i < by_size.size() && i < 8; ++i) {
-      const auto& name = plan.cohort_name(by_size[i].second);
+    for (std::size_t i = 0; i < row.cohorts.size() && i < 8; ++i) {
+      const auto& name = row.cohorts[i].first;
       cohorts += fmt::format("{}{} {}", i ? ", " : "", name.empty() ? "(none)" : name,
-                             by_size[i].first);
+                             row.cohorts[i].second);
     }
-    if (by_size.size() > 8) cohorts += fmt::format(", and {} more", by_size.size() - 8);
-    const bool rest = k + 1 == plan.phases();
-    const auto name = k == 0 ? std::string("canary") : rest ? "the rest" : fmt::format("phase {}", k);
-    fmt::print("  {:<12} {} devices in {} cohort{}{}{}\n", name, total, by_size.size(),
-               by_size.size() == 1 ? "" : "s", cohorts.empty() ? "" : ": ", cohorts);
-    if (rest) break;
-    const auto& g = steps[k].gate;
+    if (row.cohorts.size() > 8) cohorts += fmt::format(", and {} more", row.cohorts.size() - 8);
+    fmt::print(out, "  {:<12} {} devices in {} cohort{}{}{}\n",
+               row.name == "rest" ? "the rest" : row.name, row.total, row.cohorts.size(),
+               row.cohorts.size() == 1 ? "" : "s", cohorts.empty() ? "" : ": ", cohorts);
+    if (!row.gate) break;
+    const auto& g = *row.gate;
     std::string gate = fmt::format("at most {:.1f}% failed, in the phase and in each cohort of at "
                                    "least {} devices in it",
-                                   100 * g.max_failure_ratio.value_or(ro.abort_failure_ratio),
+                                   100 * gate_ratio(j, g),
                                    std::max<std::uint64_t>(1, ro.min_per_cohort));
     if (ro.exclude_failing_cohorts) gate += " (a cohort above it is excluded, not the rollout)";
     if (g.wait_for_ack) gate += ", judged once its acknowledgements are in";
     if (g.wait_for_approval) gate += ", then an operator's approval";
     if (g.wait_s > 0) gate += fmt::format(", then {} s", g.wait_s);
-    fmt::print("  {:<12} {}\n", "  gate", gate);
+    fmt::print(out, "  {:<12} {}\n", "  gate", gate);
   }
-  return true;
+}
+
+// The plan as one JSON object (`--dry-run --json`), on standard output.
+static void print_plan_json(const job& j, const std::string& job_file, const rollout_plan& plan,
+                            const phases_view& v) {
+  std::string out = "{\"job\":";
+  append_json_string(out, j.name);
+  out += ",\"job_file\":";
+  append_json_string(out, job_file);
+  out += ",\"endpoint\":";
+  append_json_string(out, j.endpoint.url);
+  fmt::format_to(std::back_inserter(out),
+                 ",\"records\":{},\"devices\":{},\"invalid\":{},\"duplicates\":{},"
+                 "\"batches\":{},\"batch_size\":{},\"last_batch\":{},\"body_bytes\":{},"
+                 "\"min_seconds\":{:.1f},\"output\":",
+                 plan.records, plan.devices, plan.invalid, plan.duplicates, plan.batches,
+                 plan.batch_size, plan.last_batch, plan.body_bytes, plan.min_seconds);
+  append_json_string(out, j.output_dir);
+  out += ",\"phases\":[";
+  for (std::size_t k = 0; k < v.rows.size(); ++k) {
+    const auto& row = v.rows[k];
+    out += k ? ",{\"phase\":" : "{\"phase\":";
+    append_json_string(out, row.name);
+    fmt::format_to(std::back_inserter(out), ",\"devices\":{},\"cohorts\":{{", row.total);
+    for (std::size_t i = 0; i < row.cohorts.size(); ++i) {
+      if (i) out += ',';
+      append_json_string(out, row.cohorts[i].first);
+      fmt::format_to(std::back_inserter(out), ":{}", row.cohorts[i].second);
+    }
+    out += '}';
+    if (row.gate) {
+      const auto& g = *row.gate;
+      fmt::format_to(std::back_inserter(out),
+                     ",\"gate\":{{\"max_failure_ratio\":{},\"wait_s\":{},\"wait_for\":\"{}\"}}",
+                     gate_ratio(j, g), g.wait_s,
+                     g.wait_for_approval ? "approval" : g.wait_for_ack ? "ack" : "answer");
+    }
+    out += '}';
+  }
+  out += "]}\n";
+  fmt::print("{}", out);
 }
 
 // The plan's lines for the guard (abort), gateways, ramp, window and rate.
-static void print_guard_and_pace(const job& j, const rollout_plan& plan) {
+static void print_guard_and_pace(std::FILE* out, const job& j, const rollout_plan& plan) {
   const auto& ro = j.rollout;
   if (ro.abort_failure_ratio < 1.0) {
-    fmt::print(
+    fmt::print(out,
         "  abort        above {:.1f}% failed, once {} devices are done (fleet), once {} are (a "
         "cohort)\n",
         100 * ro.abort_failure_ratio, ro.abort_min_devices,
         std::max<std::uint64_t>({ro.abort_min_devices, ro.min_per_cohort, 1}));
   }
   if (ro.max_per_gateway > 0) {
-    fmt::print("  gateways     at most {} devices behind one gateway in flight\n",
+    fmt::print(out, "  gateways     at most {} devices behind one gateway in flight\n",
                ro.max_per_gateway);
   }
   if (ro.ramp.start_rps > 0) {
-    fmt::print("  ramp         from {} requests/s, x{} every {} successful devices, up to {}\n",
+    fmt::print(out, "  ramp         from {} requests/s, x{} every {} successful devices, up to {}\n",
                ro.ramp.start_rps, ro.ramp.factor, ro.ramp.every_devices,
                j.rate.requests_per_second);
   }
   if (ro.not_before || ro.not_after) {
-    fmt::print("  window       {} to {}\n",
+    fmt::print(out, "  window       {} to {}\n",
                ro.not_before ? format_iso8601_utc(*ro.not_before) : "now",
                ro.not_after ? format_iso8601_utc(*ro.not_after) : "open");
   }
@@ -162,14 +229,14 @@ static void print_guard_and_pace(const job& j, const rollout_plan& plan) {
     rate += fmt::format("{}{} devices/s", rate.empty() ? "" : ", ", j.rate.devices_per_second);
   }
   if (rate.empty()) {
-    fmt::print("  rate         unlimited\n");
+    fmt::print(out, "  rate         unlimited\n");
   } else {
-    fmt::print("  rate         {}, burst {}: at least {:.1f} s\n", rate, j.rate.burst,
+    fmt::print(out, "  rate         {}, burst {}: at least {:.1f} s\n", rate, j.rate.burst,
                plan.min_seconds);
   }
 }
 
-int dry_run(const std::string& job_file, std::optional<shard_spec> shard) {
+int dry_run(const std::string& job_file, std::optional<shard_spec> shard, bool json) {
   auto loaded = load_job(job_file);
   if (!loaded) return 2;
   const job& j = *loaded;
@@ -198,36 +265,41 @@ int dry_run(const std::string& job_file, std::optional<shard_spec> shard) {
     return 2;
   }
 
-  fmt::print("fleetcast dry run: job \"{}\" ({})\n", j.name, job_file);
-  fmt::print("  endpoint     {}\n", j.endpoint.url);
-  fmt::print("  target       POST {}\n", j.endpoint.target());
-  fmt::print("  auth         {} (not read in a dry run)\n", auth_source(j.auth));
-  fmt::print("  command      {}\n", command_line(j.cmd));
-  fmt::print("  devices      {} ({}): {} records\n", devices.name, to_string(j.devices.format),
+  // With --json the plan's lines go to standard error, the JSON to standard output.
+  std::FILE* const out = json ? stderr : stdout;
+  fmt::print(out, "fleetcast dry run: job \"{}\" ({})\n", j.name, job_file);
+  fmt::print(out, "  endpoint     {}\n", j.endpoint.url);
+  fmt::print(out, "  target       POST {}\n", j.endpoint.target());
+  fmt::print(out, "  auth         {} (not read in a dry run)\n", auth_source(j.auth));
+  fmt::print(out, "  command      {}\n", command_line(j.cmd));
+  fmt::print(out, "  devices      {} ({}): {} records\n", devices.name, to_string(j.devices.format),
              plan.records);
-  fmt::print("               {} to send, {} invalid, {} duplicate{}\n", plan.devices, plan.invalid,
+  fmt::print(out, "               {} to send, {} invalid, {} duplicate{}\n", plan.devices, plan.invalid,
              plan.duplicates, plan.duplicates == 1 ? "" : "s");
-  fmt::print(
+  fmt::print(out,
       "  batches      {} of up to {} devices{}; the last holds {}\n", plan.batches, plan.batch_size,
       j.batch.auto_size ? " (\"auto\": starts here, settles on what the server accepts)" : "",
       plan.last_batch);
-  fmt::print("  bodies       {} of JSON in all, largest {}\n", bytes(plan.body_bytes),
+  fmt::print(out, "  bodies       {} of JSON in all, largest {}\n", bytes(plan.body_bytes),
              bytes(plan.largest_body));
-  if (!print_phases(j, shard)) return 2;
-  print_guard_and_pace(j, plan);
-  fmt::print("  connections  {}, pipeline depth {}; timeouts: connect {} ms, request {} ms\n",
+  phases_view phases;
+  if (!tally_phases(j, shard, phases)) return 2;
+  print_phases(out, j, phases);
+  print_guard_and_pace(out, j, plan);
+  fmt::print(out, "  connections  {}, pipeline depth {}; timeouts: connect {} ms, request {} ms\n",
              j.connections, j.pipeline_depth, j.timeouts.connect_ms, j.timeouts.request_ms);
-  fmt::print("  retry        up to {} attempts, backoff {}..{} ms, unknown outcome: {}\n",
+  fmt::print(out, "  retry        up to {} attempts, backoff {}..{} ms, unknown outcome: {}\n",
              j.retry.max_attempts, j.retry.base_delay_ms, j.retry.max_delay_ms,
              j.retry.unknown_outcome == unknown_outcome_policy::retry ? "retry" : "fail");
-  fmt::print("  tls          {}{}\n", j.tls.verify ? "verify" : "NOT VERIFIED",
+  fmt::print(out, "  tls          {}{}\n", j.tls.verify ? "verify" : "NOT VERIFIED",
              j.tls.ca_file ? ", CA file " + *j.tls.ca_file : "");
-  fmt::print("  output       {}\n", j.output_dir);
+  fmt::print(out, "  output       {}\n", j.output_dir);
   struct rusage usage {};
   getrusage(RUSAGE_SELF, &usage);  // ru_maxrss is in KiB on Linux
-  fmt::print("  memory       peak RSS {:.1f} MiB (duplicate filter {})\n",
+  fmt::print(out, "  memory       peak RSS {:.1f} MiB (duplicate filter {})\n",
              static_cast<double>(usage.ru_maxrss) / 1024, bytes(plan.filter_bytes));
-  fmt::print("dry run: nothing was sent\n");
+  fmt::print(out, "dry run: nothing was sent\n");
+  if (json) print_plan_json(j, job_file, plan, phases);
   return skipped > 0 ? 1 : 0;
 }
 

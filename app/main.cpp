@@ -171,7 +171,8 @@ struct run_command {
     run->add_flag("-q,--quiet", flags.quiet, "no progress line and no closing line (errors still)");
     run->add_flag(
         "--json", flags.json,
-        "print the summary (summary.json's text, the whole rollout) on stdout at the end");
+        "print the summary (summary.json's text, the whole rollout) on stdout at the end; with "
+        "--dry-run, the plan as JSON (its phases' devices by cohort), the plan's lines on stderr");
     run->add_option("--shard", shard_text,
                     "only the devices of shard I of N (0 <= I < N): N processes with the same job "
                     "cover it exactly once");
@@ -199,7 +200,7 @@ struct run_command {
       flags.retry_failed = retry_reasons == "true" ? std::string() : retry_reasons;
     }
     if (emulator_config->count() > 0) flags.emulate = true;
-    if (dry) return dry_run(job_file, flags.shard);
+    if (dry) return dry_run(job_file, flags.shard, flags.json);
     return run_job(job_file, flags);
   }
 };

@@ -62,6 +62,20 @@ canary=$(canary_size "$tmp/bad.plan")
 grep -q '^  canary .* in 20 cohorts: ' "$tmp/bad.plan" && ok || fail "dry run: the canary is not in 20 cohorts"
 grep -q '^    gate       at most 5.0% failed, in the phase and in each cohort' "$tmp/bad.plan" &&
   ok || fail "dry run: no gate line"
+# The same plan as JSON on standard output (the lines on standard error).
+"$bin" run --dry-run --json "$tmp/bad.json" >"$tmp/bad.plan.json" 2>/dev/null
+python3 - "$tmp/bad.plan.json" "$canary" <<'PY' && ok || fail "dry run --json: $(head -c 300 "$tmp/bad.plan.json")"
+import json, sys
+plan = json.load(open(sys.argv[1]))
+canary, rest = plan["phases"]
+assert plan["devices"] == 10000, plan["devices"]
+assert canary["phase"] == "canary" and canary["devices"] == int(sys.argv[2]), canary["devices"]
+assert len(canary["cohorts"]) == 20 and sum(canary["cohorts"].values()) == canary["devices"]
+assert canary["gate"] == {"max_failure_ratio": 0.05, "wait_s": 0, "wait_for": "answer"}, canary["gate"]
+assert rest["phase"] == "rest" and "gate" not in rest
+assert canary["devices"] + rest["devices"] == 10000
+assert canary["cohorts"]["m19"] + rest["cohorts"]["m19"] == 310
+PY
 run_job bad 3
 record_keys "$tmp/record.ndjson" >"$tmp/canary.keys"
 check_exactly_once "$tmp/out/bad/results.ndjson" "$tmp/record.ndjson" "$n" bad
