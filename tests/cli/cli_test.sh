@@ -84,7 +84,8 @@ done
 sed 's|"https://iot.example.com"|"https://iot.example.com/api/v2/binding/enduserapi/batchControlDevice"|' "$tmp/job.json" >"$tmp/pasted.json"
 expect "the whole API URL pasted" 2 "carries the API's own path.*give the address it starts from, \"https://iot.example.com/api\"" "$bin" check "$tmp/pasted.json"
 ended=$(date -u -d '-2 hours' +%Y-%m-%dT%H:%M:%SZ)
-later=$(date -u -d '+3 days' +%Y-%m-%dT%H:%M:%SZ)
+# Three days and half an hour ahead: "3 days 0 h" however long the check takes to start.
+later=$(date -u -d '+3 days 30 minutes' +%Y-%m-%dT%H:%M:%SZ)
 sed "s|\"devices\"|\"rollout\": {\"not_after\": \"$ended\"}, \"devices\"|" "$tmp/job.json" >"$tmp/ended.json"
 expect "an ended window: check" 2 "rollout.not_after: the window ended at $ended (2 h 0 min ago): a run would send nothing" "$bin" check "$tmp/ended.json"
 "$bin" generate-devices 10 "$tmp/ended-devices.csv" 2>/dev/null
