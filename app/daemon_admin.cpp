@@ -201,8 +201,7 @@ void daemon_service::append_job_metrics(std::string& out) {
   };
   std::vector<row> rows;
   for (const auto& j : jobs_)
-    if (j->phase == job_phase::running)
-      rows.push_back({j.get(), j->now(j->earlier_records)});
+    if (j->phase == job_phase::running) rows.push_back({j.get(), j->now(j->earlier_records)});
   if (rows.empty()) return;
   pm::append_header(out, "fleetcast_job_devices", "gauge",
                     "A running job's devices with a result in this run, by status.");
@@ -288,9 +287,9 @@ net::admin_response daemon_service::operator_request(const net::admin_request& r
       if (j->name == name && j->session) dir = j->spec.output_dir;
   }
   if (dir.empty()) return {404, std::string(text), "no such job running\n"};
-  const auto r = make_request(
-      act, fmt::format("admin port, client {}{}", req.peer.empty() ? "?" : req.peer,
-                       req.authorization.empty() ? "" : ", with the admin token"));
+  const auto r =
+      make_request(act, fmt::format("admin port, client {}{}", req.peer.empty() ? "?" : req.peer,
+                                    req.authorization.empty() ? "" : ", with the admin token"));
   std::string error;
   if (!submit_request(dir, r, error)) return {500, std::string(text), error + "\n"};
   std::string body = fmt::format("{{\"{}\":\"requested\",\"id\":", to_string(act));

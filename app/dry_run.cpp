@@ -130,8 +130,10 @@ static void print_phases(std::FILE* out, const job& j, const phases_view& v) {
   if (v.rows.empty()) return;
   const auto& ro = j.rollout;
   const char* by = ro.cohort_by == cohort_key::product_key ? "productKey" : "gatewayProductKey";
-  fmt::print(out, "  cohorts      {} by {}; the canary holds at least {} of each with {} or more devices\n",
-             v.cohorts, by, ro.min_per_cohort, ro.cohort_min_devices);
+  fmt::print(
+      out,
+      "  cohorts      {} by {}; the canary holds at least {} of each with {} or more devices\n",
+      v.cohorts, by, ro.min_per_cohort, ro.cohort_min_devices);
   for (const auto& row : v.rows) {
     std::string cohorts;
     for (std::size_t i = 0; i < row.cohorts.size() && i < 8; ++i) {
@@ -145,10 +147,10 @@ static void print_phases(std::FILE* out, const job& j, const phases_view& v) {
                row.cohorts.size() == 1 ? "" : "s", cohorts.empty() ? "" : ": ", cohorts);
     if (!row.gate) break;
     const auto& g = *row.gate;
-    std::string gate = fmt::format("at most {:.1f}% failed, in the phase and in each cohort of at "
-                                   "least {} devices in it",
-                                   100 * gate_ratio(j, g),
-                                   std::max<std::uint64_t>(1, ro.min_per_cohort));
+    std::string gate = fmt::format(
+        "at most {:.1f}% failed, in the phase and in each cohort of at "
+        "least {} devices in it",
+        100 * gate_ratio(j, g), std::max<std::uint64_t>(1, ro.min_per_cohort));
     if (ro.exclude_failing_cohorts) gate += " (a cohort above it is excluded, not the rollout)";
     if (g.wait_for_ack) gate += ", judged once its acknowledgements are in";
     if (g.wait_for_approval) gate += ", then an operator's approval";
@@ -190,7 +192,9 @@ static void print_plan_json(const job& j, const std::string& job_file, const rol
       fmt::format_to(std::back_inserter(out),
                      ",\"gate\":{{\"max_failure_ratio\":{},\"wait_s\":{},\"wait_for\":\"{}\"}}",
                      gate_ratio(j, g), g.wait_s,
-                     g.wait_for_approval ? "approval" : g.wait_for_ack ? "ack" : "answer");
+                     g.wait_for_approval ? "approval"
+                     : g.wait_for_ack    ? "ack"
+                                         : "answer");
     }
     out += '}';
   }
@@ -202,7 +206,8 @@ static void print_plan_json(const job& j, const std::string& job_file, const rol
 static void print_guard_and_pace(std::FILE* out, const job& j, const rollout_plan& plan) {
   const auto& ro = j.rollout;
   if (ro.abort_failure_ratio < 1.0) {
-    fmt::print(out,
+    fmt::print(
+        out,
         "  abort        above {:.1f}% failed, once {} devices are done (fleet), once {} are (a "
         "cohort)\n",
         100 * ro.abort_failure_ratio, ro.abort_min_devices,
@@ -213,9 +218,9 @@ static void print_guard_and_pace(std::FILE* out, const job& j, const rollout_pla
                ro.max_per_gateway);
   }
   if (ro.ramp.start_rps > 0) {
-    fmt::print(out, "  ramp         from {} requests/s, x{} every {} successful devices, up to {}\n",
-               ro.ramp.start_rps, ro.ramp.factor, ro.ramp.every_devices,
-               j.rate.requests_per_second);
+    fmt::print(
+        out, "  ramp         from {} requests/s, x{} every {} successful devices, up to {}\n",
+        ro.ramp.start_rps, ro.ramp.factor, ro.ramp.every_devices, j.rate.requests_per_second);
   }
   if (ro.not_before || ro.not_after) {
     fmt::print(out, "  window       {} to {}\n",
@@ -274,10 +279,11 @@ int dry_run(const std::string& job_file, std::optional<shard_spec> shard, bool j
   fmt::print(out, "  command      {}\n", command_line(j.cmd));
   fmt::print(out, "  devices      {} ({}): {} records\n", devices.name, to_string(j.devices.format),
              plan.records);
-  fmt::print(out, "               {} to send, {} invalid, {} duplicate{}\n", plan.devices, plan.invalid,
-             plan.duplicates, plan.duplicates == 1 ? "" : "s");
-  fmt::print(out,
-      "  batches      {} of up to {} devices{}; the last holds {}\n", plan.batches, plan.batch_size,
+  fmt::print(out, "               {} to send, {} invalid, {} duplicate{}\n", plan.devices,
+             plan.invalid, plan.duplicates, plan.duplicates == 1 ? "" : "s");
+  fmt::print(
+      out, "  batches      {} of up to {} devices{}; the last holds {}\n", plan.batches,
+      plan.batch_size,
       j.batch.auto_size ? " (\"auto\": starts here, settles on what the server accepts)" : "",
       plan.last_batch);
   fmt::print(out, "  bodies       {} of JSON in all, largest {}\n", bytes(plan.body_bytes),

@@ -334,8 +334,8 @@ int run_job(const std::string& job_file, const run_flags& flags) {
   options.on_acks_wait = [&on_acks_wait] { on_acks_wait(); };
   options.on_notice = [](const std::string& text) { say("\nfleetcast: {}\n", text); };
   options.on_act = [](const act_request& r, const act_result& result) {
-    say("\nfleetcast: {} by {}: {}{}\n", to_string(r.act), r.by, result.applied ? "" : "not applied: ",
-        result.text);
+    say("\nfleetcast: {} by {}: {}{}\n", to_string(r.act), r.by,
+        result.applied ? "" : "not applied: ", result.text);
   };
   const bool terminal = progress_on_terminal(flags);
   auto progress = std::make_shared<progress_line>(flags, terminal);

@@ -12,11 +12,10 @@
 //     auto a = d.next(lane, now());
 //     switch (a.what) {
 //       case connect: d.on_connected(lane, co_await connect(), now()); break;   // connect_result
-//       case write:   d.on_written(lane, co_await write(a.head, a.body), now()); break;  // write_result
-//       case read:    d.on_read(lane, co_await read(), now()); break;
-//       case wait:    co_await sleep_until(a.until_us, a.wake_early); break;
-//       case close:   close the connection; break;
-//       case done:    close it or keep it for reuse (nothing is in flight); return;
+//       case write:   d.on_written(lane, co_await write(a.head, a.body), now()); break;  //
+//       write_result case read:    d.on_read(lane, co_await read(), now()); break; case wait:
+//       co_await sleep_until(a.until_us, a.wake_early); break; case close:   close the connection;
+//       break; case done:    close it or keep it for reuse (nothing is in flight); return;
 //     }
 //     apply d.take_effects(): wake early waits, fetch a token, kill its child, cut sockets
 //   }
@@ -312,10 +311,10 @@ class dispatcher {
   retry_policy retry_;
   std::uint64_t budget_refusals_ = 0;  // batches the retry budget gave up on
   const phase_plan* plan_;
-  unsigned pass_ = 0;          // the phase whose devices the input gives now
-  bool pass_read_ = false;     // this pass's input has ended
-  bool pass_reported_ = false; // and the guard was told
-  bool drain_pass_ = false;    // the last pass: every phase not yet read
+  unsigned pass_ = 0;           // the phase whose devices the input gives now
+  bool pass_read_ = false;      // this pass's input has ended
+  bool pass_reported_ = false;  // and the guard was told
+  bool drain_pass_ = false;     // the last pass: every phase not yet read
   rollout_guard guard_;
   gateway_cap gateways_;
   std::mt19937_64 rng_;

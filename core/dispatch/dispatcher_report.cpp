@@ -42,8 +42,9 @@ dispatch_progress dispatcher::progress(std::int64_t now_us) {
                         : "a fresh token";
   } else if (paused_ && !stopping_) {
     p.held = true;
-    p.waiting_for = fmt::format("a continue: paused by an operator {:.0f} s ago (fleetcast continue)",
-                                static_cast<double>(now - paused_at_us_) / 1e6);
+    p.waiting_for =
+        fmt::format("a continue: paused by an operator {:.0f} s ago (fleetcast continue)",
+                    static_cast<double>(now - paused_at_us_) / 1e6);
   } else if (now < long_wait_until_us_) {
     p.held = true;
     p.waiting_for = fmt::format("{} ({:.0f} s left)", long_wait_why_,

@@ -173,10 +173,10 @@ void rollout_guard::check_ratio(std::uint32_t cohort) {
   const auto min = std::max<std::uint64_t>(
       {config_.abort_min_devices, config_.min_per_cohort, std::uint64_t{1}});
   if (const auto r = ratio_of(t.failed, t.done); t.done >= min && r > limit) {
-    cohort_broke(cohort, fmt::format(
-        "aborted: {}: {} of its {} devices failed ({:.1f}%), above abort_failure_ratio {} (after "
-        "at least {})",
-        cohort_label(cohort), t.failed, t.done, 100 * r, limit, min));
+    cohort_broke(cohort, fmt::format("aborted: {}: {} of its {} devices failed ({:.1f}%), above "
+                                     "abort_failure_ratio {} (after "
+                                     "at least {})",
+                                     cohort_label(cohort), t.failed, t.done, 100 * r, limit, min));
   }
 }
 
@@ -189,8 +189,8 @@ void rollout_guard::judge_phase(std::int64_t now_us) {
     const auto done = phase_done_ - phase_excluded_done_;
     const auto failed = phase_failed_ - phase_excluded_failed_;
     if (const auto r = ratio_of(failed, done); r > limit) {
-      abort(fmt::format("aborted by {}: {} of its {} devices failed ({:.1f}%), above {} {}{}",
-                        name, failed, done, 100 * r, rule, limit,
+      abort(fmt::format("aborted by {}: {} of its {} devices failed ({:.1f}%), above {} {}{}", name,
+                        failed, done, 100 * r, rule, limit,
                         any_excluded() ? " (the excluded cohorts not counted)" : ""));
     }
     return aborted();
@@ -235,8 +235,8 @@ void rollout_guard::cool(std::int64_t now_us) {
 
 act_result rollout_guard::approve(std::int64_t now_us) {
   if (state_ != state::approving) {
-    return {false, fmt::format("nothing waits for an approval (the rollout's stage: {}{})",
-                               stage(), state_ == state::judging ? ", its gate not yet judged" : "")};
+    return {false, fmt::format("nothing waits for an approval (the rollout's stage: {}{})", stage(),
+                               state_ == state::judging ? ", its gate not yet judged" : "")};
   }
   const auto name = phase_name(phase_);
   const double wait = gate().wait_s;
@@ -275,8 +275,7 @@ std::string rollout_guard::holding_for(std::int64_t now_us) const {
     return fmt::format("{} results ({} of {} devices)", possessive, phase_done_, phase_admitted_);
   }
   if (state_ == state::approving) {
-    return fmt::format("an operator's approval of {} (its gate passed: fleetcast approve)",
-                       name);
+    return fmt::format("an operator's approval of {} (its gate passed: fleetcast approve)", name);
   }
   if (state_ == state::cooling && now_us < cooldown_until_us_) {
     return fmt::format("{} wait ({:.0f} s left)", possessive,
