@@ -23,9 +23,9 @@
 #pragma once
 
 #include <fleetcast/core/acks/delivery_tracker.hpp>
+#include <fleetcast/core/dispatch/phase_plan.hpp>
 #include <fleetcast/core/job/job.hpp>
 #include <fleetcast/core/output/device_result.hpp>
-#include <fleetcast/core/dispatch/phase_plan.hpp>
 #include <fleetcast/core/output/operator_act.hpp>
 
 #include <cstdint>
@@ -131,8 +131,8 @@ class rollout_guard {
   double rate_ceiling_;
   std::int64_t cooldown_until_us_ = 0;
   std::string verdict_;
-  std::vector<bool> excluded_;          // by cohort
-  std::vector<std::string> exclusions_;  // each excluded cohort's verdict, in order
+  std::vector<bool> excluded_;                  // by cohort
+  std::vector<std::string> exclusions_;         // each excluded cohort's verdict, in order
   std::vector<std::uint32_t> exclusion_index_;  // by cohort: its text in exclusions_
   std::uint64_t excluded_done_ = 0, excluded_failed_ = 0;
   std::uint64_t phase_excluded_done_ = 0, phase_excluded_failed_ = 0;

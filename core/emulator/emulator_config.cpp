@@ -84,7 +84,8 @@ emulator_config_result parse_emulator_config(std::string_view text, std::string_
   if (top["cohort_faults"].get(e) == simdjson::SUCCESS) {
     dom::array list;
     if (e.get_array().get(list) != simdjson::SUCCESS) {
-      r.fail("", "cohort_faults", "must be a list of {\"productKey\" or \"gatewayProductKey\", "
+      r.fail("", "cohort_faults",
+             "must be a list of {\"productKey\" or \"gatewayProductKey\", "
              "\"failure_ratio\" or \"silent\"}");
     } else {
       std::size_t k = 0;

@@ -1,10 +1,10 @@
 // job_checks (see job_checks.hpp) and validate().
 #include "core/job/job_checks.hpp"
 
-#include <fleetcast/core/output/device_result.hpp>
-#include "core/job/proxy.hpp"
 #include <fleetcast/core/job/time_text.hpp>
 #include <fleetcast/core/job/url.hpp>
+#include <fleetcast/core/output/device_result.hpp>
+#include "core/job/proxy.hpp"
 #include "core/protocol/validation.hpp"
 
 #include <fmt/format.h>
@@ -173,12 +173,12 @@ window_verdict check_window(const job& j, std::int64_t now_s) {
   window_verdict v;
   const auto& r = j.rollout;
   if (r.not_after && *r.not_after <= now_s) {
-    v.error = job_error{"rollout.not_after",
-                        fmt::format("the window ended at {} ({} ago): a run would send nothing; "
-                                    "move it, or remove it",
-                                    format_iso8601_utc(*r.not_after),
-                                    describe_span(now_s - *r.not_after)),
-                        std::nullopt, 0, 0};
+    v.error = job_error{
+        "rollout.not_after",
+        fmt::format("the window ended at {} ({} ago): a run would send nothing; "
+                    "move it, or remove it",
+                    format_iso8601_utc(*r.not_after), describe_span(now_s - *r.not_after)),
+        std::nullopt, 0, 0};
   } else if (r.not_before && *r.not_before - now_s > 24 * 3600) {
     v.notice = fmt::format("the window opens at {}, in {}: a run waits until then",
                            format_iso8601_utc(*r.not_before), describe_span(*r.not_before - now_s));

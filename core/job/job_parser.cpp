@@ -88,8 +88,9 @@ void read_phases(job_reader& r, dom::object obj, rollout_config& ro) {
   if (obj["phases"].get(x) != simdjson::SUCCESS) return;
   dom::array list;
   if (x.get_array().get(list) != simdjson::SUCCESS || list.size() == 0 || list.size() > 20) {
-    r.error("rollout.phases", "must be a list of 1 to 20 phases, each {\"devices\": N or \"P%\", "
-                              "\"gate\": {...}}");
+    r.error("rollout.phases",
+            "must be a list of 1 to 20 phases, each {\"devices\": N or \"P%\", "
+            "\"gate\": {...}}");
     return;
   }
   std::size_t k = 0;
@@ -121,7 +122,8 @@ void read_phases(job_reader& r, dom::object obj, rollout_config& ro) {
         v = -1;
       }
       if (!(v > 0 && v <= 100)) {
-        r.error(at + ".devices", fmt::format("\"{}\" is not a share above 0% and at most 100%", text));
+        r.error(at + ".devices",
+                fmt::format("\"{}\" is not a share above 0% and at most 100%", text));
       } else {
         if (v / 100 <= last_share)
           r.error(at + ".devices",
@@ -406,12 +408,11 @@ job_parse_result read_job(std::string_view text, std::string_view job_file) {
     }
   }
   if (top["rollout"].get(e) == simdjson::SUCCESS &&
-      r.fields(
-          e, "rollout",
-          {"canary_devices", "canary_wait_s", "abort_failure_ratio", "abort_min_devices",
-           "abort_on", "ramp", "max_per_gateway", "not_before", "not_after", "canary_wait_for",
-           "phases", "cohort_by", "cohort_min_devices", "min_per_cohort", "on_cohort_failure"},
-          obj)) {
+      r.fields(e, "rollout",
+               {"canary_devices", "canary_wait_s", "abort_failure_ratio", "abort_min_devices",
+                "abort_on", "ramp", "max_per_gateway", "not_before", "not_after", "canary_wait_for",
+                "phases", "cohort_by", "cohort_min_devices", "min_per_cohort", "on_cohort_failure"},
+               obj)) {
     read_phases(r, obj, j.rollout);
     r.number(obj, "rollout", "canary_wait_s", j.rollout.canary_wait_s,
              rollout_config::canary_wait_s_range);

@@ -23,10 +23,11 @@ struct rollout_plan {
   std::size_t last_batch = 0;    // devices in the last batch
   std::uint64_t body_bytes = 0;  // JSON bodies of all requests
   std::size_t largest_body = 0;
-  std::uint64_t canary_devices = 0;  // about the canary's size (canary_devices; the dry run counts it)
-  double min_seconds = 0;            // at the configured rate; 0 when unlimited
-  std::size_t filter_bytes = 0;      // memory held by the duplicate filter
-  std::string fatal;                 // why reading stopped early, if it did
+  std::uint64_t canary_devices =
+      0;                         // about the canary's size (canary_devices; the dry run counts it)
+  double min_seconds = 0;        // at the configured rate; 0 when unlimited
+  std::size_t filter_bytes = 0;  // memory held by the duplicate filter
+  std::string fatal;             // why reading stopped early, if it did
 };
 
 rollout_plan plan_rollout(const job& j, device_stream& devices, std::size_t max_problems = 20);

@@ -60,14 +60,15 @@ struct admin_server::impl {
       const auto& req = parser.get();
       admin_response answer;
       try {
-        admin_request r{std::string(req.method_string()),
-                        std::string(req.target()),
-                        std::string(req[http::field::authorization]),
-                        on_loopback,
-                        std::string(req[http::field::origin]),
-                        std::string(req[http::field::host]),
-                        req.find("X-Fleetcast-Admin") != req.end(),
-                        peer_ec ? std::string() : fmt::format("{}:{}", address.to_string(), peer.port())};
+        admin_request r{
+            std::string(req.method_string()),
+            std::string(req.target()),
+            std::string(req[http::field::authorization]),
+            on_loopback,
+            std::string(req[http::field::origin]),
+            std::string(req[http::field::host]),
+            req.find("X-Fleetcast-Admin") != req.end(),
+            peer_ec ? std::string() : fmt::format("{}:{}", address.to_string(), peer.port())};
         answer = handle(r);
       } catch (const std::exception& e) {
         answer = {500, "text/plain; charset=utf-8", std::string(e.what()) + "\n"};

@@ -2,8 +2,8 @@
 // `fleetcast run` and for each daemon job. The rollout is identified, its
 // output folder opened and locked (on a resume, the kept results checked
 // against the device list, read once more for that), the devices opened
-// (this shard's), a canary's census taken (phase_plan.hpp), the folder's hooks attached to the engine's options, and,
-// for a job with acks, the delivery stage opened over the folder's sink.
+// (this shard's), a canary's census taken (phase_plan.hpp), the folder's hooks attached to the
+// engine's options, and, for a job with acks, the delivery stage opened over the folder's sink.
 #pragma once
 
 #include <fleetcast/core/input/shard.hpp>

@@ -1,8 +1,8 @@
 // Job and device-list files (see job_files.hpp).
 #include "net/session/job_files.hpp"
 
-#include "net/session/job_output.hpp"
 #include "net/client/token_source.hpp"
+#include "net/session/job_output.hpp"
 
 #include <fmt/format.h>
 #include <openssl/evp.h>
@@ -116,7 +116,7 @@ std::unique_ptr<device_reader> reopen_devices(const job& j, std::string& error) 
 }
 
 bool plan_job_phases(const job& j, const std::optional<shard_spec>& shard,
-                 net::rollout_options& options, std::string& error) {
+                     net::rollout_options& options, std::string& error) {
   if (j.rollout.steps().empty()) return true;
   std::error_code ec;
   if (j.devices.file && !std::filesystem::is_regular_file(*j.devices.file, ec)) {

@@ -50,7 +50,7 @@ std::unique_ptr<device_reader> reopen_devices(const job& j, std::string& error);
 // and the way to read it again, set in `options`. False with `error` when
 // the list cannot be read again (a pipe) or its census fails.
 bool plan_job_phases(const job& j, const std::optional<shard_spec>& shard,
-                 net::rollout_options& options, std::string& error);
+                     net::rollout_options& options, std::string& error);
 
 // The records the job's list holds, for progress (0: not known): a file's
 // line breaks, counted in identify()'s pass (a CSV's header aside; an

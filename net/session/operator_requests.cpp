@@ -22,10 +22,10 @@ namespace fs = std::filesystem;
 
 namespace {
 std::string now_text() {
-  return format_iso8601_utc(static_cast<std::int64_t>(
-      std::chrono::duration_cast<std::chrono::seconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count()));
+  return format_iso8601_utc(
+      static_cast<std::int64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                    std::chrono::system_clock::now().time_since_epoch())
+                                    .count()));
 }
 
 bool read_small(const fs::path& p, std::string& out) {
@@ -68,8 +68,7 @@ std::vector<act_request> operator_requests::take(
   return out;
 }
 
-bool operator_requests::record(const act_request& r, const act_result& result,
-                               std::string& error) {
+bool operator_requests::record(const act_request& r, const act_result& result, std::string& error) {
   const auto line = outcome_line(r, result, now_text());
   const auto path = (dir_ / "operator.ndjson").string();
   const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);

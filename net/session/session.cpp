@@ -126,7 +126,8 @@ struct session::impl {
       }
     }
     job_parts parts{output, devices};
-    if (const auto r = bring_up(j, request, options.shard, options.emulated, parts, options.rollout);
+    if (const auto r =
+            bring_up(j, request, options.shard, options.emulated, parts, options.rollout);
         !r) {
       error = r.error;
       return errc_of(r);
@@ -144,8 +145,8 @@ struct session::impl {
     }
     requests.emplace(j.output_dir);
     auto rollout_options = options.rollout;
-    rollout_options.on_progress = [this, user = options.rollout.on_progress](
-                                      const rollout_progress& p) {
+    rollout_options.on_progress = [this,
+                                   user = options.rollout.on_progress](const rollout_progress& p) {
       asio::dispatch(ex, [this] { take_requests(); });
       if (user) user(p);
     };

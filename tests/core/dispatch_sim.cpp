@@ -94,7 +94,6 @@ dispatch_sim::dispatch_sim(job j, std::string devices_csv, emulator_config serve
 
 dispatch_sim::~dispatch_sim() = default;
 
-
 void dispatch_sim::apply_effects() {
   for (;;) {
     const auto e = d_->take_effects();
@@ -263,7 +262,9 @@ run_summary dispatch_sim::run(std::int64_t limit_us) {
     std::string error;
     if (!take_census(*plan_, census, error)) throw std::runtime_error(error);
     if (!hooks.reopen_input)
-      hooks.reopen_input = [this](std::string&) { return make_text_device_reader(device_format::csv, csv_); };
+      hooks.reopen_input = [this](std::string&) {
+        return make_text_device_reader(device_format::csv, csv_);
+      };
   }
   d_ = std::make_unique<dispatcher>(job_, stream_, *sink_, hooks, n, 42, plan_.get());
   for (unsigned i = 0; i < n; ++i) lanes_.push_back(std::make_unique<lane>());

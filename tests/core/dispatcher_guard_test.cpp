@@ -3,8 +3,8 @@
 // and the gateway cap. Each test checks device by device that every input
 // record has exactly one result.
 #include "core/dispatch/dispatcher.hpp"
-#include "dispatch_sim.hpp"
 #include "core/input/device_hash.hpp"
+#include "dispatch_sim.hpp"
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
@@ -238,12 +238,15 @@ TEST_SUITE("dispatcher") {
 TEST_SUITE("dispatcher") {
   TEST_CASE("pause held for five minutes: nothing sent while paused, then every device once") {
     dispatch_sim s(
-        sim_job(
-            R"("batch":{"max_devices":10},"connections":2,"rate":{"requests_per_second":20})"),
+        sim_job(R"("batch":{"max_devices":10},"connections":2,"rate":{"requests_per_second":20})"),
         sim_devices(1000));
     std::vector<act_result> acts;
-    s.at.emplace(1'000'000, [&](dispatcher& d) { acts.push_back(d.on_operator(operator_act::pause, 1'000'000)); });
-    s.at.emplace(2'000'000, [&](dispatcher& d) { acts.push_back(d.on_operator(operator_act::pause, 2'000'000)); });
+    s.at.emplace(1'000'000, [&](dispatcher& d) {
+      acts.push_back(d.on_operator(operator_act::pause, 1'000'000));
+    });
+    s.at.emplace(2'000'000, [&](dispatcher& d) {
+      acts.push_back(d.on_operator(operator_act::pause, 2'000'000));
+    });
     s.at.emplace(301'000'000, [&](dispatcher& d) {
       acts.push_back(d.on_operator(operator_act::resume, 301'000'000));
     });
@@ -265,16 +268,14 @@ TEST_SUITE("dispatcher") {
     // No request was written while paused (the ones in flight at the pause
     // were written before it).
     std::size_t during = 0;
-    for (const auto& r : s.requests())
-      during += r.at_us > 1'000'000 && r.at_us < 301'000'000;
+    for (const auto& r : s.requests()) during += r.at_us > 1'000'000 && r.at_us < 301'000'000;
     CHECK(during == 0);
     CHECK(std::any_of(s.progress.begin(), s.progress.end(), [](const dispatch_progress& p) {
       return p.held && p.waiting_for.starts_with("a continue: paused by an operator");
     }));
     // A cancel while paused ends the run: the rest recorded skipped, once.
     dispatch_sim c(
-        sim_job(
-            R"("batch":{"max_devices":10},"connections":1,"rate":{"requests_per_second":20})"),
+        sim_job(R"("batch":{"max_devices":10},"connections":1,"rate":{"requests_per_second":20})"),
         sim_devices(500));
     c.at.emplace(500'000, [](dispatcher& d) { d.on_operator(operator_act::pause, 500'000); });
     c.at.emplace(60'000'000, [](dispatcher& d) { d.cancel(); });

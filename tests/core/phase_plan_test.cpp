@@ -84,7 +84,8 @@ TEST_CASE("a canary is a spread sample in proportion, with an exact minimum per 
   CHECK(canary <= 260);
   // The same list gives the same canary; a device's phase is its own, not its place.
   const auto again = census(c, devices);
-  for (const auto& d : devices) CHECK(again.phase_of(d.view(), d.hash()) == p.phase_of(d.view(), d.hash()));
+  for (const auto& d : devices)
+    CHECK(again.phase_of(d.view(), d.hash()) == p.phase_of(d.view(), d.hash()));
   // Spread over the list: canary devices in the first and in the last tenth of m00.
   const auto m00 = id_of(p, "m00");
   int early = 0, late = 0;

@@ -241,7 +241,9 @@ TEST_CASE("per cohort: one model failing every device aborts while the fleet's r
         "abort_failure_ratio 0.05 (after at least 20)");
 }
 
-TEST_CASE("phases: each gate judges its phase, fleet-wide and per cohort, and a good one opens the next") {
+TEST_CASE(
+    "phases: each gate judges its phase, fleet-wide and per cohort, and a good one opens the "
+    "next") {
   rollout_config c;
   c.abort_failure_ratio = 0.5;  // the rest's rule, loose
   c.min_per_cohort = 2;
@@ -300,7 +302,8 @@ TEST_CASE("an approval gate holds the next phase until an operator approves, the
   g.on_phase_read(0);
   const auto early = g.approve(0);
   CHECK(!early.applied);
-  CHECK(early.text == "nothing waits for an approval (the rollout's stage: canary, its gate not yet judged)");
+  CHECK(early.text ==
+        "nothing waits for an approval (the rollout's stage: canary, its gate not yet judged)");
   results(g, 2, outcome_reason::accepted, none, 1'000'000);
   CHECK(g.awaiting_approval());
   CHECK(!g.admitting());
@@ -364,6 +367,7 @@ TEST_CASE("on_cohort_failure exclude: the failing cohort is left out, the rest j
   CHECK(!h.aborted());
   CHECK(h.excluded(2));
   CHECK(h.excluded(3));
-  CHECK(h.exclusions().front().starts_with("excluded by the canary: cohort productKey m2: 10 of its 10"));
+  CHECK(h.exclusions().front().starts_with(
+      "excluded by the canary: cohort productKey m2: 10 of its 10"));
   CHECK(h.phase() == 1);  // the rest goes, without m2 and m3
 }

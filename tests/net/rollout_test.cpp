@@ -93,7 +93,6 @@ std::string csv_devices(int n, const std::vector<std::string>& products = {"p1"}
   return s;
 }
 
-
 // Runs a job (JSON members given, endpoint and auth filled in) against an
 // emulator, and gathers results, record and counters.
 run_outcome run_against(emulator_config ecfg, const std::string& job_members,
@@ -127,13 +126,12 @@ run_outcome run_against(emulator_config ecfg, const std::string& job_members,
     options.extra_ca_pem = emu.certificate_pem();
     options.on_progress = std::move(on_progress);
     std::string plan_error;
-    REQUIRE_MESSAGE(net::plan_phases(
-                        *parsed.job,
-                        [&csv](std::string&) {
-                          return make_text_device_reader(device_format::csv, csv);
-                        },
-                        options, plan_error),
-                    plan_error);
+    REQUIRE_MESSAGE(
+        net::plan_phases(
+            *parsed.job,
+            [&csv](std::string&) { return make_text_device_reader(device_format::csv, csv); },
+            options, plan_error),
+        plan_error);
     net::rollout r(*parsed.job, devices, sink, options);
     std::thread helper;
     std::atomic<bool> stop{false};
@@ -660,7 +658,7 @@ TEST_CASE("canary: nothing outside it is sent before its verdict, a bad canary s
     for (std::size_t i = 1; i < by_request.size(); ++i)
       if (by_request[i].second >= by_request[i - 1].second + 200) gap = i;
     REQUIRE(gap > 0);  // canary_wait_s: one gap of at least 200 ms
-    CHECK(gap >= 2);    // about 120 devices in requests of 50
+    CHECK(gap >= 2);   // about 120 devices in requests of 50
     CHECK(gap <= 4);
   }
 }
