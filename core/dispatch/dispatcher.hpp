@@ -279,6 +279,9 @@ class dispatcher {
   // drain reads the phases not yet read in one more pass).
   enum class pass_end : std::uint8_t { input_end, phase_read, next_pass };
   pass_end end_of_pass(std::int64_t now_us, bool draining);
+  // This pass's devices all read and admitted: the guard is told, once;
+  // true when it has opened the next phase.
+  bool report_phase_read(std::int64_t now_us);
   bool begin_pass(unsigned first, unsigned last, bool invalid_too);
   std::uint32_t cohort_of(const pkdk_view& d) const {
     return plan_ ? plan_->cohort_of(d) : phase_plan::no_cohort;

@@ -33,13 +33,10 @@ dispatcher::pending_ptr dispatcher::read_batch(std::int64_t now_us, bool drainin
   // Draining, records already done (a resume) or not devices are skipped
   // here without a batch: a bounded number a call, so drain_some's slices are.
   const auto first = records_;
+  if (!draining) report_phase_read(now_us);
   if (!draining && !stopping_ && guard_.phase() != pass_ && !input_done_ &&
       !begin_pass(guard_.phase(), guard_.phase(), false))
     return nullptr;
-  if (pass_read_ && !pass_reported_ && !draining && gateways_.waiting() == 0) {
-    pass_reported_ = true;  // every device of the phase admitted: it can be judged
-    guard_.on_phase_read(now_us);
-  }
   while (!chunks_.full() && (draining || guard_.admitting())) {
     if (draining && records_ - first >= drain_read_max) break;
     if (!draining && admit_waiting()) continue;
@@ -119,17 +116,23 @@ bool dispatcher::begin_pass(unsigned first, unsigned last, bool invalid_too) {
   return true;
 }
 
+bool dispatcher::report_phase_read(std::int64_t now_us) {
+  if (pass_read_ && !pass_reported_ && gateways_.waiting() == 0) {
+    pass_reported_ = true;  // every device of the phase admitted: it can be judged
+    guard_.on_phase_read(now_us);
+  }
+  return guard_.phase() != pass_;
+}
+
 dispatcher::pass_end dispatcher::end_of_pass(std::int64_t now_us, bool draining) {
   const unsigned last = guard_.phases() - 1;
   if (pass_ >= last || drain_pass_ || !devices_.fatal_error().empty()) return pass_end::input_end;
   if (!draining) {
-    if (!pass_read_) {
-      pass_read_ = true;
-      if (gateways_.waiting() == 0) {
-        pass_reported_ = true;
-        guard_.on_phase_read(now_us);
-      }
-    }
+    pass_read_ = true;
+    // A phase judged at once (nothing of it left to send) opens the next now.
+    if (report_phase_read(now_us) && !stopping_)
+      return begin_pass(guard_.phase(), guard_.phase(), false) ? pass_end::next_pass
+                                                               : pass_end::input_end;
     return pass_end::phase_read;  // the next pass begins when the guard opens the next phase
   }
   // Stopped: the phases not yet read are read once more, to be recorded.

@@ -164,8 +164,8 @@ grep -q 'not a regular file' "$tmp/piped.err" && ok || fail "piped: the refusal 
 
 # 6. A human in the loop: a phase approved from another shell, a pause and
 # a continue, each recorded in the folder with who and when.
-# until CMD succeeds (0.1 s apart, 30 s at most): the rollout reached the state it needs
-until_ok() { for _ in $(seq 300); do "$@" >"$tmp/until.out" 2>&1 && return 0; sleep 0.1; done; return 1; }
+# until_ok CMD: until it succeeds (30 s at most): the rollout reached the state it needs.
+until_ok() { wait_until 300 0.1 "$@"; }
 emulate '{"max_devices": 50}'
 write_job gated '{"phases": [{"devices": "2%", "gate": {"wait_for": "approval"}}], "abort_failure_ratio": 0.05}'
 "$bin" approve "$tmp/out/gated" >"$tmp/early.out" 2>&1

@@ -116,9 +116,17 @@ admin_http() {  # METHOD PATH [HEADER] -> the whole answer of the admin port on 
 # Until the daemon's /jobs matches REGEX (grep -E; 300 tries 0.05 s apart,
 # plus the requests' own time); false when it never did.
 jobs_show() {  # REGEX
-  for _ in $(seq 300); do
-    admin_http GET /jobs | grep -qE "$1" && return 0
-    sleep 0.05
+  wait_until 300 0.05 jobs_match "$1"
+}
+jobs_match() { admin_http GET /jobs | grep -qE "$1"; }
+# Until CMD succeeds: TRIES tries INTERVAL s apart; false (the caller fails,
+# saying what it waited for) when it never did. Its output in $tmp/until.out.
+wait_until() {  # TRIES INTERVAL CMD...
+  local tries=$1 interval=$2
+  shift 2
+  for _ in $(seq "$tries"); do
+    "$@" >"$tmp/until.out" 2>&1 && return 0
+    sleep "$interval"
   done
   return 1
 }
